@@ -1,0 +1,65 @@
+"""Configuration, from environment variables only (CONTRACT §5).
+
+The defaults give the embedded one-machine setup: local Spark, SQLite and local folders
+under ./var. Each value is read when asked for, so tests and tasks can change the
+environment between calls.
+"""
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("COURSEDASH_VAR_DIR", "./var")).resolve()
+
+
+def _local_secret(name: str) -> str:
+    """A random secret kept in var/ so that the embedded setup needs no configuration."""
+    path = var_dir() / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    lake_uri: str
+    reports_uri: str
+    work_uri: str
+    s3_endpoint_url: str | None
+    spark_master: str
+    stale_after_minutes: int
+    max_attempts: int
+
+    @property
+    def secret_key(self) -> str:
+        return os.environ.get("COURSEDASH_SECRET_KEY") or _local_secret("secret_key")
+
+    @property
+    def jwt_secret(self) -> str:
+        return os.environ.get("COURSEDASH_JWT_SECRET") or _local_secret("jwt_secret")
+
+
+def settings() -> Settings:
+    env = os.environ.get
+    var = var_dir()
+    return Settings(
+        database_url=env("COURSEDASH_DATABASE_URL") or f"sqlite:///{var / 'coursedash.db'}",
+        lake_uri=env("COURSEDASH_LAKE_URI") or str(var / "lake"),
+        reports_uri=env("COURSEDASH_REPORTS_URI") or str(var / "reports"),
+        # Staged report rows between the Spark jobs and packaging: on a cluster, a
+        # folder every Spark worker and the Airflow worker share.
+        work_uri=env("COURSEDASH_WORK_URI") or str(var / "work"),
+        s3_endpoint_url=env("COURSEDASH_S3_ENDPOINT_URL") or None,
+        spark_master=env("COURSEDASH_SPARK_MASTER") or "local[*]",
+        stale_after_minutes=int(env("COURSEDASH_STALE_AFTER_MINUTES") or 360),
+        max_attempts=int(env("COURSEDASH_MAX_ATTEMPTS") or 3),
+    )

@@ -1,0 +1,137 @@
+"""The nightly run's steps around the Spark jobs: claim the requests, then publish.
+
+The DAG calls these; they take and return only ids, dates and paths, never data or
+passwords. Passwords go from the database to the zip inside `publish_reports` alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+
+from coursedash import db, packaging, store
+from coursedash.config import settings
+from coursedash.db import REPORT_TYPES, ReportRequest
+from coursedash.manifest import Manifest, read_summary
+from coursedash.storage import report_store
+
+log = logging.getLogger(__name__)
+
+NOT_BUILT = "the report could not be built tonight; it will be retried"
+
+
+def run_dir(run_id: str) -> Path:
+    return Path(settings().work_uri) / re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+
+
+def manifest_path(run_id: str, report_type: str) -> Path:
+    return run_dir(run_id) / f"{report_type}.manifest.json"
+
+
+def output_dir(run_id: str, report_type: str) -> Path:
+    return run_dir(run_id) / report_type
+
+
+def object_key(request: ReportRequest) -> str:
+    # No date in the key: a request rebuilt by a later run overwrites its one object.
+    return f"{request.course_id}/{request.batch_id}/{request.report_type}/{request.request_id}.zip"
+
+
+def report_file_name(request: ReportRequest, report_date: dt.date, suffix: str) -> str:
+    return f"{request.batch_id}_{request.report_type}_{report_date:%Y%m%d}.{suffix}"
+
+
+def claim_requests(run_id: str, report_date: dt.date) -> dict:
+    """Claim the night's requests and write one manifest per report type that has any."""
+    db.migrate()
+    with db.session() as s:
+        claimed = store.claim(s, run_id)
+    shutil.rmtree(run_dir(run_id), ignore_errors=True)  # a rerun starts clean
+    manifests = {}
+    for report_type in REPORT_TYPES:
+        mine = [r for r in claimed if r.report_type == report_type]
+        if not mine:
+            continue
+        path = manifest_path(run_id, report_type)
+        Manifest(
+            report_type=report_type,
+            report_date=report_date.isoformat(),
+            lake_uri=settings().lake_uri,
+            requests=[{"request_id": r.request_id, "course_id": r.course_id, "batch_id": r.batch_id} for r in mine],
+        ).save(path)
+        manifests[report_type] = str(path)
+    counts = {t: sum(r.report_type == t for r in claimed) for t in REPORT_TYPES}
+    log.info("claimed %d request(s) for run %s: %s", len(claimed), run_id, counts)
+    return {"run_id": run_id, "request_ids": [r.request_id for r in claimed], "manifests": manifests}
+
+
+def _staged_rows(run_id: str, request: ReportRequest):
+    """The staged cells of one request, in order, a batch of rows at a time."""
+    import pyarrow.parquet as pq
+
+    folder = output_dir(run_id, request.report_type) / "rows" / f"request_id={request.request_id}"
+    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    if len(files) > 1:
+        raise RuntimeError(f"expected one staged file for request {request.request_id}, found {len(files)}")
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(columns=["cells"], batch_size=10_000):
+            yield from batch.column("cells").to_pylist()
+
+
+def publish_one(request: ReportRequest, run_id: str, report_date: dt.date, info: dict, reports) -> tuple[int, int, str]:
+    """CSV, zip, upload: return rows, bytes and the object key."""
+    with tempfile.TemporaryDirectory(prefix="coursedash-") as tmp:
+        csv_path = Path(tmp) / report_file_name(request, report_date, "csv")
+        rows = packaging.write_csv(csv_path, info["header"], _staged_rows(run_id, request))
+        if rows != info["rows"]:
+            raise RuntimeError(f"staged {info['rows']} rows but read {rows}")
+        zip_path = Path(tmp) / "report.zip"
+        size = packaging.zip_file(csv_path, zip_path, csv_path.name, store.password_of(request))
+        key = object_key(request)
+        reports.put(zip_path, key)
+    return rows, size, key
+
+
+def publish_reports(run_id: str, report_date: dt.date) -> dict:
+    """Package and publish every request this run owns, each on its own."""
+    reports = report_store()
+    outcome = {"SUCCESS": 0, "FAILED": 0}
+    with db.session() as s:
+        requests = s.scalars(
+            select(ReportRequest)
+            .where(ReportRequest.status == "PROCESSING", ReportRequest.claimed_by_run == run_id)
+            .order_by(ReportRequest.submitted_at)
+        ).all()
+        summaries = {t: read_summary(output_dir(run_id, t)) for t in {r.report_type for r in requests}}
+        for request in requests:
+            summary = summaries[request.report_type]
+            info = (summary or {}).get("requests", {}).get(request.request_id)
+            if info is None:
+                log.error("request %s: no %s report was built", request.request_id, request.report_type)
+                store.fail(s, request.request_id, run_id, NOT_BUILT, transient=True)
+            elif info.get("error"):
+                log.error("request %s failed: %s", request.request_id, info["error"])
+                store.fail(s, request.request_id, run_id, info["error"], transient=info.get("transient", False))
+            else:
+                try:
+                    rows, size, key = publish_one(request, run_id, report_date, info, reports)
+                except Exception as e:  # one request failing never fails another
+                    log.exception("request %s could not be published", request.request_id)
+                    store.fail(
+                        s, request.request_id, run_id,
+                        f"the report could not be packaged or published ({type(e).__name__}); it will be retried",
+                        transient=True,
+                    )
+                else:
+                    if store.complete(s, request.request_id, run_id, rows=rows, size=size, key=key, report_date=report_date):
+                        log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows, size, key)
+            s.refresh(request)
+            outcome[request.status] = outcome.get(request.status, 0) + 1
+    log.info("run %s published: %s", run_id, outcome)
+    return outcome

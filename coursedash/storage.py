@@ -1,0 +1,88 @@
+"""Where published reports live: a local folder, or s3://bucket/prefix on any S3-compatible server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+from coursedash.config import settings
+
+
+class LocalStore:
+    def __init__(self, root: str):
+        self.root = Path(root)
+
+    def put(self, source: Path, key: str) -> None:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Copy beside the target, then rename: readers never see half a file.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        os.close(fd)
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+    def open(self, key: str):
+        return open(self.root / key, "rb")
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def signed_url(self, key: str, filename: str, seconds: int = 300) -> str | None:
+        return None  # a local folder is streamed by the API itself
+
+
+class S3Store:
+    def __init__(self, uri: str, endpoint_url: str | None):
+        parsed = urlparse(uri)
+        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
+        import boto3
+
+        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, source: Path, key: str) -> None:
+        # One PUT: an S3 object appears whole or not at all.
+        self.client.upload_file(str(source), self.bucket, self._key(key), ExtraArgs={"ContentType": "application/zip"})
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def open(self, key: str):
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def signed_url(self, key: str, filename: str, seconds: int = 300) -> str | None:
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._key(key),
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            },
+            ExpiresIn=seconds,
+        )
+
+
+def report_store():
+    s = settings()
+    if s.reports_uri.startswith("s3://"):
+        return S3Store(s.reports_uri, s.s3_endpoint_url)
+    return LocalStore(s.reports_uri)

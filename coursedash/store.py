@@ -1,0 +1,240 @@
+"""The report-request lifecycle (CONTRACT §2).
+
+SUBMITTED -> PROCESSING -> SUCCESS | FAILED; a transient FAILED with attempts left is
+taken again by the next run, so it keeps its (encrypted) password until it is final.
+Every status change is a compare-and-set UPDATE, so two runs can never both own a
+request and a late, stale run cannot overwrite what a newer run recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from coursedash import access, passwords
+from coursedash.config import settings
+from coursedash.db import REPORT_TYPES, Batch, Course, ReportRequest, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class RequestError(Exception):
+    """A refusal with the HTTP status and code the API answers with."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **extra):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class BadRequest(RequestError):
+    pass
+
+
+class NotFound(RequestError):
+    status, code = 404, "not_found"
+
+
+class Forbidden(RequestError):
+    status, code = 403, "forbidden"
+
+
+class OpenRequestExists(RequestError):
+    status, code = 409, "open_request_exists"
+
+
+class NotRequestable(RequestError):
+    status, code = 422, "not_requestable"
+
+
+def visible_batch(s: Session, user_id: str, course_id: str, batch_id: str) -> tuple[Course, Batch]:
+    """The course and batch, if the user has a role on them; 404 otherwise so ids cannot be probed."""
+    course = s.get(Course, course_id)
+    batch = s.get(Batch, batch_id)
+    if course is None or batch is None or batch.course_id != course_id:
+        raise NotFound(f"no batch {batch_id!r} in course {course_id!r}")
+    if not access.can_see_batch(user_id, course, batch):
+        raise NotFound(f"no batch {batch_id!r} in course {course_id!r}")
+    return course, batch
+
+
+def submit(
+    s: Session,
+    user_id: str,
+    course_id: str,
+    batch_id: str,
+    report_type: str,
+    password: str | None = None,
+) -> ReportRequest:
+    if report_type not in REPORT_TYPES:
+        raise BadRequest(f"unknown report type {report_type!r}: use one of {', '.join(REPORT_TYPES)}")
+    course, batch = visible_batch(s, user_id, course_id, batch_id)
+    if not access.may_request(user_id, course, batch, report_type):
+        raise Forbidden(f"you may not request a {report_type} report for batch {batch_id!r}")
+    if report_type == "userinfo" and not course.user_consent_required:
+        raise NotRequestable(
+            f"course {course_id!r} does not ask learners for consent, so it has no "
+            "User Profile report"
+        )
+    if password == "":
+        password = None
+    if password is None and access.PASSWORD_REQUIRED[report_type]:
+        raise BadRequest(f"a password is mandatory for a {report_type} report: {passwords.POLICY}")
+    if password is not None:
+        try:
+            passwords.check_policy(password)
+        except passwords.PasswordPolicyError as e:
+            raise BadRequest(str(e)) from None
+
+    _supersede_retries(s, user_id, batch_id, report_type)
+    request = ReportRequest(
+        request_id=str(uuid.uuid4()),
+        course_id=course_id,
+        batch_id=batch_id,
+        report_type=report_type,
+        requested_by=user_id,
+        status="SUBMITTED",
+        password_token=passwords.encrypt(password) if password else None,
+        submitted_at=utcnow(),
+        attempts=0,
+    )
+    s.add(request)
+    try:
+        s.commit()
+    except IntegrityError:
+        s.rollback()
+        existing = open_request(s, user_id, batch_id, report_type)
+        raise OpenRequestExists(
+            f"a {report_type} report for batch {batch_id!r} is already requested and being "
+            f"processed (request {existing.request_id if existing else '?'})",
+            request_id=existing.request_id if existing else None,
+        ) from None
+    log.info("request %s submitted: %s for batch %s by %s", request.request_id, report_type, batch_id, user_id)
+    return request
+
+
+def open_request(s: Session, user_id: str, batch_id: str, report_type: str) -> ReportRequest | None:
+    return s.scalars(
+        select(ReportRequest).where(
+            ReportRequest.requested_by == user_id,
+            ReportRequest.batch_id == batch_id,
+            ReportRequest.report_type == report_type,
+            ReportRequest.status.in_(("SUBMITTED", "PROCESSING")),
+        )
+    ).first()
+
+
+def _supersede_retries(s: Session, user_id: str, batch_id: str, report_type: str) -> None:
+    """A new request replaces a failed one still waiting for its retry: run only one."""
+    s.execute(
+        update(ReportRequest)
+        .where(
+            ReportRequest.requested_by == user_id,
+            ReportRequest.batch_id == batch_id,
+            ReportRequest.report_type == report_type,
+            ReportRequest.status == "FAILED",
+            ReportRequest.error_transient.is_(True),
+        )
+        .values(error_transient=False, password_token=None)
+    )
+
+
+def _retryable():
+    return and_(
+        ReportRequest.status == "FAILED",
+        ReportRequest.error_transient.is_(True),
+        ReportRequest.attempts < settings().max_attempts,
+    )
+
+
+def claim(s: Session, run_id: str) -> list[ReportRequest]:
+    """Take every request this run should build; safe to call again for the same run."""
+    now = utcnow()
+    stale_before = now - dt.timedelta(minutes=settings().stale_after_minutes)
+    candidates = s.scalars(
+        select(ReportRequest)
+        .where(
+            or_(
+                ReportRequest.status == "SUBMITTED",
+                _retryable(),
+                and_(
+                    ReportRequest.status == "PROCESSING",
+                    or_(ReportRequest.claimed_by_run == run_id, ReportRequest.claimed_at < stale_before),
+                ),
+            )
+        )
+        .order_by(ReportRequest.submitted_at)
+    ).all()
+    claimed = []
+    for r in candidates:
+        mine_already = r.status == "PROCESSING" and r.claimed_by_run == run_id
+        if r.status == "PROCESSING" and not mine_already:
+            log.warning("request %s was left PROCESSING by run %s; taking it again", r.request_id, r.claimed_by_run)
+        result = s.execute(
+            update(ReportRequest)
+            .where(
+                ReportRequest.request_id == r.request_id,
+                ReportRequest.status == r.status,
+                (ReportRequest.claimed_by_run == r.claimed_by_run)
+                if r.claimed_by_run is not None
+                else ReportRequest.claimed_by_run.is_(None),
+            )
+            .values(
+                status="PROCESSING",
+                claimed_by_run=run_id,
+                claimed_at=now,
+                attempts=r.attempts if mine_already else r.attempts + 1,
+                error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        s.commit()
+        if result.rowcount == 1:
+            claimed.append(r.request_id)
+    return list(s.scalars(select(ReportRequest).where(ReportRequest.request_id.in_(claimed))).all())
+
+
+def _finish(s: Session, request_id: str, run_id: str, **values) -> bool:
+    result = s.execute(
+        update(ReportRequest)
+        .where(
+            ReportRequest.request_id == request_id,
+            ReportRequest.status == "PROCESSING",
+            ReportRequest.claimed_by_run == run_id,
+        )
+        .values(completed_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    s.commit()
+    if result.rowcount != 1:
+        log.warning("request %s is no longer owned by run %s; its outcome was not recorded", request_id, run_id)
+    return result.rowcount == 1
+
+
+def complete(s: Session, request_id: str, run_id: str, *, rows: int, size: int, key: str, report_date: dt.date) -> bool:
+    return _finish(
+        s, request_id, run_id,
+        status="SUCCESS", password_token=None, row_count=rows, file_size=size,
+        object_key=key, report_date=report_date, error=None, error_transient=False,
+    )
+
+
+def fail(s: Session, request_id: str, run_id: str, message: str, *, transient: bool) -> bool:
+    request = s.get(ReportRequest, request_id)
+    will_retry = transient and request is not None and request.attempts < settings().max_attempts
+    values = dict(status="FAILED", error=message, error_transient=transient)
+    if not will_retry:
+        values["password_token"] = None  # final: the password is erased
+    return _finish(s, request_id, run_id, **values)
+
+
+def password_of(request: ReportRequest) -> str | None:
+    return passwords.decrypt(request.password_token) if request.password_token else None

@@ -1,0 +1,41 @@
+"""Refresh the dashboard's courses, batches and figures from the lake (a Spark job)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from coursedash import db
+from coursedash.config import settings
+from coursedash.db import Batch, Course, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def sync(work_dir: str | None = None) -> dict[str, int]:
+    """Run jobs/dashboard_figures.py over the lake and upsert what it computed."""
+    from coursedash.spark import submit
+
+    db.migrate()
+    base = Path(work_dir or settings().work_uri)
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="figures-", dir=base) as out:
+        submit("jobs/dashboard_figures.py", ["--lake", settings().lake_uri, "--out", out], log=log)
+        return load_figures(Path(out))
+
+
+def load_figures(out: Path) -> dict[str, int]:
+    import pyarrow.parquet as pq
+
+    courses = pq.read_table(out / "courses").to_pylist()
+    batches = pq.read_table(out / "batches").to_pylist()
+    now = utcnow()
+    with db.session() as s:
+        for c in courses:
+            s.merge(Course(**c, synced_at=now))
+        for b in batches:
+            s.merge(Batch(**{**b, "mentors": list(b["mentors"] or [])}, figures_as_of=now, synced_at=now))
+        s.commit()
+    log.info("synced %d courses and %d batches", len(courses), len(batches))
+    return {"courses": len(courses), "batches": len(batches)}

@@ -1,0 +1,66 @@
+"""
+### Course reports, nightly
+
+Builds every on-demand course report that course creators and mentors requested on
+the dashboard (CONTRACT §2, §4):
+
+1. `claim_requests` takes every SUBMITTED request, every transient failure with
+   attempts left, and every request a crashed run left PROCESSING; it writes one
+   manifest per report type (ids and batches only: no data, no passwords).
+2. `build_<type>_reports` runs one Spark application per report type, one pass over
+   the lake for all of that type's requests; skipped when there are none.
+3. `publish_reports` writes each request's CSV, zips it (AES-256 with the request's
+   password, read from the database here and nowhere else), publishes it under
+   COURSEDASH_REPORTS_URI and records SUCCESS or FAILED per request.
+
+A rerun for the same date rebuilds only what is not yet final and overwrites the
+same objects: nothing is published twice.
+"""
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+from airflow.sdk import TriggerRule
+
+from coursedash import REPORT_TYPES
+from coursedash_airflow.operators import BuildReportsOperator
+
+
+def _report_date(context):
+    # Manual runs may have no logical date; the run's own date stands in then.
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.date()
+
+
+@dag(
+    dag_id="course_reports_nightly",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(minutes=10)},
+    tags=["coursedash", "reports", "spark"],
+    doc_md=__doc__,
+)
+def course_reports_nightly():
+    @task
+    def claim_requests(**context) -> dict:
+        from coursedash.nightly import claim_requests
+
+        return claim_requests(context["run_id"], _report_date(context))
+
+    # Publishing runs even when a build failed: that type's requests are then marked
+    # FAILED, to be retried, and the other types still publish.
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def publish_reports(**context) -> dict:
+        from coursedash.nightly import publish_reports
+
+        return publish_reports(context["run_id"], _report_date(context))
+
+    claimed = claim_requests()
+    builds = [BuildReportsOperator(task_id=f"build_{t}_reports", report_type=t) for t in REPORT_TYPES]
+    claimed >> builds >> publish_reports()
+
+
+course_reports_nightly()

@@ -1,0 +1,1 @@
+"""Spark applications, each runnable by spark-submit."""

@@ -1,0 +1,198 @@
+"""Course Progress Exhaust for every progress request of the night, in one pass.
+
+    spark-submit jobs/progress_report.py --manifest M --out DIR
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from coursedash.manifest import Manifest, clear_summary, write_summary
+from jobs import common
+from jobs.common import date_cell, dedupe, text
+from schemas.reports import PROGRESS_COLUMNS, assessment_headers
+
+log = logging.getLogger("coursedash.jobs.progress")
+
+
+def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
+    """Each table once, pruned to the night's batches and courses."""
+    batches, courses = manifest.batch_ids, manifest.course_ids
+
+    def table(name: str) -> DataFrame:
+        return common.read_table(spark, manifest.lake_uri, name)
+
+    return {
+        "requests": common.requests_frame(spark, manifest),
+        "courses": table("courses").filter(F.col("course_id").isin(courses)),
+        "batches": table("batches").filter(F.col("batch_id").isin(batches)),
+        # Small, and read twice (headers and rows): cache it rather than read it again.
+        "contents": table("course_contents").filter(F.col("course_id").isin(courses)).persist(),
+        "enrolments": table("enrolments").filter(F.col("batch_id").isin(batches)),
+        "attempts": table("assessment_attempts").filter(F.col("batch_id").isin(batches)),
+        "users": table("users"),
+    }
+
+
+def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> DataFrame:
+    """Active enrolments of the requested batches, one row per learner and request."""
+    active = enrolments.filter(F.col("active") & F.col("user_id").isNotNull())
+    one_each = dedupe(
+        active, ["batch_id", "user_id"], F.col("enrolled_on").desc_nulls_last(), F.col("completed_on").desc_nulls_last()
+    )
+    known = dedupe(batches, ["batch_id"]).select("batch_id", F.col("course_id").alias("_batch_course"))
+    return (
+        F.broadcast(requests)
+        .join(known, "batch_id")
+        .filter(F.col("course_id") == F.col("_batch_course"))
+        .drop("_batch_course")
+        .join(one_each.drop("course_id"), "batch_id")
+    )
+
+
+def progress_percent(required_ids: str, content_status: str, completed_on: str):
+    """100 when completed; else round-half-up of 100 * C / N over required contents, 0 when N = 0."""
+    n = F.size(required_ids)
+    c = F.size(F.filter(required_ids, lambda x: F.try_element_at(content_status, x) == 2))
+    return (
+        F.when(F.col(completed_on).isNotNull(), F.lit(100))
+        .when(n == 0, F.lit(0))
+        .otherwise(((c * 200 + n) / (n * 2)).cast("int"))
+    )
+
+
+def best_attempts(attempts: DataFrame, assessments: DataFrame, batches: DataFrame) -> DataFrame:
+    """Per batch x learner x assessment of its course: the highest score, ties to the latest."""
+    of_course = (
+        attempts.drop("course_id")
+        .join(dedupe(batches, ["batch_id"]).select("batch_id", "course_id"), "batch_id")
+        .join(assessments.select("course_id", "content_id"), ["course_id", "content_id"])
+    )
+    return dedupe(
+        of_course,
+        ["batch_id", "user_id", "content_id"],
+        F.col("total_score").desc_nulls_last(),
+        F.col("last_attempted_on").desc_nulls_last(),
+    )
+
+
+def scores_by_learner(best: DataFrame) -> DataFrame:
+    """batch_id, user_id, a map content_id -> score cell, and the Total Score cell."""
+    return best.groupBy("batch_id", "user_id").agg(
+        F.map_from_entries(
+            F.collect_list(F.struct("content_id", common.percent(F.col("total_score"), F.col("total_max_score"))))
+        ).alias("score_by_content"),
+        common.percent(F.sum("total_score"), F.sum("total_max_score")).alias("total_score_cell"),
+    )
+
+
+def transform(
+    requests: DataFrame,
+    courses: DataFrame,
+    batches: DataFrame,
+    contents: DataFrame,
+    enrolments: DataFrame,
+    attempts: DataFrame,
+    users: DataFrame,
+) -> DataFrame:
+    """request_id, user_id, missing_user and `cells` in PROGRESS_COLUMNS + assessment order."""
+    contents = dedupe(contents, ["course_id", "content_id"])
+    assessments = contents.filter(F.col("is_assessment"))
+    per_course = contents.groupBy("course_id").agg(
+        F.collect_list(F.when(~F.coalesce("is_optional", F.lit(False)), F.col("content_id"))).alias("required_ids"),
+        F.transform(
+            F.array_sort(F.collect_list(F.when(F.col("is_assessment"), F.struct("position", "content_id")))),
+            lambda s: s["content_id"],
+        ).alias("assessment_ids"),
+    )
+    scores = scores_by_learner(best_attempts(attempts, assessments, batches))
+    profile = dedupe(users, ["user_id"]).withColumn("_known", F.lit(True))
+
+    rows = (
+        learners(requests, batches, enrolments)
+        .join(dedupe(courses, ["course_id"]).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
+        .join(dedupe(batches, ["batch_id"]).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
+        .join(per_course, "course_id", "left")
+        .join(scores, ["batch_id", "user_id"], "left")
+        .join(profile, "user_id", "left")
+    )
+    required = F.coalesce("required_ids", F.array().cast("array<string>"))
+    assessment_ids = F.coalesce("assessment_ids", F.array().cast("array<string>"))
+    fixed = [
+        text("course_id"), text("course_name"), text("batch_id"), text("batch_name"), text("user_id"),
+        text("state"), text("district"), text("org_name"), text("school_id"), text("school_name"),
+        text("block"), text("cluster"), text("user_type"), text("user_sub_type"), text("board"),
+        date_cell("enrolled_on"), date_cell("completed_on"),
+        F.when(F.size("issued_certificates") > 0, F.lit("Issued")),
+        progress_percent("_required", "content_status", "completed_on").cast("string"),
+        F.col("total_score_cell"),
+    ]
+    assert len(fixed) == len(PROGRESS_COLUMNS)
+    per_assessment = F.transform("_assessment_ids", lambda cid: F.try_element_at("score_by_content", cid))
+    return (
+        rows.withColumn("_required", required)
+        .withColumn("_assessment_ids", assessment_ids)
+        .select(
+            "request_id",
+            "user_id",
+            F.col("_known").isNull().alias("missing_user"),
+            F.concat(F.array(*fixed), per_assessment).alias("cells"),
+        )
+    )
+
+
+def headers(contents: DataFrame, course_ids: list[str]) -> dict[str, list[str]]:
+    """Each requested course's full header: the fixed columns, then its assessments."""
+    assessments = (
+        dedupe(contents, ["course_id", "content_id"])
+        .filter(F.col("is_assessment"))
+        .select("course_id", "content_id", "name", "position")
+        .orderBy("course_id", "position", "content_id")
+        .collect()
+    )
+    result = {}
+    for course_id in course_ids:
+        mine = [(a["content_id"], a["name"] or a["content_id"]) for a in assessments if a["course_id"] == course_id]
+        result[course_id] = list(PROGRESS_COLUMNS) + assessment_headers(mine)
+    return result
+
+
+def load(rows: DataFrame, out: str, manifest: Manifest, header_by_course: dict[str, list[str]]) -> dict:
+    counts = common.stage(
+        rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
+    )
+    empty = {"rows": 0, "learners_missing_from_users": 0}
+    summary = {
+        "report_type": "progress",
+        "requests": {
+            r["request_id"]: {"header": header_by_course[r["course_id"]], **counts.get(r["request_id"], empty)}
+            for r in manifest.requests
+        },
+    }
+    write_summary(out, summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = common.parse_args(argv)
+    manifest = Manifest.load(args.manifest)
+    clear_summary(args.out)
+    log.info("building %d progress report(s) for %d batch(es)", len(manifest.requests), len(manifest.batch_ids))
+    from coursedash.spark import get_session
+
+    spark = get_session("progress_report")
+    frames = extract(spark, manifest)
+    rows = transform(**frames)
+    summary = load(rows, args.out, manifest, headers(frames["contents"], manifest.course_ids))
+    for request_id, info in summary["requests"].items():
+        log.info("request %s: %d rows, %d learners missing from users", request_id, info["rows"], info["learners_missing_from_users"])
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Airflow hooks and operators for Course Dashboard (a package name unique in plugins/)."""

@@ -1,0 +1,1 @@
+"""One definition per lake table and per report: read, build test frames, validate."""

@@ -1,0 +1,36 @@
+"""The reports' columns (CONTRACT §4), in file order."""
+
+PROGRESS_COLUMNS = (
+    "Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID", "State",
+    "District", "Org Name", "School Id", "School Name", "Block Name", "Cluster Name",
+    "User Type", "User Sub Type", "Declared Board", "Enrolment Date", "Completion Date",
+    "Certificate Status", "Progress", "Total Score",
+)  # then one "<assessment name> - Score" column per assessment, in position order
+
+USERINFO_COLUMNS = (
+    "Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID", "User Name",
+    "User Type", "User Sub Type", "State", "District", "Block", "Cluster", "School Id",
+    "School Name", "Org Name", "Email ID", "Mobile Number", "Consent Provided",
+    "Consent Provided Date",
+)
+
+RESPONSE_COLUMNS = (
+    "Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID",
+    "QuestionSet Id", "QuestionSet Title", "Attempt Id", "Attempted On", "Question Id",
+    "Question Type", "Question Title", "Question Description", "Question Duration",
+    "Question Score", "Question Max Score", "Question Options", "Question Response",
+)
+
+COLUMNS = {"progress": PROGRESS_COLUMNS, "userinfo": USERINFO_COLUMNS, "response": RESPONSE_COLUMNS}
+
+
+def assessment_headers(assessments: list[tuple[str, str]]) -> list[str]:
+    """Score column headers for (content_id, name) pairs in position order.
+
+    Two assessments sharing a name are told apart by their content id.
+    """
+    names = [name for _, name in assessments]
+    return [
+        f"{name} ({content_id}) - Score" if names.count(name) > 1 else f"{name} - Score"
+        for content_id, name in assessments
+    ]
