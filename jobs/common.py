@@ -38,6 +38,19 @@ def requests_frame(spark: SparkSession, manifest: Manifest) -> DataFrame:
     )
 
 
+def missing_batches(batches: DataFrame, manifest: Manifest) -> dict[str, dict]:
+    """Summary errors for requests whose batch is no longer in the lake: nothing to build."""
+    known = {r["batch_id"] for r in batches.select("batch_id").distinct().collect()}
+    return {
+        r["request_id"]: {
+            "error": f"batch {r['batch_id']} is no longer in the learner data, so no report can be built",
+            "transient": False,
+        }
+        for r in manifest.requests
+        if r["batch_id"] not in known
+    }
+
+
 def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
     """Read a lake table with its contract schema, after checking the files agree with it.
 

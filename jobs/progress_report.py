@@ -29,8 +29,8 @@ def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
     return {
         "requests": common.requests_frame(spark, manifest),
         "courses": table("courses").filter(F.col("course_id").isin(courses)),
-        "batches": table("batches").filter(F.col("batch_id").isin(batches)),
-        # Small, and read twice (headers and rows): cache it rather than read it again.
+        "batches": table("batches").filter(F.col("batch_id").isin(batches)).persist(),
+        # Small, and read twice (headers or checks, then rows): cached, not read again.
         "contents": table("course_contents").filter(F.col("course_id").isin(courses)).persist(),
         "enrolments": table("enrolments").filter(F.col("batch_id").isin(batches)),
         "attempts": table("assessment_attempts").filter(F.col("batch_id").isin(batches)),
@@ -161,7 +161,7 @@ def headers(contents: DataFrame, course_ids: list[str]) -> dict[str, list[str]]:
     return result
 
 
-def load(rows: DataFrame, out: str, manifest: Manifest, header_by_course: dict[str, list[str]]) -> dict:
+def load(rows: DataFrame, out: str, manifest: Manifest, header_by_course: dict[str, list[str]], errors: dict) -> dict:
     counts = common.stage(
         rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
     )
@@ -169,7 +169,8 @@ def load(rows: DataFrame, out: str, manifest: Manifest, header_by_course: dict[s
     summary = {
         "report_type": "progress",
         "requests": {
-            r["request_id"]: {"header": header_by_course[r["course_id"]], **counts.get(r["request_id"], empty)}
+            r["request_id"]: errors.get(r["request_id"])
+            or {"header": header_by_course[r["course_id"]], **counts.get(r["request_id"], empty)}
             for r in manifest.requests
         },
     }
@@ -188,9 +189,13 @@ def main(argv: list[str] | None = None) -> None:
     spark = get_session("progress_report")
     frames = extract(spark, manifest)
     rows = transform(**frames)
-    summary = load(rows, args.out, manifest, headers(frames["contents"], manifest.course_ids))
+    errors = common.missing_batches(frames["batches"], manifest)
+    summary = load(rows, args.out, manifest, headers(frames["contents"], manifest.course_ids), errors)
     for request_id, info in summary["requests"].items():
-        log.info("request %s: %d rows, %d learners missing from users", request_id, info["rows"], info["learners_missing_from_users"])
+        if "error" in info:
+            log.error("request %s: %s", request_id, info["error"])
+        else:
+            log.info("request %s: %d rows, %d learners missing from users", request_id, info["rows"], info["learners_missing_from_users"])
     spark.stop()
 
 

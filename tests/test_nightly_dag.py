@@ -1,0 +1,144 @@
+"""The nightly DAG end to end: real Airflow, Spark, database and report files."""
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from coursedash import db, store
+from coursedash.db import Batch, ReportRequest, utcnow
+from coursedash.packaging import read_zip
+from tests import handlake
+from tests.conftest import ROOT, SESSION_DIR
+from tests.lakefixtures import write_lake
+
+DAG_ID = "course_reports_nightly"
+RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
+PASSWORD = "Tr1cky,pass\"word"
+
+
+def load_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag.get_dag(DAG_ID)
+
+
+def test_dag_integrity_and_shape(airflow_db):
+    dag = load_dag()
+    assert dag.catchup is False
+    assert {"coursedash", "reports"} <= set(dag.tags)
+    assert dag.doc_md
+    assert all(t.retries >= 1 for t in dag.tasks)
+    edges = {(t.task_id, d) for t in dag.tasks for d in sorted(t.downstream_task_ids)}
+    builds = {f"build_{t}_reports" for t in ("progress", "userinfo", "response")}
+    assert edges == {("claim_requests", b) for b in builds} | {(b, "publish_reports") for b in builds}
+    assert dag.get_task("publish_reports").trigger_rule == "all_done"
+
+
+def run_dag(day=RUN_DAY):
+    return load_dag().test(logical_date=day)
+
+
+def prepare(var: Path):
+    from coursedash.sync import sync
+
+    write_lake(var / "lake", handlake.TABLES)
+    sync()
+
+
+def statuses(s):
+    return {r.request_id: r for r in s.scalars(select(ReportRequest)).all()}
+
+
+def published(var: Path) -> dict[str, float]:
+    return {str(p.relative_to(var / "reports")): p.stat().st_mtime_ns for p in (var / "reports").rglob("*.zip")}
+
+
+def test_nightly_run_end_to_end(app_env, airflow_db, capfd):
+    var = app_env
+    prepare(var)
+    with db.session() as s:
+        # A batch deleted from the lake after the dashboard synced it: that request fails alone.
+        s.add(Batch(batch_id="b_gone", course_id="c1", name="Gone", created_by=handlake.CREATOR, mentors=[],
+                    synced_at=utcnow()))
+        s.commit()
+        by_creator = store.submit(s, handlake.CREATOR, "c1", "b1", "progress", PASSWORD).request_id
+        by_mentor = store.submit(s, handlake.MENTOR, "c1", "b1", "progress").request_id
+        empty = store.submit(s, handlake.MENTOR2, "c1", "b2", "progress").request_id
+        gone = store.submit(s, handlake.CREATOR, "c1", "b_gone", "progress", PASSWORD).request_id
+        # Left PROCESSING by a run that crashed hours ago: taken again.
+        crashed = store.submit(s, handlake.BATCH_CREATOR, "c1", "b1", "progress").request_id
+        s.execute(
+            text("UPDATE report_requests SET status='PROCESSING', claimed_by_run='crashed', attempts=1, "
+                 "claimed_at=:t WHERE request_id=:id"),
+            {"t": utcnow() - dt.timedelta(days=1), "id": crashed},
+        )
+        s.commit()
+
+    dag_run = run_dag()
+    assert dag_run.state == "success"
+
+    with db.session() as s:
+        found = statuses(s)
+        for rid in (by_creator, by_mentor, empty, crashed):
+            assert found[rid].status == "SUCCESS", found[rid].error
+            assert found[rid].password_token is None
+        assert found[gone].status == "FAILED"
+        assert "b_gone is no longer in the learner data" in found[gone].error
+        assert found[gone].password_token is None  # final: erased
+        assert found[crashed].attempts == 2
+        assert found[by_creator].row_count == 3 and found[empty].row_count == 0
+
+    csv_name = "b1_progress_20261128.csv"
+    zip_path = var / "reports" / found[by_creator].object_key
+    assert found[by_creator].file_size == zip_path.stat().st_size
+    # The password-protected zip opens with the password, with 7-Zip as well ...
+    assert read_zip(zip_path, PASSWORD)[csv_name].decode("utf-8") == handlake.B1_PROGRESS_CSV
+    out = var / "unzipped"
+    subprocess.run(["7z", "x", f"-p{PASSWORD}", f"-o{out}", str(zip_path)], check=True, capture_output=True)
+    assert (out / csv_name).read_bytes().decode("utf-8") == handlake.B1_PROGRESS_CSV
+    # ... and not without it.
+    with pytest.raises(RuntimeError):
+        read_zip(zip_path, "wrong-password1")
+    # The mentor's, without password, is a plain zip with the same content.
+    assert read_zip(var / "reports" / found[by_mentor].object_key)[csv_name].decode() == handlake.B1_PROGRESS_CSV
+    assert read_zip(var / "reports" / found[empty].object_key) == {
+        "b2_progress_20261128.csv": handlake.B2_PROGRESS_CSV.encode()
+    }
+
+    # A second run of the same date has nothing to do and publishes nothing again.
+    before = published(var)
+    assert len(before) == 4
+    assert run_dag().state == "success"
+    assert published(var) == before
+    with db.session() as s:
+        assert {k: v.status for k, v in statuses(s).items()} == {k: v.status for k, v in found.items()}
+
+    # The password was never in clear in the database, the logs, or Airflow's storage.
+    logs = capfd.readouterr()
+    everything = logs.out + logs.err + _airflow_storage_dump() + _database_dump()
+    assert by_creator in everything  # the dumps are real
+    assert PASSWORD not in everything
+
+
+def _database_dump() -> str:
+    with db.engine().connect() as c:
+        return "\n".join(str(tuple(row)) for row in c.execute(text("SELECT * FROM report_requests")))
+
+
+def _airflow_storage_dump() -> str:
+    """XComs, rendered task arguments and task logs of every run."""
+    from sqlalchemy import create_engine
+
+    from airflow.configuration import conf
+
+    engine = create_engine(conf.get("database", "sql_alchemy_conn"))
+    with engine.connect() as c:
+        rows = [str(tuple(r)) for table in ("xcom", "rendered_task_instance_fields") for r in c.execute(text(f"SELECT * FROM {table}"))]
+    logs = [p.read_text(errors="replace") for p in (SESSION_DIR / "airflow" / "logs").rglob("*") if p.is_file()]
+    return "\n".join(rows + logs)
