@@ -172,6 +172,7 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
             )
         )
         .order_by(ReportRequest.submitted_at)
+        .execution_options(populate_existing=True)  # other runs may have changed them
     ).all()
     claimed = []
     for r in candidates:
@@ -199,7 +200,14 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
         s.commit()
         if result.rowcount == 1:
             claimed.append(r.request_id)
-    return list(s.scalars(select(ReportRequest).where(ReportRequest.request_id.in_(claimed))).all())
+    return list(
+        s.scalars(
+            select(ReportRequest)
+            .where(ReportRequest.request_id.in_(claimed))
+            .order_by(ReportRequest.submitted_at)
+            .execution_options(populate_existing=True)
+        ).all()
+    )
 
 
 def _finish(s: Session, request_id: str, run_id: str, **values) -> bool:

@@ -153,3 +153,36 @@ def stage(rows: DataFrame, out: str, sort_by: list[str], counters: dict[str, Col
         }
     finally:
         rows.unpersist()
+
+
+# --- rows left out of a report, counted -------------------------------------------------
+
+def flag_duplicates(df: DataFrame, keys: list[str], *order: Column) -> DataFrame:
+    """`df` with a boolean `duplicate`: false on the one row per key `dedupe` keeps, true on the rest.
+
+    For reports that count the duplicates they resolve: the extra rows stay until
+    staging has counted them (see `stage_reported`).
+    """
+    from pyspark.sql.window import Window
+
+    tiebreak = [F.col(c).asc_nulls_last() for c in df.columns if not _is_complex(df, c)]
+    w = Window.partitionBy(*keys).orderBy(*order, *tiebreak)
+    return df.withColumn("duplicate", F.row_number().over(w) > 1)
+
+
+def stage_reported(rows: DataFrame, out: str, sort_by: list[str], counters: dict[str, Column] | None = None) -> dict:
+    """`stage` the rows of the report, and count the rows left out of it, by reason, in the same pass.
+
+    `rows` also has a string column `dropped`: null on a row of the report, else the
+    summary counter the row is counted under (e.g. `learners_without_consent`). Only
+    report rows are written; `counters` count among them. A request gets a reason's
+    count only when some row has it: callers default the others to 0.
+    """
+    rows = rows.persist()  # written, then counted: the lake is still read once
+    try:
+        counts = stage(rows.filter(F.col("dropped").isNull()), out, sort_by, counters)
+        for r in rows.filter(F.col("dropped").isNotNull()).groupBy("request_id", "dropped").count().collect():
+            counts.setdefault(r["request_id"], {})[r["dropped"]] = r["count"]
+        return counts
+    finally:
+        rows.unpersist()

@@ -85,3 +85,53 @@ def app_env(request, tmp_path, monkeypatch):
             monkeypatch.setenv("COURSEDASH_DATABASE_URL", url)
             db.migrate()
             yield var
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto's), in its own process on loopback."""
+    import time
+    import urllib.request
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("the S3 test server did not start")
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def s3_reports(s3_server, monkeypatch):
+    """Reports go to a fresh bucket on the S3 server; returns (boto3 client, bucket, prefix)."""
+    import boto3
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"reports-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("s3", endpoint_url=s3_server)
+    client.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("COURSEDASH_S3_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("COURSEDASH_REPORTS_URI", f"s3://{bucket}/course-reports")
+    return client, bucket, "course-reports"

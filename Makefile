@@ -1,0 +1,29 @@
+# The two set-up commands: `make demo` (the main job) and `make test`.
+# Each creates .venv with the pinned requirements on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test benchmark clean
+
+demo: $(VENV)/.installed
+	$(BIN)/coursedash demo
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+benchmark: $(VENV)/.installed
+	$(BIN)/python benchmarks/single_pass.py
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) var test-artifacts

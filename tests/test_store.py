@@ -1,0 +1,153 @@
+"""The request lifecycle of CONTRACT §2 against both databases."""
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import text, update
+
+from coursedash import db, passwords, store
+from coursedash.db import Batch, Course, ReportRequest, utcnow
+from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, MENTOR2, STRANGER
+
+GOOD = "Secret123"
+
+
+@pytest.fixture
+def s(app_env):
+    now = utcnow()
+    with db.session() as session:
+        session.add_all([
+            Course(course_id="c1", name="Maths", created_by=CREATOR, user_consent_required=True, synced_at=now),
+            Course(course_id="c2", name="Science", created_by=CREATOR, user_consent_required=False, synced_at=now),
+            Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now),
+            Batch(batch_id="b2", course_id="c1", created_by=CREATOR, mentors=[MENTOR2], synced_at=now),
+            Batch(batch_id="b9", course_id="c2", created_by=CREATOR, mentors=[MENTOR], synced_at=now),
+        ])
+        session.commit()
+        yield session
+
+
+def test_submit_stores_the_password_encrypted(s):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    assert r.status == "SUBMITTED" and r.attempts == 0
+    raw = s.execute(text("SELECT password_token FROM report_requests")).scalar_one()
+    assert GOOD not in raw
+    assert passwords.decrypt(raw) == GOOD
+
+
+def test_one_open_request_per_requester_batch_and_type(s):
+    first = store.submit(s, MENTOR, "c1", "b1", "progress")
+    with pytest.raises(store.OpenRequestExists) as refused:
+        store.submit(s, MENTOR, "c1", "b1", "progress")
+    assert refused.value.status == 409
+    assert refused.value.extra["request_id"] == first.request_id
+    assert first.request_id in refused.value.message
+    # Others, other types and other batches are not blocked.
+    store.submit(s, CREATOR, "c1", "b1", "progress")
+    store.submit(s, MENTOR, "c1", "b1", "response")
+    # Once it ends, the same report can be requested again.
+    [claimed] = [r for r in store.claim(s, "run-1") if r.request_id == first.request_id]
+    store.complete(s, claimed.request_id, "run-1", rows=1, size=1, key="k", report_date=dt.date(2026, 1, 1))
+    assert store.submit(s, MENTOR, "c1", "b1", "progress").status == "SUBMITTED"
+
+
+@pytest.mark.parametrize(
+    "user, course, batch, report_type, error",
+    [
+        (STRANGER, "c1", "b1", "progress", store.NotFound),  # no role: 404, as for a missing batch
+        (STRANGER, "c1", "nope", "progress", store.NotFound),
+        (MENTOR, "c2", "b1", "progress", store.NotFound),  # batch of another course
+        (MENTOR, "c1", "b1", "userinfo", store.Forbidden),  # mentors never get PII
+        (MENTOR2, "c1", "b1", "progress", store.NotFound),  # mentor of another batch
+        (CREATOR, "c2", "b9", "userinfo", store.NotRequestable),  # course asks no consent
+        (CREATOR, "c1", "b1", "grades", store.BadRequest),
+    ],
+)
+def test_refusals(s, user, course, batch, report_type, error):
+    with pytest.raises(error) as refused:
+        store.submit(s, user, course, batch, report_type, GOOD)
+    assert refused.value.message
+    assert s.query(ReportRequest).count() == 0
+
+
+def test_who_may_request_what(s):
+    assert store.submit(s, BATCH_CREATOR, "c1", "b1", "userinfo", GOOD).status == "SUBMITTED"
+    assert store.submit(s, CREATOR, "c1", "b1", "userinfo", GOOD).status == "SUBMITTED"
+    assert store.submit(s, MENTOR, "c1", "b1", "response").status == "SUBMITTED"
+
+
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("Ab1", "3 characters"),
+        ("abcdefgh", "no digit"),
+        ("12345678", "no letter"),
+        ("Secret123 ", "space"),
+        (" Secret123", "space"),
+        ("Sécret1234", "printable ASCII"),
+        ("A1" * 33, "66 characters"),
+    ],
+)
+def test_password_policy_is_named_in_the_refusal(s, password, reason):
+    with pytest.raises(store.BadRequest) as refused:
+        store.submit(s, CREATOR, "c1", "b1", "progress", password)
+    assert reason in refused.value.message
+    assert passwords.POLICY in refused.value.message
+    assert password not in refused.value.message
+
+
+def test_userinfo_needs_a_password(s):
+    with pytest.raises(store.BadRequest, match="mandatory"):
+        store.submit(s, CREATOR, "c1", "b1", "userinfo", None)
+    assert store.submit(s, CREATOR, "c1", "b1", "progress", None).password_token is None
+    assert store.submit(s, CREATOR, "c1", "b2", "progress", "").password_token is None
+
+
+def test_claim_is_exclusive_until_stale(s):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress")
+    assert [x.request_id for x in store.claim(s, "run-1")] == [r.request_id]
+    assert store.claim(s, "run-2") == []  # run-1 is still working on it
+    # The same run claiming again (a task retry) keeps it, without counting an attempt.
+    [again] = store.claim(s, "run-1")
+    assert again.attempts == 1
+    # Hours later run-1 is presumed crashed: the next run takes it.
+    s.execute(update(ReportRequest).values(claimed_at=utcnow() - dt.timedelta(days=1)))
+    s.commit()
+    [taken] = store.claim(s, "run-3")
+    assert taken.claimed_by_run == "run-3" and taken.attempts == 2
+    # The crashed run waking up late cannot record an outcome any more.
+    assert not store.complete(s, r.request_id, "run-1", rows=1, size=1, key="k", report_date=dt.date(2026, 1, 1))
+    assert store.complete(s, r.request_id, "run-3", rows=1, size=1, key="k", report_date=dt.date(2026, 1, 1))
+    s.refresh(taken)
+    assert taken.status == "SUCCESS" and taken.row_count == 1
+
+
+def test_transient_failures_are_retried_three_times_then_final(s):
+    r = store.submit(s, CREATOR, "c1", "b1", "userinfo", GOOD)
+    for attempt in (1, 2, 3):
+        [claimed] = store.claim(s, f"run-{attempt}")
+        assert claimed.attempts == attempt
+        assert store.password_of(claimed) == GOOD  # kept while a retry is due
+        store.fail(s, r.request_id, f"run-{attempt}", "the learner data failed checks; it will be retried", transient=True)
+    assert store.claim(s, "run-4") == []
+    s.refresh(r)
+    assert r.status == "FAILED" and r.password_token is None
+
+
+def test_permanent_failure_is_not_retried_and_erases_the_password(s):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    store.claim(s, "run-1")
+    store.fail(s, r.request_id, "run-1", "batch is gone", transient=False)
+    assert store.claim(s, "run-2") == []
+    s.refresh(r)
+    assert r.password_token is None and r.error == "batch is gone"
+
+
+def test_a_new_request_replaces_a_pending_retry(s):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    store.claim(s, "run-1")
+    store.fail(s, r.request_id, "run-1", "transient", transient=True)
+    newer = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    assert [x.request_id for x in store.claim(s, "run-2")] == [newer.request_id]
+    s.refresh(r)
+    assert r.password_token is None
