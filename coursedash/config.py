@@ -38,6 +38,7 @@ class Settings:
     spark_master: str
     stale_after_minutes: int
     max_attempts: int
+    retention_days: int
 
     @property
     def secret_key(self) -> str:
@@ -62,4 +63,5 @@ def settings() -> Settings:
         spark_master=env("COURSEDASH_SPARK_MASTER") or "local[*]",
         stale_after_minutes=int(env("COURSEDASH_STALE_AFTER_MINUTES") or 360),
         max_attempts=int(env("COURSEDASH_MAX_ATTEMPTS") or 3),
+        retention_days=int(env("COURSEDASH_RETENTION_DAYS") or 30),
     )

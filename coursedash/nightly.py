@@ -135,3 +135,17 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
             outcome[request.status] = outcome.get(request.status, 0) + 1
     log.info("run %s published: %s", run_id, outcome)
     return outcome
+
+
+def expire_reports(as_of: dt.datetime) -> int:
+    """Reports past their retention become EXPIRED, then their files are deleted."""
+    cut_off = as_of - dt.timedelta(days=settings().retention_days)
+    reports = report_store()
+    with db.session() as s:
+        expired = store.expire(s, cut_off)
+    for request in expired:
+        if request.object_key:
+            reports.delete(request.object_key)
+        log.info("request %s expired (completed %s)", request.request_id, request.completed_at)
+    log.info("%d report(s) expired as of %s", len(expired), cut_off)
+    return len(expired)

@@ -244,5 +244,24 @@ def fail(s: Session, request_id: str, run_id: str, message: str, *, transient: b
     return _finish(s, request_id, run_id, **values)
 
 
+def expire(s: Session, completed_before: dt.datetime) -> list[ReportRequest]:
+    """Mark SUCCESS reports completed before the cut-off EXPIRED; return them (their files go next)."""
+    candidates = s.scalars(
+        select(ReportRequest).where(ReportRequest.status == "SUCCESS", ReportRequest.completed_at < completed_before)
+    ).all()
+    expired = []
+    for r in candidates:
+        result = s.execute(
+            update(ReportRequest)
+            .where(ReportRequest.request_id == r.request_id, ReportRequest.status == "SUCCESS")
+            .values(status="EXPIRED")
+            .execution_options(synchronize_session=False)
+        )
+        s.commit()
+        if result.rowcount == 1:
+            expired.append(r)
+    return expired
+
+
 def password_of(request: ReportRequest) -> str | None:
     return passwords.decrypt(request.password_token) if request.password_token else None

@@ -13,6 +13,10 @@ the dashboard (CONTRACT §2, §4):
    password, read from the database here and nowhere else), publishes it under
    COURSEDASH_REPORTS_URI and records SUCCESS or FAILED per request.
 
+Beside them, `sync_dashboard` refreshes the dashboard's courses, batches and their
+enrolment and completion figures from the lake, and `expire_reports` retires reports
+older than COURSEDASH_RETENTION_DAYS (default 30) and deletes their files.
+
 A rerun for the same date rebuilds only what is not yet final and overwrites the
 same objects: nothing is published twice.
 """
@@ -27,10 +31,9 @@ from coursedash import REPORT_TYPES
 from coursedash_airflow.operators import BuildReportsOperator
 
 
-def _report_date(context):
-    # Manual runs may have no logical date; the run's own date stands in then.
-    when = context.get("logical_date") or context["dag_run"].run_after
-    return when.date()
+def _logical_time(context):
+    # Manual runs may have no logical date; the run's own time stands in then.
+    return context.get("logical_date") or context["dag_run"].run_after
 
 
 @dag(
@@ -48,7 +51,7 @@ def course_reports_nightly():
     def claim_requests(**context) -> dict:
         from coursedash.nightly import claim_requests
 
-        return claim_requests(context["run_id"], _report_date(context))
+        return claim_requests(context["run_id"], _logical_time(context).date())
 
     # Publishing runs even when a build failed: that type's requests are then marked
     # FAILED, to be retried, and the other types still publish.
@@ -56,8 +59,22 @@ def course_reports_nightly():
     def publish_reports(**context) -> dict:
         from coursedash.nightly import publish_reports
 
-        return publish_reports(context["run_id"], _report_date(context))
+        return publish_reports(context["run_id"], _logical_time(context).date())
 
+    @task
+    def sync_dashboard() -> dict:
+        from coursedash.sync import sync
+
+        return sync()
+
+    @task
+    def expire_reports(**context) -> int:
+        from coursedash.nightly import expire_reports
+
+        return expire_reports(_logical_time(context))
+
+    sync_dashboard()
+    expire_reports()
     claimed = claim_requests()
     builds = [BuildReportsOperator(task_id=f"build_{t}_reports", report_type=t) for t in REPORT_TYPES]
     claimed >> builds >> publish_reports()

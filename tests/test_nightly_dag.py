@@ -37,6 +37,7 @@ def test_dag_integrity_and_shape(airflow_db):
     edges = {(t.task_id, d) for t in dag.tasks for d in sorted(t.downstream_task_ids)}
     builds = {f"build_{t}_reports" for t in ("progress", "userinfo", "response")}
     assert edges == {("claim_requests", b) for b in builds} | {(b, "publish_reports") for b in builds}
+    assert {t.task_id for t in dag.tasks} == builds | {"claim_requests", "publish_reports", "sync_dashboard", "expire_reports"}
     assert dag.get_task("publish_reports").trigger_rule == "all_done"
 
 

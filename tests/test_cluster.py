@@ -1,0 +1,74 @@
+"""The same job on a Spark standalone cluster, chosen by configuration alone."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from coursedash.manifest import Manifest, read_summary
+from coursedash.spark import spark_env, submit
+from tests import handlake
+from tests.conftest import _free_port
+from tests.lakefixtures import write_lake
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory):
+    """A master and one worker, on loopback, started with Spark's own launcher."""
+    spark_class = str(Path(sys.executable).with_name("spark-class"))
+    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
+    env = {**spark_env(), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
+    logs = tmp_path_factory.mktemp("spark-cluster")
+    master = subprocess.Popen(
+        [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+         "--webui-port", str(ui)],
+        env=env, stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT,
+    )
+    worker = subprocess.Popen(
+        [spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
+         "--cores", "2", "--memory", "2g", "--webui-port", str(worker_ui), "--work-dir", str(logs / "work")],
+        env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=1) as r:
+                    if json.load(r).get("aliveworkers", 0) >= 1:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"the Spark cluster did not come up; see {logs}")
+        yield f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}/json/"
+    finally:
+        for process in (worker, master):
+            process.terminate()
+            process.wait(30)
+
+
+def test_progress_job_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch):
+    master_url, status_url = spark_cluster
+    monkeypatch.setenv("COURSEDASH_SPARK_MASTER", master_url)
+    lake = write_lake(tmp_path / "lake", handlake.TABLES)
+    manifest = tmp_path / "progress.manifest.json"
+    Manifest("progress", "2026-11-28", str(lake), [{"request_id": "r1", "course_id": "c1", "batch_id": "b1"}]).save(
+        manifest
+    )
+    out = tmp_path / "out"
+    submit("jobs/progress_report.py", ["--manifest", str(manifest), "--out", str(out)])
+
+    summary = read_summary(out)
+    assert summary["requests"]["r1"]["rows"] == 3
+    [staged] = (out / "rows" / "request_id=r1").glob("*.parquet")
+    cells = pq.read_table(staged).column("cells").to_pylist()
+    assert [row[4] for row in cells] == ["L1", "L2", "L3"]
+    assert [row[18] for row in cells] == ["100", "33", "67"]
+    # It ran on the cluster, not in a local Spark.
+    with urllib.request.urlopen(status_url, timeout=5) as r:
+        assert [app["name"] for app in json.load(r)["completedapps"]] == ["progress_report"]
