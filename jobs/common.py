@@ -60,26 +60,29 @@ def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
     path = f"{lake_uri.rstrip('/')}/{table}"
     expected = TABLES[table]
     try:
-        found = {f.name: f.dataType for f in spark.read.parquet(path).schema.fields}
+        as_found = spark.read.parquet(path)
     except Exception as e:  # AnalysisException: path missing or no Parquet files
         raise LakeSchemaError(f"lake table {table!r} cannot be read at {path}: {str(e).splitlines()[0]}") from e
+    found = {f.name: f.dataType for f in as_found.schema.fields}
+    # Partition folder values have guessed types; the contract schema casts them.
+    partitions = {seg.split("=", 1)[0] for f in as_found.inputFiles() for seg in f.split("/") if "=" in seg}
     problems = []
     for field in expected.fields:
         if field.name not in found:
             problems.append(f"column {field.name!r} is missing (expected {field.dataType.simpleString()})")
-        elif found[field.name] != field.dataType and not _compatible(found[field.name], field.dataType):
+        elif field.name not in partitions and not _compatible(found[field.name], field.dataType):
             problems.append(
                 f"column {field.name!r} is {found[field.name].simpleString()}, "
                 f"expected {field.dataType.simpleString()}"
             )
     if problems:
         raise LakeSchemaError(f"lake table {table!r} at {path} does not match the contract: " + "; ".join(problems))
-    return spark.read.schema(expected).parquet(path)
+    return spark.read.schema(expected).parquet(path).select(*expected.fieldNames())
 
 
 def _compatible(found, expected) -> bool:
     # Parquet keeps timestamps without zone as timestamp_ntz; both hold UTC here.
-    return {found.simpleString(), expected.simpleString()} <= {"timestamp", "timestamp_ntz"}
+    return found == expected or {found.simpleString(), expected.simpleString()} <= {"timestamp", "timestamp_ntz"}
 
 
 def dedupe(df: DataFrame, keys: list[str], *order: Column) -> DataFrame:
