@@ -79,21 +79,29 @@ def get_session(app_name: str, master: str | None = None, conf: dict[str, str] |
     return builder.getOrCreate()
 
 
-def spark_submit_command(application: str, args: list[str], master: str | None = None) -> list[str]:
+def spark_submit_command(
+    application: str, args: list[str], master: str | None = None, conf: dict[str, str] | None = None
+) -> list[str]:
     import pyspark
 
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     command = [str(submit), "--master", master or settings().spark_master, "--name", Path(application).stem]
     log4j = f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'jobs' / 'log4j2.properties'}"
-    for key, value in {**SPARK_CONF, "spark.driver.extraJavaOptions": log4j}.items():
+    for key, value in {**SPARK_CONF, "spark.driver.extraJavaOptions": log4j, **(conf or {})}.items():
         command += ["--conf", f"{key}={value}"]
     return command + [str(PROJECT_ROOT / application), *args]
 
 
-def submit(application: str, args: list[str], master: str | None = None, log: logging.Logger | None = None) -> None:
+def submit(
+    application: str,
+    args: list[str],
+    master: str | None = None,
+    log: logging.Logger | None = None,
+    conf: dict[str, str] | None = None,
+) -> None:
     """Run a Spark application with spark-submit, its output line by line into `log`."""
     log = log or logging.getLogger("coursedash.spark")
-    command = spark_submit_command(application, args, master)
+    command = spark_submit_command(application, args, master, conf)
     log.info("running %s", " ".join(command))
     with subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=spark_env(master), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1

@@ -21,16 +21,26 @@ RESPONSE_COLUMNS = (
     "Question Score", "Question Max Score", "Question Options", "Question Response",
 )
 
+# A cell starting with one of these is a formula to a spreadsheet program (CONTRACT §4).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def guard(text: str) -> str:
+    """Author- or user-supplied text made safe to open in a spreadsheet."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 COLUMNS = {"progress": PROGRESS_COLUMNS, "userinfo": USERINFO_COLUMNS, "response": RESPONSE_COLUMNS}
 
 
 def assessment_headers(assessments: list[tuple[str, str]]) -> list[str]:
     """Score column headers for (content_id, name) pairs in position order.
 
-    Two assessments sharing a name are told apart by their content id.
+    Two assessments sharing a name are told apart by their content id. The names are
+    authors' text, so a header is guarded like any other cell.
     """
     names = [name for _, name in assessments]
     return [
-        f"{name} ({content_id}) - Score" if names.count(name) > 1 else f"{name} - Score"
+        guard(f"{name} ({content_id}) - Score" if names.count(name) > 1 else f"{name} - Score")
         for content_id, name in assessments
     ]
