@@ -1,0 +1,150 @@
+"""Question Set Report for every response request of the night, in one pass.
+
+One row per learner x attempt x question. It never reads `users`: no PII can reach it.
+
+    spark-submit jobs/response_report.py --manifest M --out DIR
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from coursedash.manifest import Manifest, clear_summary, write_summary
+from jobs import common
+from jobs.common import datetime_cell, dedupe, plain_number, text
+from jobs.progress_report import learners
+from schemas.reports import RESPONSE_COLUMNS
+
+log = logging.getLogger("coursedash.jobs.response")
+
+COUNTERS = ("responses_without_active_enrolment", "duplicate_responses_resolved")
+RESPONSE_KEY = ["user_id", "batch_id", "content_id", "attempt_id", "question_id"]
+ATTEMPT_KEY = ["user_id", "batch_id", "content_id", "attempt_id"]
+# Within a learner: assessments in course order, then attempt and question; content_id
+# last, so that two contents sharing a position still sort the same way every time.
+SORT_BY = ["user_id", "position", "attempt_id", "question_id", "content_id"]
+UNKNOWN_POSITION = 2**31 - 1  # contents missing from course_contents sort after the known ones
+
+
+def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
+    """Each table once, pruned to the night's batches and courses."""
+    batches, courses = manifest.batch_ids, manifest.course_ids
+
+    def table(name: str) -> DataFrame:
+        return common.read_table(spark, manifest.lake_uri, name)
+
+    return {
+        "requests": common.requests_frame(spark, manifest),
+        "courses": table("courses").filter(F.col("course_id").isin(courses)),
+        # Read twice (missing batches, then rows): cached, not read again.
+        "batches": table("batches").filter(F.col("batch_id").isin(batches)).persist(),
+        "contents": table("course_contents").filter(F.col("course_id").isin(courses)),
+        "enrolments": table("enrolments").filter(F.col("batch_id").isin(batches)),
+        "attempts": table("assessment_attempts").filter(F.col("batch_id").isin(batches)),
+        "responses": table("question_responses").filter(F.col("batch_id").isin(batches)),
+    }
+
+
+def transform(
+    requests: DataFrame,
+    courses: DataFrame,
+    batches: DataFrame,
+    contents: DataFrame,
+    enrolments: DataFrame,
+    attempts: DataFrame,
+    responses: DataFrame,
+) -> DataFrame:
+    """request_id, the SORT_BY columns, dropped and `cells` in RESPONSE_COLUMNS order.
+
+    Every response row of a requested batch is in the frame once: reported, or with
+    `dropped` naming why not (a duplicate of a later-assessed row, or a learner without
+    an active enrolment), so that staging counts what was left out in the same pass.
+    """
+    titles = dedupe(contents, ["course_id", "content_id"]).select(
+        "course_id", "content_id", F.col("name").alias("content_name"), "position"
+    )
+    attempted = dedupe(attempts, ATTEMPT_KEY, F.col("last_attempted_on").desc_nulls_last()).select(
+        *ATTEMPT_KEY, "last_attempted_on"
+    )
+    enrolled = learners(requests, batches, enrolments).select("request_id", "user_id", F.lit(True).alias("_enrolled"))
+    flagged = common.flag_duplicates(responses, RESPONSE_KEY, F.col("assessed_on").desc_nulls_last())
+    rows = (
+        # The request's course, checked against the batch by `learners`, names the contents.
+        F.broadcast(requests)
+        .join(flagged.drop("course_id"), "batch_id")
+        .join(enrolled, ["request_id", "user_id"], "left")
+        .join(dedupe(courses, ["course_id"]).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
+        .join(dedupe(batches, ["batch_id"]).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
+        .join(titles, ["course_id", "content_id"], "left")
+        .join(attempted, ATTEMPT_KEY, "left")
+    )
+    dropped = (
+        F.when(F.col("duplicate"), F.lit("duplicate_responses_resolved"))
+        .when(F.col("_enrolled").isNull(), F.lit("responses_without_active_enrolment"))
+    )
+    cells = [
+        text("course_id"), text("course_name"), text("batch_id"), text("batch_name"), text("user_id"),
+        text("content_id"), text("content_name"), text("attempt_id"), datetime_cell("last_attempted_on"),
+        text("question_id"), text("question_type"), text("question_title"), text("question_description"),
+        plain_number("duration_seconds"), plain_number("score"), plain_number("max_score"),
+        text("options"), text("response"),
+    ]
+    assert len(cells) == len(RESPONSE_COLUMNS)
+    return rows.select(
+        "request_id",
+        "user_id",
+        F.coalesce("position", F.lit(UNKNOWN_POSITION)).alias("position"),
+        "attempt_id",
+        "question_id",
+        "content_id",
+        dropped.alias("dropped"),
+        F.array(*cells).alias("cells"),
+    )
+
+
+def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
+    counts = common.stage_reported(rows, out, sort_by=SORT_BY)
+    empty = {"rows": 0, **{name: 0 for name in COUNTERS}}
+    summary = {
+        "report_type": "response",
+        "requests": {
+            r["request_id"]: errors.get(r["request_id"])
+            or {"header": list(RESPONSE_COLUMNS), **empty, **counts.get(r["request_id"], {})}
+            for r in manifest.requests
+        },
+    }
+    write_summary(out, summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = common.parse_args(argv)
+    manifest = Manifest.load(args.manifest)
+    clear_summary(args.out)
+    log.info("building %d response report(s) for %d batch(es)", len(manifest.requests), len(manifest.batch_ids))
+    from coursedash.spark import get_session
+
+    spark = get_session("response_report")
+    frames = extract(spark, manifest)
+    rows = transform(**frames)
+    errors = common.missing_batches(frames["batches"], manifest)
+    summary = load(rows, args.out, manifest, errors)
+    for request_id, info in summary["requests"].items():
+        if "error" in info:
+            log.error("request %s: %s", request_id, info["error"])
+        else:
+            log.info(
+                "request %s: %d rows, %d responses without an active enrolment, %d duplicates resolved",
+                request_id, info["rows"], info["responses_without_active_enrolment"],
+                info["duplicate_responses_resolved"],
+            )
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

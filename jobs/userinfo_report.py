@@ -1,0 +1,151 @@
+"""User Profile Exhaust for every userinfo request of the night, in one pass.
+
+The one report that carries PII (names, email, phone): only learners whose latest
+consent for the course is ACTIVE are in it.
+
+    spark-submit jobs/userinfo_report.py --manifest M --out DIR
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from coursedash.manifest import Manifest, clear_summary, write_summary
+from jobs import common
+from jobs.common import date_cell, dedupe, text
+from jobs.progress_report import learners
+from schemas.reports import USERINFO_COLUMNS
+
+log = logging.getLogger("coursedash.jobs.userinfo")
+
+COUNTERS = ("learners_missing_from_users", "learners_without_consent")
+
+
+def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
+    """Each table once, pruned to the night's batches and courses."""
+    batches, courses = manifest.batch_ids, manifest.course_ids
+
+    def table(name: str) -> DataFrame:
+        return common.read_table(spark, manifest.lake_uri, name)
+
+    return {
+        "requests": common.requests_frame(spark, manifest),
+        "courses": table("courses").filter(F.col("course_id").isin(courses)),
+        # Read twice (missing batches, then rows): cached, not read again.
+        "batches": table("batches").filter(F.col("batch_id").isin(batches)).persist(),
+        "enrolments": table("enrolments").filter(F.col("batch_id").isin(batches)),
+        "users": table("users"),
+        "consents": table("user_consents").filter(F.col("course_id").isin(courses)),
+    }
+
+
+def latest_consents(consents: DataFrame) -> DataFrame:
+    """user_id, course_id and the latest consent's status and time.
+
+    Undated rows rank below dated ones. On a tie in time anything but ACTIVE wins:
+    when in doubt, no PII leaves the system.
+    """
+    latest = dedupe(
+        consents,
+        ["user_id", "course_id"],
+        F.col("last_updated_on").desc_nulls_last(),
+        (F.col("status") == "ACTIVE").asc_nulls_first(),
+    )
+    return latest.select(
+        "user_id", "course_id", F.col("status").alias("consent_status"), F.col("last_updated_on").alias("consent_on")
+    )
+
+
+def user_name(first: str, last: str) -> Column:
+    """`first last`, each part trimmed; just the one present if the other is missing; null if both are."""
+    parts = [F.nullif(F.trim(F.col(c)), F.lit("")) for c in (first, last)]
+    return F.nullif(F.concat_ws(" ", *parts), F.lit(""))
+
+
+def transform(
+    requests: DataFrame,
+    courses: DataFrame,
+    batches: DataFrame,
+    enrolments: DataFrame,
+    users: DataFrame,
+    consents: DataFrame,
+) -> DataFrame:
+    """request_id, user_id, missing_user, dropped and `cells` in USERINFO_COLUMNS order.
+
+    Learners without an ACTIVE latest consent stay in the frame with `dropped` set, so
+    that staging counts them in the same pass; their cells are null, so their PII is
+    never even staged.
+    """
+    profile = dedupe(users, ["user_id"]).withColumn("_known", F.lit(True))
+    rows = (
+        learners(requests, batches, enrolments)
+        .join(dedupe(courses, ["course_id"]).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
+        .join(dedupe(batches, ["batch_id"]).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
+        .join(latest_consents(consents), ["user_id", "course_id"], "left")
+        .join(profile, "user_id", "left")
+    )
+    consented = F.coalesce(F.col("consent_status") == "ACTIVE", F.lit(False))
+    cells = [
+        text("course_id"), text("course_name"), text("batch_id"), text("batch_name"), text("user_id"),
+        text(user_name("first_name", "last_name")), text("user_type"), text("user_sub_type"), text("state"),
+        text("district"), text("block"), text("cluster"), text("school_id"), text("school_name"),
+        text("org_name"), text("email"), text("phone"),
+        F.lit("Yes"), date_cell("consent_on"),
+    ]
+    assert len(cells) == len(USERINFO_COLUMNS)
+    return rows.select(
+        "request_id",
+        "user_id",
+        F.col("_known").isNull().alias("missing_user"),
+        F.when(~consented, F.lit("learners_without_consent")).alias("dropped"),
+        F.when(consented, F.array(*cells)).alias("cells"),
+    )
+
+
+def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
+    counts = common.stage_reported(
+        rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
+    )
+    empty = {"rows": 0, **{name: 0 for name in COUNTERS}}
+    summary = {
+        "report_type": "userinfo",
+        "requests": {
+            r["request_id"]: errors.get(r["request_id"])
+            or {"header": list(USERINFO_COLUMNS), **empty, **counts.get(r["request_id"], {})}
+            for r in manifest.requests
+        },
+    }
+    write_summary(out, summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = common.parse_args(argv)
+    manifest = Manifest.load(args.manifest)
+    clear_summary(args.out)
+    log.info("building %d userinfo report(s) for %d batch(es)", len(manifest.requests), len(manifest.batch_ids))
+    from coursedash.spark import get_session
+
+    spark = get_session("userinfo_report")
+    frames = extract(spark, manifest)
+    rows = transform(**frames)
+    errors = common.missing_batches(frames["batches"], manifest)
+    summary = load(rows, args.out, manifest, errors)
+    for request_id, info in summary["requests"].items():
+        if "error" in info:
+            log.error("request %s: %s", request_id, info["error"])
+        else:
+            log.info(
+                "request %s: %d rows, %d learners missing from users, %d without consent",
+                request_id, info["rows"], info["learners_missing_from_users"], info["learners_without_consent"],
+            )
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
