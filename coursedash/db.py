@@ -28,7 +28,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from coursedash import REPORT_TYPES  # noqa: F401 (the request store reads it here)
 from coursedash.config import settings
 
 OPEN_STATUSES = ("SUBMITTED", "PROCESSING")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from coursedash import db, packaging, store
+from coursedash import REPORT_TYPES, db, packaging, store
 from coursedash.config import settings
-from coursedash.db import REPORT_TYPES, ReportRequest
+from coursedash.db import ReportRequest
 from coursedash.manifest import Manifest, read_summary
 from coursedash.storage import report_store
 

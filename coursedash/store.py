@@ -16,9 +16,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coursedash import access, passwords
+from coursedash import REPORT_TYPES, access, passwords
 from coursedash.config import settings
-from coursedash.db import REPORT_TYPES, Batch, Course, ReportRequest, utcnow
+from coursedash.db import Batch, Course, ReportRequest, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from coursedash.manifest import Manifest
+from coursedash.manifest import Manifest, clear_summary
 from schemas.lake import TABLES
 
 log = logging.getLogger("coursedash.jobs")
@@ -39,16 +40,34 @@ def requests_frame(spark: SparkSession, manifest: Manifest) -> DataFrame:
 
 
 def missing_batches(batches: DataFrame, manifest: Manifest) -> dict[str, dict]:
-    """Summary errors for requests whose batch is no longer in the lake: nothing to build."""
-    known = {r["batch_id"] for r in batches.select("batch_id").distinct().collect()}
-    return {
-        r["request_id"]: {
-            "error": f"batch {r['batch_id']} is no longer in the learner data, so no report can be built",
-            "transient": False,
-        }
-        for r in manifest.requests
-        if r["batch_id"] not in known
-    }
+    """Summary errors for requests whose batch is no longer in the lake, or in another course."""
+    course_of = {r["batch_id"]: r["course_id"] for r in batches.select("batch_id", "course_id").distinct().collect()}
+    errors = {}
+    for r in manifest.requests:
+        if r["batch_id"] not in course_of:
+            message = f"batch {r['batch_id']} is no longer in the learner data, so no report can be built"
+        elif course_of[r["batch_id"]] != r["course_id"]:
+            message = f"batch {r['batch_id']} no longer belongs to course {r['course_id']}, so no report can be built"
+        else:
+            continue
+        errors[r["request_id"]] = {"error": message, "transient": False}
+    return errors
+
+
+def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> DataFrame:
+    """Active enrolments of the requested batches, one row per learner and request."""
+    active = enrolments.filter(F.col("active") & F.col("user_id").isNotNull())
+    one_each = dedupe(
+        active, ["batch_id", "user_id"], F.col("enrolled_on").desc_nulls_last(), F.col("completed_on").desc_nulls_last()
+    )
+    known = dedupe(batches, ["batch_id"]).select("batch_id", F.col("course_id").alias("_batch_course"))
+    return (
+        F.broadcast(requests)
+        .join(known, "batch_id")
+        .filter(F.col("course_id") == F.col("_batch_course"))
+        .drop("_batch_course")
+        .join(one_each.drop("course_id"), "batch_id")
+    )
 
 
 def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
@@ -189,3 +208,56 @@ def stage_reported(rows: DataFrame, out: str, sort_by: list[str], counters: dict
         return counts
     finally:
         rows.unpersist()
+
+
+# --- the shared main ------------------------------------------------------------------
+
+def summarize(
+    report_type: str,
+    manifest: Manifest,
+    counts: dict,
+    errors: dict,
+    header_of: Callable[[dict], list[str]],
+    counters: tuple[str, ...],
+) -> dict:
+    """Each request's header and counts, or its error; every counter present, 0 by default."""
+    empty = {"rows": 0, **{name: 0 for name in counters}}
+    return {
+        "report_type": report_type,
+        "requests": {
+            r["request_id"]: errors.get(r["request_id"])
+            or {"header": header_of(r), **empty, **counts.get(r["request_id"], {})}
+            for r in manifest.requests
+        },
+    }
+
+
+def run(
+    report_type: str,
+    argv: list[str] | None,
+    extract: Callable[[SparkSession, Manifest], dict[str, DataFrame]],
+    finish: Callable[[dict[str, DataFrame], str, Manifest, dict], dict],
+) -> None:
+    """A report job's main: read the manifest, extract, let `finish` stage rows and write the summary.
+
+    `finish(frames, out, manifest, errors)` gets the requests already known to fail
+    (their batch is gone) and returns the summary it wrote.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    manifest = Manifest.load(args.manifest)
+    clear_summary(args.out)
+    log.info("building %d %s report(s) for %d batch(es)", len(manifest.requests), report_type, len(manifest.batch_ids))
+    from coursedash.spark import get_session
+
+    spark = get_session(f"{report_type}_report")
+    frames = extract(spark, manifest)
+    errors = missing_batches(frames["batches"], manifest)
+    summary = finish(frames, args.out, manifest, errors)
+    for request_id, info in summary["requests"].items():
+        if "error" in info:
+            log.error("request %s: %s", request_id, info["error"])
+        else:
+            counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in info.items() if k != "header")
+            log.info("request %s: %s", request_id, counts)
+    spark.stop()

@@ -5,18 +5,17 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from coursedash.manifest import Manifest, clear_summary, write_summary
+from coursedash.manifest import Manifest, write_summary
 from jobs import common
 from jobs.common import date_cell, dedupe, text
 from schemas.reports import PROGRESS_COLUMNS, assessment_headers
 
-log = logging.getLogger("coursedash.jobs.progress")
+COUNTERS = ("learners_missing_from_users",)
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
@@ -36,22 +35,6 @@ def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
         "attempts": table("assessment_attempts").filter(F.col("batch_id").isin(batches)),
         "users": table("users"),
     }
-
-
-def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> DataFrame:
-    """Active enrolments of the requested batches, one row per learner and request."""
-    active = enrolments.filter(F.col("active") & F.col("user_id").isNotNull())
-    one_each = dedupe(
-        active, ["batch_id", "user_id"], F.col("enrolled_on").desc_nulls_last(), F.col("completed_on").desc_nulls_last()
-    )
-    known = dedupe(batches, ["batch_id"]).select("batch_id", F.col("course_id").alias("_batch_course"))
-    return (
-        F.broadcast(requests)
-        .join(known, "batch_id")
-        .filter(F.col("course_id") == F.col("_batch_course"))
-        .drop("_batch_course")
-        .join(one_each.drop("course_id"), "batch_id")
-    )
 
 
 def progress_percent(required_ids: str, content_status: str, completed_on: str):
@@ -113,7 +96,7 @@ def transform(
     profile = dedupe(users, ["user_id"]).withColumn("_known", F.lit(True))
 
     rows = (
-        learners(requests, batches, enrolments)
+        common.learners(requests, batches, enrolments)
         .join(dedupe(courses, ["course_id"]).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
         .join(dedupe(batches, ["batch_id"]).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
         .join(per_course, "course_id", "left")
@@ -165,38 +148,20 @@ def load(rows: DataFrame, out: str, manifest: Manifest, header_by_course: dict[s
     counts = common.stage(
         rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
     )
-    empty = {"rows": 0, "learners_missing_from_users": 0}
-    summary = {
-        "report_type": "progress",
-        "requests": {
-            r["request_id"]: errors.get(r["request_id"])
-            or {"header": header_by_course[r["course_id"]], **counts.get(r["request_id"], empty)}
-            for r in manifest.requests
-        },
-    }
+    summary = common.summarize(
+        "progress", manifest, counts, errors, lambda r: header_by_course[r["course_id"]], COUNTERS
+    )
     write_summary(out, summary)
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = common.parse_args(argv)
-    manifest = Manifest.load(args.manifest)
-    clear_summary(args.out)
-    log.info("building %d progress report(s) for %d batch(es)", len(manifest.requests), len(manifest.batch_ids))
-    from coursedash.spark import get_session
+def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: dict) -> dict:
+    header_by_course = headers(frames["contents"], manifest.course_ids)
+    return load(transform(**frames), out, manifest, header_by_course, errors)
 
-    spark = get_session("progress_report")
-    frames = extract(spark, manifest)
-    rows = transform(**frames)
-    errors = common.missing_batches(frames["batches"], manifest)
-    summary = load(rows, args.out, manifest, headers(frames["contents"], manifest.course_ids), errors)
-    for request_id, info in summary["requests"].items():
-        if "error" in info:
-            log.error("request %s: %s", request_id, info["error"])
-        else:
-            log.info("request %s: %d rows, %d learners missing from users", request_id, info["rows"], info["learners_missing_from_users"])
-    spark.stop()
+
+def main(argv: list[str] | None = None) -> None:
+    common.run("progress", argv, extract, finish)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,15 @@ One row per learner x attempt x question. It never reads `users`: no PII can rea
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from coursedash.manifest import Manifest, clear_summary, write_summary
+from coursedash.manifest import Manifest, write_summary
 from jobs import common
 from jobs.common import datetime_cell, dedupe, plain_number, text
-from jobs.progress_report import learners
 from schemas.reports import RESPONSE_COLUMNS
-
-log = logging.getLogger("coursedash.jobs.response")
 
 COUNTERS = ("responses_without_active_enrolment", "duplicate_responses_resolved")
 RESPONSE_KEY = ["user_id", "batch_id", "content_id", "attempt_id", "question_id"]
@@ -70,7 +66,7 @@ def transform(
     attempted = dedupe(attempts, ATTEMPT_KEY, F.col("last_attempted_on").desc_nulls_last()).select(
         *ATTEMPT_KEY, "last_attempted_on"
     )
-    enrolled = learners(requests, batches, enrolments).select("request_id", "user_id", F.lit(True).alias("_enrolled"))
+    enrolled = common.learners(requests, batches, enrolments).select("request_id", "user_id", F.lit(True).alias("_enrolled"))
     flagged = common.flag_duplicates(responses, RESPONSE_KEY, F.col("assessed_on").desc_nulls_last())
     rows = (
         # The request's course, checked against the batch by `learners`, names the contents.
@@ -108,42 +104,17 @@ def transform(
 
 def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
     counts = common.stage_reported(rows, out, sort_by=SORT_BY)
-    empty = {"rows": 0, **{name: 0 for name in COUNTERS}}
-    summary = {
-        "report_type": "response",
-        "requests": {
-            r["request_id"]: errors.get(r["request_id"])
-            or {"header": list(RESPONSE_COLUMNS), **empty, **counts.get(r["request_id"], {})}
-            for r in manifest.requests
-        },
-    }
+    summary = common.summarize("response", manifest, counts, errors, lambda r: list(RESPONSE_COLUMNS), COUNTERS)
     write_summary(out, summary)
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = common.parse_args(argv)
-    manifest = Manifest.load(args.manifest)
-    clear_summary(args.out)
-    log.info("building %d response report(s) for %d batch(es)", len(manifest.requests), len(manifest.batch_ids))
-    from coursedash.spark import get_session
+def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: dict) -> dict:
+    return load(transform(**frames), out, manifest, errors)
 
-    spark = get_session("response_report")
-    frames = extract(spark, manifest)
-    rows = transform(**frames)
-    errors = common.missing_batches(frames["batches"], manifest)
-    summary = load(rows, args.out, manifest, errors)
-    for request_id, info in summary["requests"].items():
-        if "error" in info:
-            log.error("request %s: %s", request_id, info["error"])
-        else:
-            log.info(
-                "request %s: %d rows, %d responses without an active enrolment, %d duplicates resolved",
-                request_id, info["rows"], info["responses_without_active_enrolment"],
-                info["duplicate_responses_resolved"],
-            )
-    spark.stop()
+
+def main(argv: list[str] | None = None) -> None:
+    common.run("response", argv, extract, finish)
 
 
 if __name__ == "__main__":

@@ -8,19 +8,15 @@ consent for the course is ACTIVE are in it.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from coursedash.manifest import Manifest, clear_summary, write_summary
+from coursedash.manifest import Manifest, write_summary
 from jobs import common
 from jobs.common import date_cell, dedupe, text
-from jobs.progress_report import learners
 from schemas.reports import USERINFO_COLUMNS
-
-log = logging.getLogger("coursedash.jobs.userinfo")
 
 COUNTERS = ("learners_missing_from_users", "learners_without_consent")
 
@@ -82,7 +78,7 @@ def transform(
     """
     profile = dedupe(users, ["user_id"]).withColumn("_known", F.lit(True))
     rows = (
-        learners(requests, batches, enrolments)
+        common.learners(requests, batches, enrolments)
         .join(dedupe(courses, ["course_id"]).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
         .join(dedupe(batches, ["batch_id"]).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
         .join(latest_consents(consents), ["user_id", "course_id"], "left")
@@ -110,41 +106,17 @@ def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
     counts = common.stage_reported(
         rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
     )
-    empty = {"rows": 0, **{name: 0 for name in COUNTERS}}
-    summary = {
-        "report_type": "userinfo",
-        "requests": {
-            r["request_id"]: errors.get(r["request_id"])
-            or {"header": list(USERINFO_COLUMNS), **empty, **counts.get(r["request_id"], {})}
-            for r in manifest.requests
-        },
-    }
+    summary = common.summarize("userinfo", manifest, counts, errors, lambda r: list(USERINFO_COLUMNS), COUNTERS)
     write_summary(out, summary)
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = common.parse_args(argv)
-    manifest = Manifest.load(args.manifest)
-    clear_summary(args.out)
-    log.info("building %d userinfo report(s) for %d batch(es)", len(manifest.requests), len(manifest.batch_ids))
-    from coursedash.spark import get_session
+def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: dict) -> dict:
+    return load(transform(**frames), out, manifest, errors)
 
-    spark = get_session("userinfo_report")
-    frames = extract(spark, manifest)
-    rows = transform(**frames)
-    errors = common.missing_batches(frames["batches"], manifest)
-    summary = load(rows, args.out, manifest, errors)
-    for request_id, info in summary["requests"].items():
-        if "error" in info:
-            log.error("request %s: %s", request_id, info["error"])
-        else:
-            log.info(
-                "request %s: %d rows, %d learners missing from users, %d without consent",
-                request_id, info["rows"], info["learners_missing_from_users"], info["learners_without_consent"],
-            )
-    spark.stop()
+
+def main(argv: list[str] | None = None) -> None:
+    common.run("userinfo", argv, extract, finish)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """The nightly DAG end to end: real Airflow, Spark, database and report files."""
 
 import datetime as dt
-import shutil
 import subprocess
 from pathlib import Path
 
