@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import datetime as dt
+import re
+
+from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from coursedash import access, store
@@ -17,6 +20,11 @@ STATUS_LABELS = {
     "EXPIRED": "Expired",
 }
 LAST_N = 10
+REPORT_NAMES = {
+    "progress": "Course Progress Exhaust",
+    "userinfo": "User Profile Exhaust",
+    "response": "Question Set Report",
+}
 
 
 class NotReady(store.RequestError):
@@ -38,6 +46,7 @@ def as_json(r: ReportRequest) -> dict:
         "course_id": r.course_id,
         "batch_id": r.batch_id,
         "report_type": r.report_type,
+        "report_name": REPORT_NAMES[r.report_type],
         "status": r.status,
         "status_label": STATUS_LABELS[r.status],
         "requested_by": r.requested_by,
@@ -48,6 +57,71 @@ def as_json(r: ReportRequest) -> dict:
         "attempts": r.attempts,
         "error": r.error,
     }
+
+
+def batch_status(batch: Batch, today: dt.date | None = None) -> str:
+    """upcoming before start_date, live until the end of end_date (none: for ever), then expired."""
+    today = today or utcnow().date()
+    if batch.start_date is not None and today < batch.start_date:
+        return "upcoming"
+    if batch.end_date is not None and today > batch.end_date:
+        return "expired"
+    return "live"
+
+
+def requestable_types(user_id: str, course: Course, batch: Batch) -> list[str]:
+    """The report types this user may request for this batch now (userinfo needs a consent course)."""
+    return [
+        t for t in access.report_types_for(user_id, course, batch)
+        if t != "userinfo" or course.user_consent_required
+    ]
+
+
+def _mine_first(s: Session, user_id: str, course_ids=None) -> tuple[list[Course], list[Batch]]:
+    """Courses and batches on which the user may have a role: a superset, access decides."""
+    batch_role = Batch.created_by == user_id
+    # The mentors JSON holds each id as a JSON string; a plain id appears in it verbatim.
+    if re.fullmatch(r"[A-Za-z0-9_.:@+-]+", user_id):
+        batch_role = or_(batch_role, cast(Batch.mentors, Text).contains(user_id, autoescape=True))
+    else:
+        batch_role = Batch.batch_id.is_not(None)  # unusual id: let access decide on every batch
+    batches = select(Batch).where(batch_role)
+    courses = select(Course).where(
+        or_(Course.created_by == user_id, Course.course_id.in_(select(Batch.course_id).where(batch_role)))
+    )
+    if course_ids is not None:
+        batches = batches.where(Batch.course_id.in_(course_ids))
+        courses = courses.where(Course.course_id.in_(course_ids))
+    return list(s.scalars(courses)), list(s.scalars(batches))
+
+
+def visible_courses(s: Session, user_id: str, q: str = "") -> list[Course]:
+    """Courses the user created or has a role on one of their batches, matched by id or name."""
+    courses, batches = _mine_first(s, user_id)
+    by_id = {c.course_id: c for c in courses}
+    seen = {c.course_id for c in courses if access.roles(user_id, c)}
+    seen |= {b.course_id for b in batches if b.course_id in by_id and access.can_see_batch(user_id, by_id[b.course_id], b)}
+    needle = q.strip().casefold()
+    found = [
+        by_id[cid] for cid in seen
+        if not needle or needle in cid.casefold() or needle in (by_id[cid].name or "").casefold()
+    ]
+    return sorted(found, key=lambda c: ((c.name or "").casefold(), c.course_id))
+
+
+def visible_batches(s: Session, user_id: str, course_id: str) -> tuple[Course, list[Batch]]:
+    """The course and the batches of it the user has a role on; 404 when there are none."""
+    course = s.get(Course, course_id)
+    if course is None:
+        raise store.NotFound(f"no course {course_id!r}")
+    if access.roles(user_id, course):
+        batches = list(s.scalars(select(Batch).where(Batch.course_id == course_id)))
+    else:
+        batches = [b for b in _mine_first(s, user_id, [course_id])[1] if access.can_see_batch(user_id, course, b)]
+        if not batches:
+            raise store.NotFound(f"no course {course_id!r}")
+    batches.sort(key=lambda b: (b.start_date or dt.date.min, (b.name or "").casefold(), b.batch_id))
+    return course, batches
 
 
 def downloadable(s: Session, user_id: str, course_id: str, batch_id: str) -> list[ReportRequest]:
@@ -81,13 +155,19 @@ def download_name(request: ReportRequest) -> str:
     return f"{request.batch_id}_{request.report_type}_{request.report_date:%Y%m%d}.zip"
 
 
-def check_downloadable(s: Session, user_id: str, request_id: str, client_address: str | None) -> ReportRequest:
-    """Access and status checks at download time, and the audit row."""
+def ready_request(s: Session, user_id: str, request_id: str) -> ReportRequest:
+    """The request if this user may download it now: access and status checks, no audit row."""
     request = visible_request(s, user_id, request_id)
     if request.status == "EXPIRED":
         raise Expired(f"report {request_id} has expired; request it again")
     if request.status != "SUCCESS":
         raise NotReady(f"report {request_id} is not ready ({STATUS_LABELS[request.status]})")
+    return request
+
+
+def check_downloadable(s: Session, user_id: str, request_id: str, client_address: str | None) -> ReportRequest:
+    """Access and status checks at download time, and the audit row."""
+    request = ready_request(s, user_id, request_id)
     s.add(Download(request_id=request_id, user_id=user_id, client_address=client_address, downloaded_at=utcnow()))
     s.commit()
     return request

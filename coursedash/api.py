@@ -1,0 +1,298 @@
+"""The HTTP API of CONTRACT §5 and the web dashboard, one FastAPI app (`coursedash serve`).
+
+A thin caller: who may see, request and download what is decided in coursedash.access,
+store and reports, the same code the CLI uses. Every refusal is the contract's error
+JSON; FastAPI's own 422 for a bad body becomes 400, because 422 means "not requestable".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from coursedash import REPORT_TYPES, access, auth, db, passwords, reports, store
+from coursedash.storage import report_store
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).with_name("web")
+CHUNK = 64 * 1024
+SECURITY_HEADERS = {
+    # The page loads nothing from anywhere else and runs no inline script.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # Download links carry a ticket in their query string: never hand it on.
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class RedactTickets(logging.Filter):
+    """Keeps download tickets out of the access log (uvicorn logs the query string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "ticket=" in a for a in record.args):
+            record.args = tuple(
+                re.sub(r"ticket=[^&\s]*", "ticket=[redacted]", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(RedactTickets())
+
+
+class ReportIn(BaseModel):
+    """The body of POST /api/v1/reports."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    course_id: str = Field(min_length=1, max_length=200)
+    batch_id: str = Field(min_length=1, max_length=200)
+    report_type: Literal[REPORT_TYPES]
+    password: str | None = Field(default=None, max_length=1024)
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI):
+    db.migrate()  # cheap when the database is up to date
+    yield
+
+
+app = FastAPI(
+    title="Course Dashboard",
+    version="1",
+    lifespan=_lifespan,
+    # The interactive docs load scripts from a CDN; the schema alone is served.
+    docs_url=None,
+    redoc_url=None,
+    openapi_url="/api/v1/openapi.json",
+)
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    body: dict = {"error": {"code": code, "message": message, **extra}}
+    if "request_id" in extra:
+        body["request_id"] = extra["request_id"]  # a 409 names the open request at the top too
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+@app.exception_handler(store.RequestError)
+async def _refused(_request: Request, e: store.RequestError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+    return _error(e.status, e.code, e.message, headers, **e.extra)
+
+
+def _describe(errors: list[dict]) -> str:
+    """Pydantic errors as one sentence; never the input values (a password could be one)."""
+    parts = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        where = ".".join(loc)
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        if loc[:1] == ["password"]:
+            parts[-1] += f" (the password must be {passwords.POLICY})"
+    return "; ".join(parts) or "the request is not valid"
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(_request: Request, e: RequestValidationError) -> JSONResponse:
+    return _error(400, "bad_request", _describe(list(e.errors())))
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(_request: Request, e: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    message = "no such page or endpoint" if e.status_code == 404 else str(e.detail)
+    return _error(e.status_code, codes.get(e.status_code, "http_error"), message, getattr(e, "headers", None))
+
+
+@app.exception_handler(Exception)
+async def _crashed(_request: Request, e: Exception) -> JSONResponse:
+    log.exception("unexpected error")
+    return _error(500, "internal_error", "something went wrong on the server; try again later")
+
+
+@app.middleware("http")
+async def _headers(request: Request, call_next):
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.url.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+# --- dependencies -------------------------------------------------------------------
+
+
+def current_user(authorization: str | None = Header(default=None)) -> str:
+    return auth.user_from_header(authorization)
+
+
+def session():
+    s = db.session()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+# --- JSON shapes --------------------------------------------------------------------
+
+
+def _date(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def course_json(c) -> dict:
+    return {"course_id": c.course_id, "name": c.name}
+
+
+def batch_json(user_id: str, course, b, today) -> dict:
+    return {
+        "batch_id": b.batch_id,
+        "course_id": b.course_id,
+        "name": b.name,
+        "start_date": _date(b.start_date),
+        "end_date": _date(b.end_date),
+        "status": reports.batch_status(b, today),
+        "enrolment_count": b.enrolment_count,
+        "completed_count": b.completed_count,
+        "figures_as_of": reports._iso(b.figures_as_of),
+        # What the page offers: the types this caller may request for this batch now.
+        "report_types": [
+            {"report_type": t, "name": reports.REPORT_NAMES[t], "password_required": access.PASSWORD_REQUIRED[t]}
+            for t in reports.requestable_types(user_id, course, b)
+        ],
+    }
+
+
+# --- the API ------------------------------------------------------------------------
+
+
+@app.get("/api/v1/courses")
+def list_courses(
+    user: str = Depends(current_user),
+    q: str = Query("", max_length=200, description="part of a course id or name, any case"),
+    s: Session = Depends(session),
+) -> list[dict]:
+    return [course_json(c) for c in reports.visible_courses(s, user, q)]
+
+
+@app.get("/api/v1/courses/{course_id}/batches")
+def list_batches(course_id: str, user: str = Depends(current_user), s: Session = Depends(session)) -> list[dict]:
+    course, batches = reports.visible_batches(s, user, course_id)
+    today = db.utcnow().date()
+    return [batch_json(user, course, b, today) for b in batches]
+
+
+@app.get("/api/v1/courses/{course_id}/batches/{batch_id}/reports")
+def list_reports(
+    course_id: str, batch_id: str, user: str = Depends(current_user), s: Session = Depends(session)
+) -> list[dict]:
+    return [reports.as_json(r) for r in reports.downloadable(s, user, course_id, batch_id)]
+
+
+@app.post(
+    "/api/v1/reports",
+    status_code=201,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ReportIn.model_json_schema()}}}},
+)
+def create_report(
+    user: str = Depends(current_user), raw: bytes = Depends(_raw_body), s: Session = Depends(session)
+) -> JSONResponse:
+    # Parsed here, after authentication, so that a caller without a token learns nothing.
+    try:
+        body = ReportIn.model_validate_json(raw or b"null")
+    except ValidationError as e:
+        raise store.BadRequest(_describe(e.errors(include_input=False))) from None
+    request = store.submit(s, user, body.course_id, body.batch_id, body.report_type, body.password)
+    return JSONResponse(
+        reports.as_json(request), status_code=201, headers={"Location": f"/api/v1/reports/{request.request_id}"}
+    )
+
+
+@app.get("/api/v1/reports/{request_id}")
+def show_report(request_id: str, user: str = Depends(current_user), s: Session = Depends(session)) -> dict:
+    return reports.as_json(reports.visible_request(s, user, request_id))
+
+
+@app.post("/api/v1/reports/{request_id}/download-link")
+def download_link(request_id: str, user: str = Depends(current_user), s: Session = Depends(session)) -> dict:
+    """A one-minute link to this report's download, for a browser to follow without headers."""
+    reports.ready_request(s, user, request_id)
+    ticket, expires = auth.mint_download_ticket(user, request_id)
+    return {
+        "url": f"/api/v1/reports/{quote(request_id, safe='')}/download?ticket={ticket}",
+        "expires_at": reports._iso(expires),
+    }
+
+
+def _content_disposition(name: str) -> str:
+    plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@app.get("/api/v1/reports/{request_id}/download")
+def download(
+    request_id: str,
+    request: Request,
+    ticket: str | None = Query(None, max_length=4096, description="from POST .../download-link, instead of a header"),
+    authorization: str | None = Header(default=None),
+    s: Session = Depends(session),
+):
+    user = auth.verify_download_ticket(ticket, request_id) if ticket else auth.user_from_header(authorization)
+    # Access is checked now, not when the link was made, and the download is audited.
+    report = reports.check_downloadable(s, user, request_id, _client(request))
+    name = reports.download_name(report)
+    reports_store = report_store()
+    url = reports_store.signed_url(report.object_key, name)
+    if url:
+        return RedirectResponse(url, status_code=307)
+    stream = reports_store.open(report.object_key)
+
+    def chunks():
+        with stream:
+            while data := stream.read(CHUNK):
+                yield data
+
+    return StreamingResponse(
+        chunks(), media_type="application/zip", headers={"Content-Disposition": _content_disposition(name)}
+    )
+
+
+# --- the page -----------------------------------------------------------------------
+
+
+@app.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+
+app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
