@@ -1,0 +1,501 @@
+"""Data-quality suites for the lake tables and the reports (CONTRACT §3 and §4), in code.
+
+Great Expectations 1.x validates Spark DataFrames here, in memory: an ephemeral context
+(no files, no GX Cloud; 1.24 has no usage-statistics code left to switch off), one Spark
+data source with `persist=False` (the caller persists; GX's default would `persist()`
+every frame it sees and never unpersist it), one asset per suite and a whole-dataframe
+batch definition fed through `batch_parameters={"dataframe": df}`.
+
+The suites hold only what the contract guarantees. The lake is dirty by contract
+(duplicate rows, users missing from `users`, enrolments of unknown batches), so no key
+is expected to be unique; a failing lake outcome reports dirt for the log, it does not
+say the data cannot be used. Nulls in key columns are reported (mostly=1.0).
+
+Validation runs in two passes so that clean data costs as little Spark as possible:
+1. the whole suite with result_format BOOLEAN_ONLY: GX bundles every column-map
+   expectation of a frame into one aggregate query (two queries in all: row count, then
+   the unexpected counts; about 4 Spark jobs with adaptive execution), plus two `count()`
+   queries per column-pair expectation (attempts and responses have one each);
+2. only if something failed: the failing expectations again with SUMMARY and
+   `unexpected_index_column_names` (the row's key columns), which adds about two
+   queries per failing expectation (its first 5 unexpected values and rows).
+Table-level expectations (the report's column list) cost no Spark job at all.
+GX does not read the frame itself more than that; `persist()` it before validating.
+
+Importing this module is cheap: Great Expectations (several seconds to import) is only
+imported on the first validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.lake import PII_COLUMNS, TABLES
+from schemas.reports import COLUMNS, PROGRESS_COLUMNS
+
+MAX_EXAMPLES = 5
+
+# --- the lake (CONTRACT §3) ---------------------------------------------------------
+
+# Columns every row must have; also the columns that identify a row in examples.
+LAKE_KEYS: dict[str, tuple[str, ...]] = {
+    "courses": ("course_id",),
+    "batches": ("batch_id", "course_id"),
+    "course_contents": ("course_id", "content_id"),
+    "enrolments": ("user_id", "batch_id"),
+    "assessment_attempts": ("user_id", "batch_id", "content_id", "attempt_id"),
+    "question_responses": ("user_id", "batch_id", "content_id", "attempt_id", "question_id"),
+    "users": ("user_id",),
+    "user_consents": ("user_id", "course_id"),
+}
+
+# Enumerated columns: (column, allowed values). Nulls are not checked here.
+LAKE_VALUE_SETS: dict[str, tuple[tuple[str, list], ...]] = {
+    "courses": (("status", ["Live", "Retired", "Draft"]),),
+    "users": (("status", [0, 1, 2]),),
+    "user_consents": (("status", ["ACTIVE", "REVOKED"]),),
+}
+
+# --- the reports (CONTRACT §4) ------------------------------------------------------
+
+REPORT_KEYS = ("Collection Id", "Batch Id", "User UUID")
+# Names that must never be a column of a progress or response report: the lake's PII
+# columns and the userinfo report's PII headers.
+PII_HEADERS = (*PII_COLUMNS, "User Name", "Email ID", "Mobile Number")
+# Report columns whose values are PII: failures on them show the row's User UUID only.
+PII_REPORT_COLUMNS = frozenset({"User Name", "Email ID", "Mobile Number"})
+
+PROGRESS_RE = r"^(100|[1-9]?[0-9])$"  # an integer 0-100, no sign, no leading zero
+PERCENT_RE = r"^(100\.00|[1-9]?[0-9]\.[0-9]{2})$"  # 0.00-100.00, always two decimals
+PLAIN_NUMBER_RE = r"^-?[0-9]+(\.[0-9]+)?$"  # a plain decimal: no exponent, no grouping
+DATE_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$"  # dd/mm/yyyy
+DATETIME_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}$"  # dd/mm/yyyy HH:MM:SS
+FORMULA_RE = r"^[=+\-@\t\r]"  # a text cell starting so must have been prefixed with '
+
+# Text cells taken from the lake's string columns: guarded against formula injection.
+REPORT_TEXT = {
+    "progress": PROGRESS_COLUMNS[:15],  # Collection Id .. Declared Board
+    "userinfo": (
+        "Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID", "User Name",
+        "User Type", "User Sub Type", "State", "District", "Block", "Cluster", "School Id",
+        "School Name", "Org Name", "Email ID", "Mobile Number",
+    ),
+    "response": (
+        "Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID",
+        "QuestionSet Id", "QuestionSet Title", "Attempt Id", "Question Id", "Question Type",
+        "Question Title", "Question Description", "Question Options", "Question Response",
+    ),
+}
+REPORT_FORMATS = {
+    "progress": (
+        ("Enrolment Date", DATE_RE, "dd/mm/yyyy"),
+        ("Completion Date", DATE_RE, "dd/mm/yyyy"),
+    ),
+    "userinfo": (("Consent Provided Date", DATE_RE, "dd/mm/yyyy"),),
+    "response": (
+        ("Attempted On", DATETIME_RE, "dd/mm/yyyy HH:MM:SS"),
+        ("Question Duration", PLAIN_NUMBER_RE, "a plain decimal"),
+        ("Question Score", PLAIN_NUMBER_RE, "a plain decimal"),
+        ("Question Max Score", PLAIN_NUMBER_RE, "a plain decimal"),
+    ),
+}
+
+
+@dataclass
+class Failure:
+    expectation: str  # e.g. "expect_column_values_to_not_be_null"
+    column: str | None
+    description: str  # e.g. "user_id must not be null"
+    unexpected_count: int | None
+    examples: list = field(default_factory=list)  # up to 5 unexpected values or rows
+
+    def describe(self) -> str:
+        where = f" [{self.column}]" if self.column else ""
+        count = "" if self.unexpected_count is None else f": {self.unexpected_count} unexpected"
+        lines = [f"- {self.description} ({self.expectation}{where}){count}"]
+        lines += [f"    e.g. {example!r}" for example in self.examples]
+        return "\n".join(lines)
+
+
+@dataclass
+class Outcome:
+    name: str  # suite name, e.g. "lake.enrolments" or "report.progress"
+    success: bool
+    failures: list[Failure] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """Text for the DAG log: every failing expectation, its count and examples."""
+        if self.success:
+            return f"{self.name}: all expectations met"
+        head = f"{self.name}: {len(self.failures)} expectation(s) failed"
+        return "\n".join([head, *(f.describe() for f in self.failures)])
+
+
+# --- suites ---------------------------------------------------------------------------
+
+def lake_suite(table: str):
+    """The lake table's ExpectationSuite, named `lake.<table>`."""
+    return _gx().ExpectationSuite(name=f"lake.{table}", expectations=lake_expectations(table))
+
+
+def lake_expectations(table: str) -> list:
+    """The lake table's expectations (GX Expectation objects)."""
+    if table not in TABLES:
+        raise KeyError(f"no lake table {table!r}")
+    gxe = _gx().expectations
+    exps = [
+        gxe.ExpectColumnValuesToNotBeNull(column=c, description=f"{c} must not be null")
+        for c in LAKE_KEYS[table]
+    ]
+    for column, values in LAKE_VALUE_SETS.get(table, ()):
+        exps.append(gxe.ExpectColumnValuesToBeInSet(
+            column=column, value_set=values,
+            description=f"{column} must be one of {', '.join(map(str, values))} (or null)",
+        ))
+    if table == "assessment_attempts":
+        exps += [
+            gxe.ExpectColumnValuesToBeBetween(
+                column="total_score", min_value=0, description="total_score must not be negative"
+            ),
+            _at_most("total_score", "total_max_score"),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="total_max_score", min_value=0, description="total_max_score must not be negative"
+            ),
+        ]
+    if table == "question_responses":
+        exps += [
+            _at_most("score", "max_score"),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="max_score", min_value=0, description="max_score must not be negative"
+            ),
+        ]
+    # enrolments.content_status (map<string,int>) values in {0,1,2}: not checked, GX 1.24
+    # has no expectation on map values and a derived column would change the batch.
+    return exps
+
+
+def _at_most(a: str, b: str):
+    """a <= b where both are present (a null on either side is not checked)."""
+    return _gx().expectations.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A=b, column_B=a, or_equal=True, ignore_row_if="either_value_is_missing",
+        description=f"{a} must not exceed {b}",
+    )
+
+
+def report_suite(report_type: str, header: list[str]):
+    """The report's ExpectationSuite, named `report.<type>`, for the columns `header`.
+
+    The column list expected is exactly `header` for progress (whose fixed part
+    `header_problems` checks) and the contract's list for userinfo and response.
+    """
+    expectations = report_expectations(report_type, header)
+    return _gx().ExpectationSuite(name=f"report.{report_type}", expectations=expectations)
+
+
+def report_expectations(report_type: str, header: list[str], gx_name=lambda column: column) -> list:
+    """The report's expectations (GX Expectation objects); see `report_suite`.
+
+    `gx_name` gives the name GX knows a column by (see `_gx_names`); descriptions keep
+    the report's own names.
+    """
+    if report_type not in COLUMNS:
+        raise KeyError(f"no report type {report_type!r}")
+    gxe = _gx().expectations
+    columns = list(header) if report_type == "progress" else list(COLUMNS[report_type])
+
+    def not_empty(c):
+        return gxe.ExpectColumnValuesToNotBeNull(column=gx_name(c), description=f"{c} must not be empty")
+
+    def matches(c, regex, what):
+        return gxe.ExpectColumnValuesToMatchRegex(column=gx_name(c), regex=regex, description=f"{c} must be {what}")
+
+    exps = [gxe.ExpectTableColumnsToMatchOrderedList(
+        column_list=[gx_name(c) for c in columns],
+        description=f"the columns must be exactly the {report_type} report's, in order",
+    )]
+    exps += [not_empty(c) for c in REPORT_KEYS]
+    if report_type == "progress":
+        exps += [
+            not_empty("Progress"),
+            matches("Progress", PROGRESS_RE, "an integer from 0 to 100"),
+            gxe.ExpectColumnValuesToBeInSet(
+                column=gx_name("Certificate Status"), value_set=["Issued"],
+                description="Certificate Status must be Issued or empty",
+            ),
+        ]
+        exps += [
+            matches(c, PERCENT_RE, "empty or 0.00 to 100.00 with two decimals")
+            for c in ["Total Score", *columns[len(PROGRESS_COLUMNS):]]
+        ]
+    if report_type == "userinfo":
+        exps += [
+            not_empty("Consent Provided"),
+            gxe.ExpectColumnValuesToBeInSet(
+                column=gx_name("Consent Provided"), value_set=["Yes"], description="Consent Provided must be Yes"
+            ),
+        ]
+    # response: "Question Score <= Question Max Score" is not checked on the report's
+    # strings (a string comparison is wrong, and a cast column would change the column
+    # list checked above); the lake suite checks score <= max_score on the source doubles
+    # and the report copies them as plain decimals, which is checked here.
+    exps += [matches(c, regex, f"empty or {what}") for c, regex, what in REPORT_FORMATS[report_type]]
+    exps += [
+        gxe.ExpectColumnValuesToNotMatchRegex(
+            column=gx_name(c), regex=FORMULA_RE,
+            description=f"{c} must not start with = + - @ tab or CR (spreadsheet formula injection)",
+        )
+        for c in REPORT_TEXT[report_type]
+    ]
+    return exps
+
+
+def header_problems(report_type: str, header: list[str]) -> list[Failure]:
+    """What GX cannot see from the frame alone: the header itself is the contract's."""
+    header = list(header)
+    problems = []
+    pii = [c for c in header if c in PII_HEADERS]
+    if report_type in ("progress", "response") and pii:
+        problems.append(Failure(
+            "no_pii_columns", None, f"a {report_type} report must have no PII column", len(pii), pii[:MAX_EXAMPLES]
+        ))
+    if report_type == "progress":
+        fixed = header[: len(PROGRESS_COLUMNS)]
+        if fixed != list(PROGRESS_COLUMNS):
+            problems.append(Failure(
+                "header_starts_with_progress_columns", None,
+                "the progress header must start with the contract's fixed columns", None,
+                _mismatches(list(PROGRESS_COLUMNS), fixed),
+            ))
+        extra = [c for c in header[len(PROGRESS_COLUMNS):] if not c.endswith(" - Score")]
+        if extra:
+            problems.append(Failure(
+                "assessment_headers_end_with_score", None,
+                "every column after the fixed ones must be an '<assessment name> - Score' column",
+                len(extra), extra[:MAX_EXAMPLES],
+            ))
+    elif header != list(COLUMNS[report_type]):
+        problems.append(Failure(
+            "header_matches_contract", None, f"the {report_type} header must be the contract's columns",
+            None, _mismatches(list(COLUMNS[report_type]), header),
+        ))
+    return problems
+
+
+def _mismatches(expected: list[str], found: list[str]) -> list[dict]:
+    n = max(len(expected), len(found))
+    pairs = [
+        {"position": i, "expected": expected[i] if i < len(expected) else None,
+         "found": found[i] if i < len(found) else None}
+        for i in range(n)
+        if (expected[i] if i < len(expected) else None) != (found[i] if i < len(found) else None)
+    ]
+    return pairs[:MAX_EXAMPLES]
+
+
+# --- validation -------------------------------------------------------------------------
+
+def validate_lake(table: str, df) -> Outcome:
+    """Validate a Spark DataFrame of a lake table (already pruned to the night's batches)."""
+    index_columns = [c for c in LAKE_KEYS[table] if c in df.columns]
+    return _validate(f"lake.{table}", lake_expectations(table), df, index_columns)
+
+
+def validate_report(report_type: str, header: list[str], df) -> Outcome:
+    """Validate a report as it will be written: one string column per header name.
+
+    An empty string and a null are the same empty CSV cell, so both count as empty.
+    """
+    from pyspark.sql import functions as F
+
+    problems = header_problems(report_type, header)
+    pii = [c for c in df.columns if c in PII_HEADERS]
+    already = any(p.expectation == "no_pii_columns" for p in problems)
+    if report_type in ("progress", "response") and pii and not already:
+        problems.append(Failure(
+            "no_pii_columns", None, f"a {report_type} report must have no PII column", len(pii), pii[:MAX_EXAMPLES]
+        ))
+    names = _gx_names([*header, *COLUMNS[report_type], *df.columns])
+    # Expectations on a column the frame lacks would only raise; the column list
+    # expectation already reports the missing column.
+    present = {names[c] for c in df.columns}
+    expectations = [
+        e for e in report_expectations(report_type, header, names.__getitem__)
+        if getattr(e, "column", None) in (None, *present)
+    ]
+    cells = df.select(*[F.nullif(F.col(_quote(c)), F.lit("")).alias(names[c]) for c in df.columns])
+    index_columns = ["User UUID"] if "User UUID" in present else []
+    real = {gx_name: column for column, gx_name in names.items()}
+    outcome = _validate(f"report.{report_type}", expectations, cells, index_columns, real)
+    outcome.failures = problems + outcome.failures
+    outcome.success = outcome.success and not problems
+    return outcome
+
+
+def _gx_names(columns: list[str]) -> dict[str, str]:
+    """A name GX can use for each column (assessment names come from course authors).
+
+    GX on Spark reads a dot in a column name as struct access and cannot handle a
+    backtick at all, so those characters become "_" (numbered if that collides).
+    """
+    names: dict[str, str] = {}
+    used = {c for c in columns if not _UNSAFE.search(c)}
+    for c in columns:
+        if c in names:
+            continue
+        if not _UNSAFE.search(c):
+            names[c] = c
+            continue
+        base = safe = _UNSAFE.sub("_", c)
+        n = 1
+        while safe in used:
+            n += 1
+            safe = f"{base} #{n}"
+        used.add(safe)
+        names[c] = safe
+    return names
+
+
+_UNSAFE = re.compile(r"[.`]")
+
+
+def _quote(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def _validate(name: str, expectations: list, df, index_columns: list[str], real: dict | None = None) -> Outcome:
+    """Two passes (see the module's docstring): BOOLEAN_ONLY, then SUMMARY for failures."""
+    gx = _gx()
+    for i, exp in enumerate(expectations):
+        exp.meta = {**(exp.meta or {}), "check": i}  # to find it again in the results
+    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": df})
+    suite = gx.ExpectationSuite(name=name, expectations=expectations)
+    first = batch.validate(suite, result_format="BOOLEAN_ONLY")
+    if first.success:
+        return Outcome(name, True, [])
+    failed = {r.expectation_config.meta["check"] for r in first.results if not r.success}
+    again = [copy.copy(e) for e in expectations if e.meta["check"] in failed]
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+    if index_columns:
+        result_format["unexpected_index_column_names"] = list(index_columns)
+    second = batch.validate(gx.ExpectationSuite(name=name, expectations=again), result_format=result_format)
+    results = sorted(second.results, key=lambda r: r.expectation_config.meta["check"])
+    failures = [_failure(r, index_columns, real or {}) for r in results if not r.success]
+    return Outcome(name, not failures, failures)
+
+
+def _failure(result, index_columns: list[str], real: dict[str, str]) -> Failure:
+    """A failed GX result as a Failure, with the report's own column names (`real`)."""
+    config = result.expectation_config
+    kwargs = config.kwargs
+
+    def named(column):
+        return real.get(column, column)
+
+    column = named(kwargs["column"]) if "column" in kwargs else (
+        f"{named(kwargs['column_B'])}, {named(kwargs['column_A'])}" if "column_A" in kwargs else None
+    )
+    info = dict(result.result or {})
+    description = config.description or config.type
+    error = _exception_message(result.exception_info)
+    if error is not None:
+        return Failure(config.type, column, f"{description} (could not be checked: {error})", None, [])
+    if config.type == "expect_table_columns_to_match_ordered_list":
+        details = info.get("details", {}).get("mismatched") or []
+        examples = [
+            {"position": m.get("Expected Column Position"), "expected": named(m.get("Expected")),
+             "found": named(m.get("Found"))}
+            for m in details
+        ]
+        return Failure(config.type, None, description, len(details) or None, examples[:MAX_EXAMPLES])
+    rows = info.get("partial_unexpected_index_list")
+    if rows:
+        examples = [{named(k): v for k, v in row.items()} for row in rows]
+    else:
+        examples = list(info.get("partial_unexpected_list") or [])
+    if column in PII_REPORT_COLUMNS:
+        # The log is no place for a learner's name, email or phone: name the row only.
+        examples = [
+            {k: v for k, v in row.items() if k in index_columns} for row in examples if isinstance(row, dict)
+        ]
+        examples = [row for row in examples if row]
+    return Failure(config.type, column, description, info.get("unexpected_count"), examples[:MAX_EXAMPLES])
+
+
+def _exception_message(info) -> str | None:
+    """The first line of the error GX caught, if any (flat, or keyed by metric in 1.x)."""
+    if not info:
+        return None
+    found = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for entry in found:
+        if entry.get("raised_exception"):
+            return (str(entry.get("exception_message") or "error").splitlines() or ["error"])[0]
+    return None
+
+
+# --- the Great Expectations context ------------------------------------------------------
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def _gx():
+    """great_expectations, imported on first use (it takes seconds) with its chatter off."""
+    if "gx" not in _state:
+        with _lock:
+            if "gx" not in _state:
+                # Set before the import: GX logs dozens of INFO lines while importing.
+                logging.getLogger("great_expectations").setLevel(logging.WARNING)
+                # GX tries to import pyspark's Spark Connect session, and pyspark 4 calls
+                # sys.exit(0) there when the main module looks like a doctest run
+                # (`python -c`, a script on stdin): the process would end, "successfully",
+                # mid-validation. Looking interactive for the import makes it a plain
+                # ImportError, which GX handles (classic Spark only).
+                main = sys.modules.get("__main__")
+                doctest_like = (
+                    main is not None and getattr(main, "__spec__", None) is None
+                    and not hasattr(main, "__file__") and not hasattr(sys, "ps1")
+                )
+                if doctest_like:
+                    sys.ps1 = ""
+                try:
+                    import great_expectations as gx
+                    import great_expectations.expectations  # noqa: F401  (gx.expectations)
+                finally:
+                    if doctest_like:
+                        del sys.ps1
+
+                _state["gx"] = gx
+    return _state["gx"]
+
+
+def _batch_definition(asset_name: str):
+    """A whole-dataframe batch definition of the asset `asset_name`, made once per process."""
+    gx = _gx()
+    with _lock:
+        if "source" not in _state:
+            from great_expectations.data_context.types.base import (
+                DataContextConfig,
+                InMemoryStoreBackendDefaults,
+                ProgressBarsConfig,
+            )
+
+            config = DataContextConfig(
+                store_backend_defaults=InMemoryStoreBackendDefaults(),
+                progress_bars=ProgressBarsConfig(globally=False),  # tqdm bars in the task log
+                analytics_enabled=False,
+            )
+            context = gx.get_context(mode="ephemeral", project_config=config)
+            # persist=False: the caller persists; GX would persist() every frame and keep it.
+            _state["source"] = context.data_sources.add_spark(name="coursedash", persist=False)
+            _state["definitions"] = {}
+        definitions = _state["definitions"]
+        if asset_name not in definitions:
+            asset = _state["source"].add_dataframe_asset(name=asset_name)
+            definitions[asset_name] = asset.add_batch_definition_whole_dataframe("whole")
+        return definitions[asset_name]
