@@ -80,3 +80,58 @@ B1_PROGRESS_CSV = "\ufeff" + PROGRESS_HEADER + (
     'c1,"Maths, Part 1",b1,Batch One,L3,,,,,,,,,,,07/01/2026,,,67,,,\r\n'
 )
 B2_PROGRESS_CSV = "\ufeff" + PROGRESS_HEADER
+
+TABLES["user_consents"] = [
+    dict(user_id="L1", course_id="c1", status="ACTIVE", last_updated_on=ts("2026-01-10 08:00:00")),
+    dict(user_id="L2", course_id="c1", status="ACTIVE", last_updated_on=ts("2026-01-09 08:00:00")),
+    dict(user_id="L2", course_id="c1", status="REVOKED", last_updated_on=ts("2026-01-12 08:00:00")),
+    dict(user_id="L3", course_id="c1", status="ACTIVE", last_updated_on=ts("2026-01-11 08:00:00")),
+]
+
+_response = dict(course_id="c1", batch_id="b1", options='["A","B"]')
+TABLES["question_responses"] = [
+    dict(_response, user_id="L1", content_id="q2", attempt_id="at1", question_id="qq1", question_type="mcq",
+         question_title="Sum, of 2+2?", question_description="=1+1", duration_seconds=12.5, score=1.0, max_score=1.0,
+         options='[{"a": "4"}]', response='["4"]', assessed_on=ts("2026-01-20 11:00:00")),
+    dict(_response, user_id="L1", content_id="q2", attempt_id="at1", question_id="qq2", question_type="ftb",
+         question_title='Say "hi"\nplease', question_description=None, duration_seconds=0.0001, score=0.0,
+         max_score=2.0, options="[]", response="-", assessed_on=ts("2026-01-20 11:05:00")),
+    # answered twice: the later one counts
+    dict(_response, user_id="L2", content_id="q1", attempt_id="at3", question_id="qq1", question_type="mcq",
+         question_title="Capital?", duration_seconds=3.0, score=0.0, max_score=1.0, response="A",
+         assessed_on=ts("2026-01-22 11:00:00")),
+    dict(_response, user_id="L2", content_id="q1", attempt_id="at3", question_id="qq1", question_type="mcq",
+         question_title="Capital?", duration_seconds=3.0, score=1.0, max_score=1.0, response="B",
+         assessed_on=ts("2026-01-22 12:00:00")),
+    # an attempt missing from assessment_attempts
+    dict(_response, user_id="L2", content_id="q1", attempt_id="at_missing", question_id="qq1", question_type="mcq",
+         question_title="Capital?", duration_seconds=4.0, score=0.0, max_score=1.0, response="A",
+         assessed_on=ts("2026-01-23 12:00:00")),
+    # an inactive learner: not reported
+    dict(_response, user_id="L4", content_id="q1", attempt_id="at9", question_id="qq1", question_type="mcq",
+         question_title="Capital?", duration_seconds=4.0, score=0.0, max_score=1.0, response="A",
+         assessed_on=ts("2026-01-23 12:00:00")),
+]
+
+# L1 consented; L2's latest consent is REVOKED; L3 consented but is missing from users.
+B1_USERINFO_CSV = "\ufeff" + (
+    "Collection Id,Collection Name,Batch Id,Batch Name,User UUID,User Name,User Type,User Sub Type,State,"
+    "District,Block,Cluster,School Id,School Name,Org Name,Email ID,Mobile Number,Consent Provided,"
+    "Consent Provided Date\r\n"
+    'c1,"Maths, Part 1",b1,Batch One,L1,Asha =Rao,student,,Tamil Nadu,Chennai,Blk,Clu,S1,'
+    '"GHS, ""North""\nCampus",Org,asha@example.org,\'+919812345678,Yes,10/01/2026\r\n'
+    'c1,"Maths, Part 1",b1,Batch One,L3,,,,,,,,,,,,,Yes,11/01/2026\r\n'
+)
+
+B1_RESPONSE_CSV = "\ufeff" + (
+    "Collection Id,Collection Name,Batch Id,Batch Name,User UUID,QuestionSet Id,QuestionSet Title,Attempt Id,"
+    "Attempted On,Question Id,Question Type,Question Title,Question Description,Question Duration,"
+    "Question Score,Question Max Score,Question Options,Question Response\r\n"
+    'c1,"Maths, Part 1",b1,Batch One,L1,q2,"Test ""A""",at1,20/01/2026 11:00:00,qq1,mcq,"Sum, of 2+2?",'
+    '\'=1+1,12.5,1,1,"[{""a"": ""4""}]","[""4""]"\r\n'
+    'c1,"Maths, Part 1",b1,Batch One,L1,q2,"Test ""A""",at1,20/01/2026 11:00:00,qq2,ftb,"Say ""hi""\nplease",'
+    ",0.0001,0,2,[],'-\r\n"
+    'c1,"Maths, Part 1",b1,Batch One,L2,q1,Quiz,at3,22/01/2026 11:00:00,qq1,mcq,Capital?,,3,1,1,'
+    '"[""A"",""B""]",B\r\n'
+    'c1,"Maths, Part 1",b1,Batch One,L2,q1,Quiz,at_missing,,qq1,mcq,Capital?,,4,0,1,"[""A"",""B""]",A\r\n'
+)

@@ -87,6 +87,8 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
         by_mentor = store.submit(s, handlake.MENTOR, "c1", "b1", "progress").request_id
         empty = store.submit(s, handlake.MENTOR2, "c1", "b2", "progress").request_id
         gone = store.submit(s, handlake.CREATOR, "c1", "b_gone", "progress", PASSWORD).request_id
+        profiles = store.submit(s, handlake.CREATOR, "c1", "b1", "userinfo", PASSWORD).request_id
+        responses = store.submit(s, handlake.MENTOR, "c1", "b1", "response").request_id
         # Left PROCESSING by a run that crashed hours ago: taken again.
         crashed = store.submit(s, handlake.BATCH_CREATOR, "c1", "b1", "progress").request_id
         s.execute(
@@ -101,7 +103,7 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
 
     with db.session() as s:
         found = statuses(s)
-        for rid in (by_creator, by_mentor, empty, crashed):
+        for rid in (by_creator, by_mentor, empty, crashed, profiles, responses):
             assert found[rid].status == "SUCCESS", found[rid].error
             assert found[rid].password_token is None
         assert found[gone].status == "FAILED"
@@ -111,16 +113,25 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
         assert found[by_creator].row_count == 3 and found[empty].row_count == 0
 
     csv_name = "b1_progress_20261128.csv"
-    zip_path = fetch(found[by_creator].object_key, var / "creator.zip")
-    assert found[by_creator].file_size == zip_path.stat().st_size
-    # The password-protected zip opens with the password, with 7-Zip as well ...
-    assert read_zip(zip_path, PASSWORD)[csv_name].decode("utf-8") == handlake.B1_PROGRESS_CSV
-    out = var / "unzipped"
-    subprocess.run(["7z", "x", f"-p{PASSWORD}", f"-o{out}", str(zip_path)], check=True, capture_output=True)
-    assert (out / csv_name).read_bytes().decode("utf-8") == handlake.B1_PROGRESS_CSV
-    # ... and not without it.
-    with pytest.raises(RuntimeError):
-        read_zip(zip_path, "wrong-password1")
+    # Password-protected zips open with the password, with pyzipper and with 7-Zip ...
+    for rid, name, expected in [
+        (by_creator, csv_name, handlake.B1_PROGRESS_CSV),
+        (profiles, "b1_userinfo_20261128.csv", handlake.B1_USERINFO_CSV),
+    ]:
+        zip_path = fetch(found[rid].object_key, var / f"{rid}.zip")
+        assert found[rid].file_size == zip_path.stat().st_size
+        assert read_zip(zip_path, PASSWORD)[name].decode("utf-8") == expected
+        out = var / "unzipped" / rid
+        subprocess.run(["7z", "x", f"-p{PASSWORD}", f"-o{out}", str(zip_path)], check=True, capture_output=True)
+        assert (out / name).read_bytes().decode("utf-8") == expected
+        # ... and not without it.
+        with pytest.raises(RuntimeError):
+            read_zip(zip_path, "wrong-password1")
+    for pii in handlake.PII_VALUES:  # the expected texts hold no PII either
+        assert pii not in handlake.B1_PROGRESS_CSV and pii not in handlake.B1_RESPONSE_CSV
+    assert read_zip(fetch(found[responses].object_key, var / "r.zip")) == {
+        "b1_response_20261128.csv": handlake.B1_RESPONSE_CSV.encode()
+    }
     # The mentor's, without password, is a plain zip with the same content.
     assert read_zip(fetch(found[by_mentor].object_key, var / "m.zip"))[csv_name].decode() == handlake.B1_PROGRESS_CSV
     assert read_zip(fetch(found[empty].object_key, var / "e.zip")) == {
@@ -129,7 +140,9 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
 
     # A second run of the same date has nothing to do and publishes nothing again.
     before = published(var, s3)
-    assert sorted(before) == sorted(found[r].object_key for r in (by_creator, by_mentor, empty, crashed))
+    assert sorted(before) == sorted(
+        found[r].object_key for r in (by_creator, by_mentor, empty, crashed, profiles, responses)
+    )
     assert run_dag().state == "success"
     assert published(var, s3) == before
     with db.session() as s:
