@@ -54,6 +54,11 @@ def missing_batches(batches: DataFrame, manifest: Manifest) -> dict[str, dict]:
     return errors
 
 
+def users_of(users: DataFrame, enrolments: DataFrame) -> DataFrame:
+    """Only the profiles of the night's learners: what is touched, not the whole table."""
+    return users.join(enrolments.select("user_id").distinct(), "user_id", "left_semi")
+
+
 def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> DataFrame:
     """Active enrolments of the requested batches, one row per learner and request."""
     active = enrolments.filter(F.col("active") & F.col("user_id").isNotNull())
@@ -153,28 +158,25 @@ def stage(rows: DataFrame, out: str, sort_by: list[str], counters: dict[str, Col
     `rows` has request_id, the sort columns and `cells` (array<string> in header order).
     Repartitioning by request puts each request in one task, so each gets one file
     whose rows stay in sort order. `counters` name boolean columns to count per request
-    (dirty rows kept or dropped); the rows are cached so the lake is read only once.
+    (dirty rows kept or dropped). The rows are written, then counted: they come cached
+    from `checked`, so the lake is not read again.
     """
     counters = counters or {}
-    rows = rows.persist()
-    try:
-        (
-            rows.repartition("request_id")
-            .sortWithinPartitions("request_id", *sort_by)
-            .select("request_id", "cells")
-            .write.mode("overwrite")
-            .partitionBy("request_id")
-            .parquet(f"{out.rstrip('/')}/rows")
-        )
-        aggregates = [F.count(F.lit(1)).alias("rows")] + [
-            F.count(F.when(flag, True)).alias(name) for name, flag in counters.items()
-        ]
-        return {
-            r["request_id"]: {k: v for k, v in r.asDict().items() if k != "request_id"}
-            for r in rows.groupBy("request_id").agg(*aggregates).collect()
-        }
-    finally:
-        rows.unpersist()
+    (
+        rows.repartition("request_id")
+        .sortWithinPartitions("request_id", *sort_by)
+        .select("request_id", "cells")
+        .write.mode("overwrite")
+        .partitionBy("request_id")
+        .parquet(f"{out.rstrip('/')}/rows")
+    )
+    aggregates = [F.count(F.lit(1)).alias("rows")] + [
+        F.count(F.when(flag, True)).alias(name) for name, flag in counters.items()
+    ]
+    return {
+        r["request_id"]: {k: v for k, v in r.asDict().items() if k != "request_id"}
+        for r in rows.groupBy("request_id").agg(*aggregates).collect()
+    }
 
 
 # --- rows left out of a report, counted -------------------------------------------------
@@ -198,16 +200,13 @@ def stage_reported(rows: DataFrame, out: str, sort_by: list[str], counters: dict
     `rows` also has a string column `dropped`: null on a row of the report, else the
     summary counter the row is counted under (e.g. `learners_without_consent`). Only
     report rows are written; `counters` count among them. A request gets a reason's
-    count only when some row has it: callers default the others to 0.
+    count only when some row has it: callers default the others to 0. Like `stage`,
+    it wants the rows cached.
     """
-    rows = rows.persist()  # written, then counted: the lake is still read once
-    try:
-        counts = stage(rows.filter(F.col("dropped").isNull()), out, sort_by, counters)
-        for r in rows.filter(F.col("dropped").isNotNull()).groupBy("request_id", "dropped").count().collect():
-            counts.setdefault(r["request_id"], {})[r["dropped"]] = r["count"]
-        return counts
-    finally:
-        rows.unpersist()
+    counts = stage(rows.filter(F.col("dropped").isNull()), out, sort_by, counters)
+    for r in rows.filter(F.col("dropped").isNotNull()).groupBy("request_id", "dropped").count().collect():
+        counts.setdefault(r["request_id"], {})[r["dropped"]] = r["count"]
+    return counts
 
 
 # --- the shared main ------------------------------------------------------------------
@@ -232,17 +231,48 @@ def summarize(
     }
 
 
+def checked(
+    report_type: str, rows: DataFrame, manifest: Manifest, errors: dict, header_of: Callable[[dict], list[str]]
+) -> tuple[DataFrame, dict]:
+    """The rows of the requests whose reports pass their checks, and all errors so far."""
+    from jobs import quality
+
+    rows = rows.persist()  # validated, staged, counted: computed once (freed by `build`)
+    errors = {**errors, **quality.check_report(report_type, rows, manifest, header_of, pending=errors)}
+    return (rows.filter(~F.col("request_id").isin(list(errors))) if errors else rows), errors
+
+
+def build(
+    spark: SparkSession,
+    manifest: Manifest,
+    out: str,
+    extract: Callable[[SparkSession, Manifest], dict[str, DataFrame]],
+    finish: Callable[[dict[str, DataFrame], str, Manifest, dict], dict],
+) -> dict:
+    """Extract, check the inputs, and let `finish` stage the rows and write the summary.
+
+    `finish(frames, out, manifest, errors)` gets the requests already known to fail
+    (batch gone, inputs failing their checks) and returns the summary it wrote.
+    """
+    from jobs import quality
+
+    # Cached: the quality checks and the report both read them, the lake only once.
+    frames = {name: df if name == "requests" else df.persist() for name, df in extract(spark, manifest).items()}
+    try:
+        errors = missing_batches(frames["batches"], manifest)
+        errors.update(quality.check_inputs(frames, manifest, pending=errors))
+        return finish(frames, out, manifest, errors)
+    finally:
+        spark.catalog.clearCache()  # the frames and the report rows
+
+
 def run(
     report_type: str,
     argv: list[str] | None,
     extract: Callable[[SparkSession, Manifest], dict[str, DataFrame]],
     finish: Callable[[dict[str, DataFrame], str, Manifest, dict], dict],
 ) -> None:
-    """A report job's main: read the manifest, extract, let `finish` stage rows and write the summary.
-
-    `finish(frames, out, manifest, errors)` gets the requests already known to fail
-    (their batch is gone) and returns the summary it wrote.
-    """
+    """A report job's main: arguments, manifest, session, `build`, a log line per request."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     manifest = Manifest.load(args.manifest)
@@ -251,9 +281,7 @@ def run(
     from coursedash.spark import get_session
 
     spark = get_session(f"{report_type}_report")
-    frames = extract(spark, manifest)
-    errors = missing_batches(frames["batches"], manifest)
-    summary = finish(frames, args.out, manifest, errors)
+    summary = build(spark, manifest, args.out, extract, finish)
     for request_id, info in summary["requests"].items():
         if "error" in info:
             log.error("request %s: %s", request_id, info["error"])

@@ -25,15 +25,15 @@ def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
     def table(name: str) -> DataFrame:
         return common.read_table(spark, manifest.lake_uri, name)
 
+    enrolments = table("enrolments").filter(F.col("batch_id").isin(batches))
     return {
         "requests": common.requests_frame(spark, manifest),
         "courses": table("courses").filter(F.col("course_id").isin(courses)),
-        "batches": table("batches").filter(F.col("batch_id").isin(batches)).persist(),
-        # Small, and read twice (headers or checks, then rows): cached, not read again.
-        "contents": table("course_contents").filter(F.col("course_id").isin(courses)).persist(),
-        "enrolments": table("enrolments").filter(F.col("batch_id").isin(batches)),
+        "batches": table("batches").filter(F.col("batch_id").isin(batches)),
+        "contents": table("course_contents").filter(F.col("course_id").isin(courses)),
+        "enrolments": enrolments,
         "attempts": table("assessment_attempts").filter(F.col("batch_id").isin(batches)),
-        "users": table("users"),
+        "users": common.users_of(table("users"), enrolments),
     }
 
 
@@ -145,12 +145,12 @@ def headers(contents: DataFrame, course_ids: list[str]) -> dict[str, list[str]]:
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, header_by_course: dict[str, list[str]], errors: dict) -> dict:
+    header_of = lambda r: header_by_course[r["course_id"]]  # noqa: E731
+    rows, errors = common.checked("progress", rows, manifest, errors, header_of)
     counts = common.stage(
         rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
     )
-    summary = common.summarize(
-        "progress", manifest, counts, errors, lambda r: header_by_course[r["course_id"]], COUNTERS
-    )
+    summary = common.summarize("progress", manifest, counts, errors, header_of, COUNTERS)
     write_summary(out, summary)
     return summary
 

@@ -36,8 +36,7 @@ def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
     return {
         "requests": common.requests_frame(spark, manifest),
         "courses": table("courses").filter(F.col("course_id").isin(courses)),
-        # Read twice (missing batches, then rows): cached, not read again.
-        "batches": table("batches").filter(F.col("batch_id").isin(batches)).persist(),
+        "batches": table("batches").filter(F.col("batch_id").isin(batches)),
         "contents": table("course_contents").filter(F.col("course_id").isin(courses)),
         "enrolments": table("enrolments").filter(F.col("batch_id").isin(batches)),
         "attempts": table("assessment_attempts").filter(F.col("batch_id").isin(batches)),
@@ -103,8 +102,10 @@ def transform(
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
+    header_of = lambda r: list(RESPONSE_COLUMNS)  # noqa: E731
+    rows, errors = common.checked("response", rows, manifest, errors, header_of)
     counts = common.stage_reported(rows, out, sort_by=SORT_BY)
-    summary = common.summarize("response", manifest, counts, errors, lambda r: list(RESPONSE_COLUMNS), COUNTERS)
+    summary = common.summarize("response", manifest, counts, errors, header_of, COUNTERS)
     write_summary(out, summary)
     return summary
 

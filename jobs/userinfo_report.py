@@ -28,13 +28,13 @@ def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
     def table(name: str) -> DataFrame:
         return common.read_table(spark, manifest.lake_uri, name)
 
+    enrolments = table("enrolments").filter(F.col("batch_id").isin(batches))
     return {
         "requests": common.requests_frame(spark, manifest),
         "courses": table("courses").filter(F.col("course_id").isin(courses)),
-        # Read twice (missing batches, then rows): cached, not read again.
-        "batches": table("batches").filter(F.col("batch_id").isin(batches)).persist(),
-        "enrolments": table("enrolments").filter(F.col("batch_id").isin(batches)),
-        "users": table("users"),
+        "batches": table("batches").filter(F.col("batch_id").isin(batches)),
+        "enrolments": enrolments,
+        "users": common.users_of(table("users"), enrolments),
         "consents": table("user_consents").filter(F.col("course_id").isin(courses)),
     }
 
@@ -103,10 +103,12 @@ def transform(
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
+    header_of = lambda r: list(USERINFO_COLUMNS)  # noqa: E731
+    rows, errors = common.checked("userinfo", rows, manifest, errors, header_of)
     counts = common.stage_reported(
         rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
     )
-    summary = common.summarize("userinfo", manifest, counts, errors, lambda r: list(USERINFO_COLUMNS), COUNTERS)
+    summary = common.summarize("userinfo", manifest, counts, errors, header_of, COUNTERS)
     write_summary(out, summary)
     return summary
 

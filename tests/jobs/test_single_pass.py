@@ -1,0 +1,90 @@
+"""One pass per report type: each lake table is scanned once a night, however many requests."""
+
+import re
+from collections import Counter
+
+import pytest
+
+from coursedash.manifest import Manifest
+from jobs import common, progress_report, response_report, userinfo_report
+from tests import handlake
+from tests.lakefixtures import write_lake
+
+JOBS = {"progress": progress_report, "userinfo": userinfo_report, "response": response_report}
+TABLES_READ = {
+    "progress": {"courses", "batches", "course_contents", "enrolments", "assessment_attempts", "users"},
+    "userinfo": {"courses", "batches", "enrolments", "users", "user_consents"},
+    "response": {"courses", "batches", "course_contents", "enrolments", "assessment_attempts", "question_responses"},
+}
+
+
+def table_scans(spark, after_execution: int) -> Counter:
+    """How many times each lake table's files were scanned by SQL executions after the given id.
+
+    Read from Spark's own SQL status store: a Parquet scan node whose "number of files
+    read" has a value in that execution really read files (a cached table shows the
+    node, with no value).
+    """
+    store = spark._jsparkSession.sharedState().statusStore()
+    executions = store.executionsList()
+    scans = Counter()
+    for i in range(executions.size()):
+        execution_id = executions.apply(i).executionId()
+        if execution_id <= after_execution:
+            continue
+        values = store.executionMetrics(execution_id)
+        nodes = store.planGraph(execution_id).allNodes()
+        for j in range(nodes.size()):
+            node = nodes.apply(j)
+            if not node.name().startswith("Scan parquet"):
+                continue
+            table = re.search(r"/(\w+)\]", node.desc()).group(1)
+            metrics = node.metrics()
+            for k in range(metrics.size()):
+                metric = metrics.apply(k)
+                value = values.get(metric.accumulatorId())
+                if metric.name() == "number of files read" and value.isDefined() and int(value.get()) > 0:
+                    scans[table] += 1
+    return scans
+
+
+def last_execution(spark) -> int:
+    executions = spark._jsparkSession.sharedState().statusStore().executionsList()
+    return max((executions.apply(i).executionId() for i in range(executions.size())), default=-1)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    return write_lake(tmp_path_factory.mktemp("lake"), handlake.TABLES)
+
+
+def night(spark, lake, out, report_type, requests) -> tuple[Counter, dict]:
+    """Build one report type for these requests in-process; return the table scans and the summary."""
+    manifest = Manifest(report_type, "2026-11-28", str(lake), requests)
+    before = last_execution(spark)
+    summary = common.build(spark, manifest, str(out), JOBS[report_type].extract, JOBS[report_type].finish)
+    return table_scans(spark, before), summary
+
+
+ONE = [{"request_id": "r0", "course_id": "c1", "batch_id": "b1"}]
+MANY = ONE + [
+    {"request_id": f"r{i}", "course_id": "c1", "batch_id": batch}
+    for i, batch in enumerate(["b1", "b2", "b1", "b2", "b1", "b2", "b1"], start=1)
+]
+
+
+@pytest.mark.parametrize("report_type", list(JOBS))
+def test_each_table_is_scanned_once_for_one_request_or_many(spark, lake, tmp_path, report_type):
+    scans_one, summary_one = night(spark, lake, tmp_path / "one", report_type, ONE)
+    scans_many, summary_many = night(spark, lake, tmp_path / "many", report_type, MANY)
+    assert scans_one == Counter({table: 1 for table in TABLES_READ[report_type]})
+    assert scans_many == scans_one
+    assert summary_many["requests"]["r0"] == summary_one["requests"]["r0"]
+    assert summary_many["requests"]["r7"]["rows"] == summary_one["requests"]["r0"]["rows"] > 0
+
+
+def test_the_count_sees_a_second_scan(spark, lake, tmp_path, monkeypatch):
+    """Without the cache the quality checks and the report would scan the lake again."""
+    monkeypatch.setattr(type(spark.range(1)), "persist", lambda self, *a, **k: self)
+    scans, _ = night(spark, lake, tmp_path, "progress", ONE)
+    assert scans["enrolments"] > 1
