@@ -133,8 +133,21 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
                         log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows, size, key)
             s.refresh(request)
             outcome[request.status] = outcome.get(request.status, 0) + 1
-    log.info("run %s published: %s", run_id, outcome)
-    return outcome
+    dirt = left_out(summaries)
+    log.info("run %s published: %s; rows the reports left out or kept empty, by reason: %s", run_id, outcome, dirt)
+    return {**outcome, "left_out": dirt}
+
+
+def left_out(summaries: dict[str, dict | None]) -> dict[str, dict[str, int]]:
+    """Per report type, the dirty rows the jobs counted (dropped, or kept with empty cells)."""
+    totals: dict[str, dict[str, int]] = {}
+    for report_type, summary in summaries.items():
+        for info in (summary or {}).get("requests", {}).values():
+            for key, value in info.items():
+                if key not in ("header", "rows", "error", "transient"):
+                    totals.setdefault(report_type, {}).setdefault(key, 0)
+                    totals[report_type][key] += value
+    return totals
 
 
 def expire_reports(as_of: dt.datetime) -> int:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from coursedash import db, store
+from coursedash import db, nightly, store
+from coursedash.manifest import read_summary
 from coursedash.db import Batch, ReportRequest, utcnow
 from coursedash.packaging import read_zip
 from tests import handlake
@@ -100,6 +101,14 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
 
     dag_run = run_dag()
     assert dag_run.state == "success"
+    # The run's summary counts what the reports left out: L3 has no profile (3 progress
+    # requests and the userinfo one of b1), L2's duplicate response, L4's inactive one.
+    summaries = {t: read_summary(nightly.output_dir(dag_run.run_id, t)) for t in ("progress", "userinfo", "response")}
+    assert nightly.left_out(summaries) == {
+        "progress": {"learners_missing_from_users": 3},
+        "userinfo": {"learners_missing_from_users": 1, "learners_without_consent": 1},
+        "response": {"duplicate_responses_resolved": 1, "responses_without_active_enrolment": 1},
+    }
 
     with db.session() as s:
         found = statuses(s)
@@ -171,3 +180,39 @@ def _airflow_storage_dump() -> str:
         rows = [str(tuple(r)) for table in ("xcom", "rendered_task_instance_fields") for r in c.execute(text(f"SELECT * FROM {table}"))]
     logs = [p.read_text(errors="replace") for p in (SESSION_DIR / "airflow" / "logs").rglob("*") if p.is_file()]
     return "\n".join(rows + logs)
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_failing_input_checks_fail_only_the_affected_requests_until_fixed(app_env, airflow_db, capfd):
+    """An attempt scoring above its maximum in batch b1 holds back b1's reports, not b2's."""
+    var = app_env
+    prepare(var)
+    bad = dict(handlake.TABLES["assessment_attempts"][0], attempt_id="at_bad", total_score=9.0, total_max_score=4.0)
+    write_lake(var / "lake", {**handlake.TABLES, "assessment_attempts": [*handlake.TABLES["assessment_attempts"], bad]})
+    with db.session() as s:
+        held = store.submit(s, handlake.CREATOR, "c1", "b1", "progress", PASSWORD).request_id
+        fine = store.submit(s, handlake.MENTOR2, "c1", "b2", "progress").request_id
+        profiles = store.submit(s, handlake.CREATOR, "c1", "b1", "userinfo", PASSWORD).request_id
+
+    assert run_dag().state == "success"
+    with db.session() as s:
+        found = statuses(s)
+    assert found[held].status == "FAILED" and found[held].error_transient
+    assert found[held].error == "the learner data for this batch failed quality checks; it will be retried"
+    assert found[held].password_token is not None  # kept for the retry
+    assert found[held].object_key is None
+    assert found[fine].status == "SUCCESS"
+    assert found[profiles].status == "SUCCESS"  # userinfo does not read attempts
+    assert sorted(published(var, None)) == sorted([found[fine].object_key, found[profiles].object_key])
+    log = capfd.readouterr().out
+    assert "lake.assessment_attempts" in log and "at_bad" in log  # the failing expectation, with its row
+
+    # The data engineers fix the lake; the next night retries the request.
+    write_lake(var / "lake", handlake.TABLES)
+    assert run_dag(RUN_DAY + dt.timedelta(days=1)).state == "success"
+    with db.session() as s:
+        retried = s.get(ReportRequest, held)
+    assert retried.status == "SUCCESS" and retried.attempts == 2 and retried.password_token is None
+    assert read_zip(fetch(retried.object_key, var / "retried.zip"), PASSWORD)[
+        "b1_progress_20261129.csv"
+    ].decode() == handlake.B1_PROGRESS_CSV
