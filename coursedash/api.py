@@ -268,14 +268,17 @@ def download(
     s: Session = Depends(session),
 ):
     user = auth.verify_download_ticket(ticket, request_id) if ticket else auth.user_from_header(authorization)
-    # Access is checked now, not when the link was made, and the download is audited.
-    report = reports.check_downloadable(s, user, request_id, _client(request))
+    # Access is checked now, not when the link was made; the download is audited once
+    # the file is found.
+    report = reports.ready_request(s, user, request_id)
     name = reports.download_name(report)
     reports_store = report_store()
     url = reports_store.signed_url(report.object_key, name)
     if url:
+        reports.record_download(s, user, report, _client(request))
         return RedirectResponse(url, status_code=307)
     stream = reports_store.open(report.object_key)
+    reports.record_download(s, user, report, _client(request))
 
     def chunks():
         with stream:

@@ -165,15 +165,15 @@ def ready_request(s: Session, user_id: str, request_id: str) -> ReportRequest:
     return request
 
 
-def check_downloadable(s: Session, user_id: str, request_id: str, client_address: str | None) -> ReportRequest:
-    """Access and status checks at download time, and the audit row."""
-    request = ready_request(s, user_id, request_id)
-    s.add(Download(request_id=request_id, user_id=user_id, client_address=client_address, downloaded_at=utcnow()))
+def record_download(s: Session, user_id: str, request: ReportRequest, client_address: str | None) -> None:
+    """The audit row: who downloaded which report, when, from where."""
+    s.add(Download(request_id=request.request_id, user_id=user_id, client_address=client_address, downloaded_at=utcnow()))
     s.commit()
-    return request
 
 
 def open_download(s: Session, user_id: str, request_id: str, client_address: str | None):
-    """(request, file name, a readable stream of the zip)."""
-    request = check_downloadable(s, user_id, request_id, client_address)
-    return request, download_name(request), report_store().open(request.object_key)
+    """(request, file name, a readable stream of the zip), audited once the file is open."""
+    request = ready_request(s, user_id, request_id)
+    stream = report_store().open(request.object_key)
+    record_download(s, user_id, request, client_address)
+    return request, download_name(request), stream
