@@ -54,9 +54,32 @@ def missing_batches(batches: DataFrame, manifest: Manifest) -> dict[str, dict]:
     return errors
 
 
-def users_of(users: DataFrame, enrolments: DataFrame) -> DataFrame:
-    """Only the profiles of the night's learners: what is touched, not the whole table."""
-    return users.join(enrolments.select("user_id").distinct(), "user_id", "left_semi")
+# A job's input frames: name -> (lake table, the column that prunes it to the night).
+FRAMES = {
+    "courses": ("courses", "course_id"),
+    "batches": ("batches", "batch_id"),
+    "contents": ("course_contents", "course_id"),
+    "enrolments": ("enrolments", "batch_id"),
+    "attempts": ("assessment_attempts", "batch_id"),
+    "responses": ("question_responses", "batch_id"),
+    "consents": ("user_consents", "course_id"),
+    "users": ("users", None),  # no batch or course: pruned to the night's learners
+}
+
+
+def extract(spark: SparkSession, manifest: Manifest, names: tuple[str, ...]) -> dict[str, DataFrame]:
+    """The named input frames, each read once and pruned to the night's batches and courses."""
+    wanted = {"batch_id": manifest.batch_ids, "course_id": manifest.course_ids}
+    frames = {"requests": requests_frame(spark, manifest)}
+    for name in sorted(names, key=lambda n: n == "users"):  # users after the enrolments they follow
+        table, column = FRAMES[name]
+        df = read_table(spark, manifest.lake_uri, table)
+        if column:
+            frames[name] = df.filter(F.col(column).isin(wanted[column]))
+        else:
+            learners = frames["enrolments"].select("user_id").distinct()
+            frames[name] = df.join(learners, "user_id", "left_semi")
+    return frames
 
 
 def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> DataFrame:

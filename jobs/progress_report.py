@@ -19,22 +19,7 @@ COUNTERS = ("learners_missing_from_users",)
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
-    """Each table once, pruned to the night's batches and courses."""
-    batches, courses = manifest.batch_ids, manifest.course_ids
-
-    def table(name: str) -> DataFrame:
-        return common.read_table(spark, manifest.lake_uri, name)
-
-    enrolments = table("enrolments").filter(F.col("batch_id").isin(batches))
-    return {
-        "requests": common.requests_frame(spark, manifest),
-        "courses": table("courses").filter(F.col("course_id").isin(courses)),
-        "batches": table("batches").filter(F.col("batch_id").isin(batches)),
-        "contents": table("course_contents").filter(F.col("course_id").isin(courses)),
-        "enrolments": enrolments,
-        "attempts": table("assessment_attempts").filter(F.col("batch_id").isin(batches)),
-        "users": common.users_of(table("users"), enrolments),
-    }
+    return common.extract(spark, manifest, ("courses", "batches", "contents", "enrolments", "attempts", "users"))
 
 
 def progress_percent(required_ids: str, content_status: str, completed_on: str):

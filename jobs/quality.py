@@ -14,34 +14,23 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
+from jobs.common import FRAMES
 from schemas.expectations import validate_lake, validate_report
 
 log = logging.getLogger("coursedash.jobs.quality")
 
-# The frame names the jobs' extract() uses, and the lake table each holds.
-FRAME_TABLES = {
-    "courses": "courses",
-    "batches": "batches",
-    "contents": "course_contents",
-    "enrolments": "enrolments",
-    "attempts": "assessment_attempts",
-    "responses": "question_responses",
-    "users": "users",
-    "consents": "user_consents",
-}
 INPUT_FAILED = "the learner data for this batch failed quality checks; it will be retried"
 REPORT_FAILED = "the report for this batch failed quality checks; it will be retried"
 
 
 def _scope(key: str, df: DataFrame, request: dict, frames: dict[str, DataFrame]) -> tuple[tuple, DataFrame]:
-    """The part of a table one request is built from, and a key to share it between requests."""
-    if "batch_id" in df.columns:
-        return ("batch", request["batch_id"]), df.filter(F.col("batch_id") == request["batch_id"])
-    if "course_id" in df.columns:
-        return ("course", request["course_id"]), df.filter(F.col("course_id") == request["course_id"])
+    """The part of a frame one request is built from, and a key to share it between requests."""
+    column = FRAMES[key][1]
+    if column:
+        return (column, request[column]), df.filter(F.col(column) == request[column])
     # users: the learners of the request's batch
     learners = frames["enrolments"].filter(F.col("batch_id") == request["batch_id"]).select("user_id")
-    return ("batch", request["batch_id"]), df.join(learners, "user_id", "left_semi")
+    return ("batch_id", request["batch_id"]), df.join(learners, "user_id", "left_semi")
 
 
 def check_inputs(frames: dict[str, DataFrame], manifest: Manifest, pending: dict) -> dict[str, dict]:
@@ -52,19 +41,19 @@ def check_inputs(frames: dict[str, DataFrame], manifest: Manifest, pending: dict
     """
     errors = {}
     for key, df in frames.items():
-        if key not in FRAME_TABLES:
+        if key not in FRAMES:
             continue
-        outcome = validate_lake(FRAME_TABLES[key], df)
+        outcome = validate_lake(FRAMES[key][0], df)
         if outcome.success:
             continue
-        log.error("lake table %s failed its quality checks:\n%s", FRAME_TABLES[key], outcome.describe())
+        log.error("lake table %s failed its quality checks:\n%s", FRAMES[key][0], outcome.describe())
         verdicts: dict[tuple, bool] = {}
         for request in manifest.requests:
             if request["request_id"] in pending or request["request_id"] in errors:
                 continue
             scope, part = _scope(key, df, request, frames)
             if scope not in verdicts:
-                verdicts[scope] = validate_lake(FRAME_TABLES[key], part).success
+                verdicts[scope] = validate_lake(FRAMES[key][0], part).success
             if not verdicts[scope]:
                 errors[request["request_id"]] = {"error": INPUT_FAILED, "transient": True}
                 log.error("request %s: %s (%s %s)", request["request_id"], INPUT_FAILED, *scope)

@@ -27,21 +27,7 @@ UNKNOWN_POSITION = 2**31 - 1  # contents missing from course_contents sort after
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
-    """Each table once, pruned to the night's batches and courses."""
-    batches, courses = manifest.batch_ids, manifest.course_ids
-
-    def table(name: str) -> DataFrame:
-        return common.read_table(spark, manifest.lake_uri, name)
-
-    return {
-        "requests": common.requests_frame(spark, manifest),
-        "courses": table("courses").filter(F.col("course_id").isin(courses)),
-        "batches": table("batches").filter(F.col("batch_id").isin(batches)),
-        "contents": table("course_contents").filter(F.col("course_id").isin(courses)),
-        "enrolments": table("enrolments").filter(F.col("batch_id").isin(batches)),
-        "attempts": table("assessment_attempts").filter(F.col("batch_id").isin(batches)),
-        "responses": table("question_responses").filter(F.col("batch_id").isin(batches)),
-    }
+    return common.extract(spark, manifest, ("courses", "batches", "contents", "enrolments", "attempts", "responses"))
 
 
 def transform(

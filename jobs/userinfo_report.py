@@ -22,21 +22,7 @@ COUNTERS = ("learners_missing_from_users", "learners_without_consent")
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
-    """Each table once, pruned to the night's batches and courses."""
-    batches, courses = manifest.batch_ids, manifest.course_ids
-
-    def table(name: str) -> DataFrame:
-        return common.read_table(spark, manifest.lake_uri, name)
-
-    enrolments = table("enrolments").filter(F.col("batch_id").isin(batches))
-    return {
-        "requests": common.requests_frame(spark, manifest),
-        "courses": table("courses").filter(F.col("course_id").isin(courses)),
-        "batches": table("batches").filter(F.col("batch_id").isin(batches)),
-        "enrolments": enrolments,
-        "users": common.users_of(table("users"), enrolments),
-        "consents": table("user_consents").filter(F.col("course_id").isin(courses)),
-    }
+    return common.extract(spark, manifest, ("courses", "batches", "enrolments", "users", "consents"))
 
 
 def latest_consents(consents: DataFrame) -> DataFrame:
