@@ -21,6 +21,14 @@ SPARK_CONF = {
 }
 
 
+def _master_conf(master: str) -> dict[str, str]:
+    """Settings that depend on where Spark runs."""
+    if master.startswith("local"):
+        # One machine's cores, not a cluster's: 200 shuffle partitions only add overhead.
+        return {"spark.sql.shuffle.partitions": str(4 * (os.cpu_count() or 2))}
+    return {}
+
+
 def _java_major(java: str) -> int:
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
@@ -74,6 +82,7 @@ def get_session(app_name: str, master: str | None = None, conf: dict[str, str] |
         if master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # listen on loopback only
         builder = builder.master(master)
+        conf = {**_master_conf(master), **(conf or {})}
     for key, value in {**SPARK_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -85,9 +94,11 @@ def spark_submit_command(
     import pyspark
 
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    command = [str(submit), "--master", master or settings().spark_master, "--name", Path(application).stem]
+    master = master or settings().spark_master
+    command = [str(submit), "--master", master, "--name", Path(application).stem]
     log4j = f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'jobs' / 'log4j2.properties'}"
-    for key, value in {**SPARK_CONF, "spark.driver.extraJavaOptions": log4j, **(conf or {})}.items():
+    extra = {**SPARK_CONF, **_master_conf(master), "spark.driver.extraJavaOptions": log4j, **(conf or {})}
+    for key, value in extra.items():
         command += ["--conf", f"{key}={value}"]
     return command + [str(PROJECT_ROOT / application), *args]
 
