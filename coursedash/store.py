@@ -178,26 +178,38 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
     for r in candidates:
         mine_already = r.status == "PROCESSING" and r.claimed_by_run == run_id
         if r.status == "PROCESSING" and not mine_already:
+            if r.attempts >= settings().max_attempts:
+                _give_up(s, r)
+                continue
             log.warning("request %s was left PROCESSING by run %s; taking it again", r.request_id, r.claimed_by_run)
-        result = s.execute(
-            update(ReportRequest)
-            .where(
-                ReportRequest.request_id == r.request_id,
-                ReportRequest.status == r.status,
-                (ReportRequest.claimed_by_run == r.claimed_by_run)
-                if r.claimed_by_run is not None
-                else ReportRequest.claimed_by_run.is_(None),
+        # Compare-and-set on everything the candidate was chosen by: a row another run
+        # or a new submit changed since the SELECT is left alone.
+        unchanged = [
+            ReportRequest.request_id == r.request_id,
+            ReportRequest.status == r.status,
+            ReportRequest.attempts == r.attempts,
+            ReportRequest.error_transient.is_(r.error_transient),
+            (ReportRequest.claimed_by_run == r.claimed_by_run)
+            if r.claimed_by_run is not None
+            else ReportRequest.claimed_by_run.is_(None),
+        ]
+        try:
+            result = s.execute(
+                update(ReportRequest)
+                .where(*unchanged)
+                .values(
+                    status="PROCESSING",
+                    claimed_by_run=run_id,
+                    claimed_at=now,
+                    attempts=r.attempts if mine_already else r.attempts + 1,
+                    error=None,
+                )
+                .execution_options(synchronize_session=False)
             )
-            .values(
-                status="PROCESSING",
-                claimed_by_run=run_id,
-                claimed_at=now,
-                attempts=r.attempts if mine_already else r.attempts + 1,
-                error=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        s.commit()
+            s.commit()
+        except IntegrityError:  # a newer open request for the same report won
+            s.rollback()
+            continue
         if result.rowcount == 1:
             claimed.append(r.request_id)
     return list(
@@ -208,6 +220,28 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
             .execution_options(populate_existing=True)
         ).all()
     )
+
+
+def _give_up(s: Session, r: ReportRequest) -> None:
+    """A request whose runs keep dying is failed for good rather than taken every night."""
+    log.error("request %s was left PROCESSING %d times; giving up", r.request_id, r.attempts)
+    s.execute(
+        update(ReportRequest)
+        .where(
+            ReportRequest.request_id == r.request_id,
+            ReportRequest.status == "PROCESSING",
+            ReportRequest.claimed_by_run == r.claimed_by_run,
+        )
+        .values(
+            status="FAILED",
+            error=f"the report could not be built in {r.attempts} attempts",
+            error_transient=False,
+            password_token=None,
+            completed_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    s.commit()
 
 
 def _finish(s: Session, request_id: str, run_id: str, **values) -> bool:

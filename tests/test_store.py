@@ -151,3 +151,38 @@ def test_a_new_request_replaces_a_pending_retry(s):
     assert [x.request_id for x in store.claim(s, "run-2")] == [newer.request_id]
     s.refresh(r)
     assert r.password_token is None
+
+
+def test_a_request_whose_runs_keep_dying_is_given_up(s):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    for attempt in (1, 2, 3):
+        [claimed] = store.claim(s, f"run-{attempt}")
+        assert claimed.attempts == attempt
+        s.execute(update(ReportRequest).values(claimed_at=utcnow() - dt.timedelta(days=1)))  # the run died
+        s.commit()
+    assert store.claim(s, "run-4") == []
+    s.refresh(r)
+    assert r.status == "FAILED" and not r.error_transient and r.password_token is None
+    assert "3 attempts" in r.error
+
+
+def test_a_retry_superseded_after_it_was_selected_is_not_claimed(s, monkeypatch):
+    """The race: a new submit lands between claim's SELECT and its UPDATE."""
+    old = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    store.claim(s, "run-1")
+    store.fail(s, old.request_id, "run-1", "transient", transient=True)
+    real_execute = s.execute
+    raced = []
+
+    def execute_after_a_new_submit(statement, *args, **kwargs):
+        if not raced and getattr(statement, "is_update", False):
+            raced.append(None)
+            raced[0] = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+        return real_execute(statement, *args, **kwargs)
+
+    monkeypatch.setattr(s, "execute", execute_after_a_new_submit)
+    assert store.claim(s, "run-2") == []  # the old one is superseded; the new one came too late
+    monkeypatch.undo()
+    s.refresh(old)
+    assert old.status == "FAILED" and old.password_token is None
+    assert [r.request_id for r in store.claim(s, "run-3")] == [raced[0].request_id]
