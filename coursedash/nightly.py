@@ -26,8 +26,14 @@ log = logging.getLogger(__name__)
 NOT_BUILT = "the report could not be built tonight; it will be retried"
 
 
+def safe_name(text: str) -> str:
+    """One path segment from an id the lake or Airflow chose: no separators, no `..`."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+    return "_" if name in ("", ".", "..") else name
+
+
 def run_dir(run_id: str) -> Path:
-    return Path(settings().work_uri) / re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    return Path(settings().work_uri) / safe_name(run_id)
 
 
 def manifest_path(run_id: str, report_type: str) -> Path:
@@ -40,11 +46,13 @@ def output_dir(run_id: str, report_type: str) -> Path:
 
 def object_key(request: ReportRequest) -> str:
     # No date in the key: a request rebuilt by a later run overwrites its one object.
-    return f"{request.course_id}/{request.batch_id}/{request.report_type}/{request.request_id}.zip"
+    course, batch = safe_name(request.course_id), safe_name(request.batch_id)
+    return f"{course}/{batch}/{request.report_type}/{request.request_id}.zip"
 
 
 def report_file_name(request: ReportRequest, report_date: dt.date, suffix: str) -> str:
-    return f"{request.batch_id}_{request.report_type}_{report_date:%Y%m%d}.{suffix}"
+    """`<batch_id>_<report_type>_<yyyymmdd>.csv` (CONTRACT §4), and the zip's download name."""
+    return f"{safe_name(request.batch_id)}_{request.report_type}_{report_date:%Y%m%d}.{suffix}"
 
 
 def claim_requests(run_id: str, report_date: dt.date) -> dict:
@@ -152,7 +160,9 @@ def left_out(summaries: dict[str, dict | None]) -> dict[str, dict[str, int]]:
 
 def expire_reports(as_of: dt.datetime) -> int:
     """Reports past their retention become EXPIRED, then their files are deleted."""
-    cut_off = as_of - dt.timedelta(days=settings().retention_days)
+    # Completion times are real times: a run for a future date (a test, a backfill)
+    # must not expire what was built today.
+    cut_off = min(as_of, db.utcnow()) - dt.timedelta(days=settings().retention_days)
     reports = report_store()
     with db.session() as s:
         expired = store.expire(s, cut_off)

@@ -152,7 +152,9 @@ def visible_request(s: Session, user_id: str, request_id: str) -> ReportRequest:
 
 
 def download_name(request: ReportRequest) -> str:
-    return f"{request.batch_id}_{request.report_type}_{request.report_date:%Y%m%d}.zip"
+    from coursedash.nightly import report_file_name
+
+    return report_file_name(request, request.report_date, "zip")
 
 
 def ready_request(s: Session, user_id: str, request_id: str) -> ReportRequest:

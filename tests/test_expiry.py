@@ -2,6 +2,8 @@
 
 import datetime as dt
 
+from sqlalchemy import update
+
 from coursedash import db, nightly, store
 from coursedash.db import Batch, Course, ReportRequest, utcnow
 from coursedash.storage import report_store
@@ -22,10 +24,28 @@ def test_expire_reports_after_retention(app_env, tmp_path, monkeypatch):
         report_store().put(zip_path, key)
         store.complete(s, r.request_id, "run-1", rows=0, size=3, key=key, report_date=now.date())
 
-    assert nightly.expire_reports(now + dt.timedelta(days=29)) == 0
+    def completed_days_ago(days):
+        with db.session() as s:
+            s.execute(update(ReportRequest).values(completed_at=now - dt.timedelta(days=days)))
+            s.commit()
+
+    # A run for a date far ahead (a test, a backfill) does not expire what was built today.
+    assert nightly.expire_reports(now + dt.timedelta(days=60)) == 0
+    completed_days_ago(29)
+    assert nightly.expire_reports(now) == 0
     assert report_store().exists(key)
-    assert nightly.expire_reports(now + dt.timedelta(days=31)) == 1
+    completed_days_ago(31)
+    assert nightly.expire_reports(now) == 1
     assert not report_store().exists(key)
     with db.session() as s:
         assert s.get(ReportRequest, r.request_id).status == "EXPIRED"
-    assert nightly.expire_reports(now + dt.timedelta(days=60)) == 0  # once only
+    assert nightly.expire_reports(now) == 0  # once only
+
+
+def test_ids_never_escape_the_reports_folder():
+    from coursedash.db import ReportRequest
+
+    r = ReportRequest(request_id="r1", course_id="../../etc", batch_id="b/../x", report_type="progress")
+    assert nightly.object_key(r) == ".._.._etc/b_.._x/progress/r1.zip"  # one segment each
+    assert nightly.report_file_name(r, dt.date(2026, 11, 28), "csv") == "b_.._x_progress_20261128.csv"
+    assert ".." not in nightly.object_key(r).split("/")
