@@ -30,9 +30,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from coursedash.config import settings
 
-OPEN_STATUSES = ("SUBMITTED", "PROCESSING")
-FINAL_STATUSES = ("SUCCESS", "FAILED", "EXPIRED")
-
 
 def utcnow() -> dt.datetime:
     """Timezone-aware UTC now; bookkeeping times are real event times, not logical dates."""

@@ -18,6 +18,7 @@ from pyspark.sql.types import StringType
 
 from coursedash.manifest import Manifest, clear_summary
 from schemas.lake import TABLES
+from schemas.reports import FORMULA_START_RE
 
 log = logging.getLogger("coursedash.jobs")
 
@@ -82,12 +83,17 @@ def extract(spark: SparkSession, manifest: Manifest, names: tuple[str, ...]) -> 
     return frames
 
 
-def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> DataFrame:
-    """Active enrolments of the requested batches, one row per learner and request."""
+def active_enrolments(enrolments: DataFrame) -> DataFrame:
+    """One row per learner and batch, of active enrolments only: the latest enrolment wins."""
     active = enrolments.filter(F.col("active") & F.col("user_id").isNotNull())
-    one_each = dedupe(
+    return dedupe(
         active, ["batch_id", "user_id"], F.col("enrolled_on").desc_nulls_last(), F.col("completed_on").desc_nulls_last()
     )
+
+
+def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> DataFrame:
+    """Active enrolments of the requested batches, one row per learner and request."""
+    one_each = active_enrolments(enrolments)
     known = dedupe(batches, ["batch_id"]).select("batch_id", F.col("course_id").alias("_batch_course"))
     return (
         F.broadcast(requests)
@@ -150,7 +156,7 @@ def _is_complex(df: DataFrame, column: str) -> bool:
 def text(col: Column | str) -> Column:
     """A text cell from the lake, guarded against spreadsheet formula injection."""
     c = F.col(col) if isinstance(col, str) else col
-    return F.when(c.rlike(r"^[=+\-@\t\r]"), F.concat(F.lit("'"), c)).otherwise(c)
+    return F.when(c.rlike(FORMULA_START_RE), F.concat(F.lit("'"), c)).otherwise(c)
 
 
 def date_cell(col: Column | str) -> Column:

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import common
-from jobs.common import dedupe
+from jobs.common import active_enrolments, dedupe
 
 log = logging.getLogger("coursedash.jobs.figures")
 
@@ -28,11 +28,8 @@ def transform(courses: DataFrame, batches: DataFrame, enrolments: DataFrame) -> 
         "course_id", "name", "channel", "created_by", "status",
         F.coalesce("user_consent_required", F.lit(False)).alias("user_consent_required"),
     )
-    learners = dedupe(
-        enrolments.filter(F.col("active") & F.col("user_id").isNotNull()),
-        ["batch_id", "user_id"],
-        F.col("enrolled_on").desc_nulls_last(),
-    )
+    # The same learners the reports count, so the figures agree with them.
+    learners = active_enrolments(enrolments)
     counts = learners.groupBy("batch_id").agg(
         F.count(F.lit(1)).alias("enrolment_count"),
         F.count(F.col("completed_on")).alias("completed_count"),

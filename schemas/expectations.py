@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.lake import PII_COLUMNS, TABLES
-from schemas.reports import COLUMNS, PROGRESS_COLUMNS
+from schemas.reports import COLUMNS, FORMULA_START_RE, PROGRESS_COLUMNS
 
 MAX_EXAMPLES = 5
 
@@ -76,7 +76,6 @@ PERCENT_RE = r"^(100\.00|[1-9]?[0-9]\.[0-9]{2})$"  # 0.00-100.00, always two dec
 PLAIN_NUMBER_RE = r"^-?[0-9]+(\.[0-9]+)?$"  # a plain decimal: no exponent, no grouping
 DATE_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$"  # dd/mm/yyyy
 DATETIME_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}$"  # dd/mm/yyyy HH:MM:SS
-FORMULA_RE = r"^[=+\-@\t\r]"  # a text cell starting so must have been prefixed with '
 
 # Text cells taken from the lake's string columns: guarded against formula injection.
 REPORT_TEXT = {
@@ -139,11 +138,6 @@ class Outcome:
 
 # --- suites ---------------------------------------------------------------------------
 
-def lake_suite(table: str):
-    """The lake table's ExpectationSuite, named `lake.<table>`."""
-    return _gx().ExpectationSuite(name=f"lake.{table}", expectations=lake_expectations(table))
-
-
 def lake_expectations(table: str) -> list:
     """The lake table's expectations (GX Expectation objects)."""
     if table not in TABLES:
@@ -188,18 +182,8 @@ def _at_most(a: str, b: str):
     )
 
 
-def report_suite(report_type: str, header: list[str]):
-    """The report's ExpectationSuite, named `report.<type>`, for the columns `header`.
-
-    The column list expected is exactly `header` for progress (whose fixed part
-    `header_problems` checks) and the contract's list for userinfo and response.
-    """
-    expectations = report_expectations(report_type, header)
-    return _gx().ExpectationSuite(name=f"report.{report_type}", expectations=expectations)
-
-
 def report_expectations(report_type: str, header: list[str], gx_name=lambda column: column) -> list:
-    """The report's expectations (GX Expectation objects); see `report_suite`.
+    """The report's expectations (GX Expectation objects).
 
     `gx_name` gives the name GX knows a column by (see `_gx_names`); descriptions keep
     the report's own names.
@@ -247,7 +231,7 @@ def report_expectations(report_type: str, header: list[str], gx_name=lambda colu
     exps += [matches(c, regex, f"empty or {what}") for c, regex, what in REPORT_FORMATS[report_type]]
     exps += [
         gxe.ExpectColumnValuesToNotMatchRegex(
-            column=gx_name(c), regex=FORMULA_RE,
+            column=gx_name(c), regex=FORMULA_START_RE,
             description=f"{c} must not start with = + - @ tab or CR (spreadsheet formula injection)",
         )
         for c in REPORT_TEXT[report_type]

@@ -1,4 +1,6 @@
-"""The reports' columns (CONTRACT §4), in file order."""
+"""The reports' columns (CONTRACT §4), in file order, and their cell rules."""
+
+import re
 
 PROGRESS_COLUMNS = (
     "Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID", "State",
@@ -21,13 +23,14 @@ RESPONSE_COLUMNS = (
     "Question Score", "Question Max Score", "Question Options", "Question Response",
 )
 
-# A cell starting with one of these is a formula to a spreadsheet program (CONTRACT §4).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A cell starting with one of these is a formula to a spreadsheet program (CONTRACT §4);
+# the regex serves Spark (Java) and Python alike.
+FORMULA_START_RE = r"^[=+\-@\t\r]"
 
 
 def guard(text: str) -> str:
     """Author- or user-supplied text made safe to open in a spreadsheet."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return "'" + text if re.match(FORMULA_START_RE, text) else text
 
 
 COLUMNS = {"progress": PROGRESS_COLUMNS, "userinfo": USERINFO_COLUMNS, "response": RESPONSE_COLUMNS}

@@ -136,11 +136,11 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
         # ... and not without it.
         with pytest.raises(RuntimeError):
             read_zip(zip_path, "wrong-password1")
-    for pii in handlake.PII_VALUES:  # the expected texts hold no PII either
-        assert pii not in handlake.B1_PROGRESS_CSV and pii not in handlake.B1_RESPONSE_CSV
-    assert read_zip(fetch(found[responses].object_key, var / "r.zip")) == {
-        "b1_response_20261128.csv": handlake.B1_RESPONSE_CSV.encode()
-    }
+    response_files = read_zip(fetch(found[responses].object_key, var / "r.zip"))
+    assert response_files == {"b1_response_20261128.csv": handlake.B1_RESPONSE_CSV.encode()}
+    progress_text = read_zip(fetch(found[by_mentor].object_key, var / "m.zip"))[csv_name].decode()
+    for pii in handlake.PII_VALUES:
+        assert pii not in progress_text and pii not in response_files["b1_response_20261128.csv"].decode()
     # The mentor's, without password, is a plain zip with the same content.
     assert read_zip(fetch(found[by_mentor].object_key, var / "m.zip"))[csv_name].decode() == handlake.B1_PROGRESS_CSV
     assert read_zip(fetch(found[empty].object_key, var / "e.zip")) == {

@@ -134,3 +134,15 @@ def test_no_pii_reaches_the_cells(rows):
 def test_headers_disambiguate_shared_names(lake):
     header = progress_report.headers(lake["contents"], [COURSE])[COURSE]
     assert header[len(progress_report.PROGRESS_COLUMNS):] == ["Quiz (q2) - Score", "Quiz (q1) - Score", "Final - Score"]
+
+
+@pytest.mark.parametrize("done, expected", [(0, 0), (1, 13), (3, 38), (4, 50), (5, 63), (7, 88), (8, 100)])
+def test_progress_rounds_half_up(spark, done, expected):
+    """floor(100 * C / N + 0.5) with N = 8: 12.5 -> 13, 37.5 -> 38, 62.5 -> 63, 87.5 -> 88."""
+    required = [f"c{i}" for i in range(8)]
+    status = {cid: 2 if i < done else 1 for i, cid in enumerate(required)}
+    df = spark.createDataFrame(
+        [(required, status, None)], "required array<string>, status map<string,int>, completed timestamp"
+    )
+    [row] = df.select(progress_report.progress_percent("required", "status", "completed").alias("p")).collect()
+    assert row.p == expected
