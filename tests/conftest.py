@@ -35,6 +35,10 @@ def spark():
     )
     yield session
     session.stop()
+    # py4j logs its last "closing" line at interpreter exit, after pytest closed the streams.
+    import logging
+
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
