@@ -16,7 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from coursedash.manifest import Manifest, clear_summary
+from coursedash.manifest import Manifest, clear_summary, write_summary
 from schemas.lake import TABLES
 from schemas.reports import FORMULA_START_RE
 
@@ -293,6 +293,30 @@ def build(
         return finish(frames, out, manifest, errors)
     finally:
         spark.catalog.clearCache()  # the frames and the report rows
+
+
+def load_report(
+    report_type: str,
+    rows: DataFrame,
+    out: str,
+    manifest: Manifest,
+    errors: dict,
+    header_of: Callable[[dict], list[str]],
+    sort_by: list[str],
+    counter_names: tuple[str, ...],
+    counters: dict[str, Column] | None = None,
+) -> dict:
+    """A job's load: check the reports, stage those that pass, write and return the summary.
+
+    Rows with a `dropped` column are staged with `stage_reported`, which also counts
+    the rows left out; `counter_names` lists every counter the summary must show.
+    """
+    rows, errors = checked(report_type, rows, manifest, errors, header_of)
+    staging = stage_reported if "dropped" in rows.columns else stage
+    counts = staging(rows, out, sort_by, counters)
+    summary = summarize(report_type, manifest, counts, errors, header_of, counter_names)
+    write_summary(out, summary)
+    return summary
 
 
 def run(

@@ -10,7 +10,7 @@ import sys
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from coursedash.manifest import Manifest, write_summary
+from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import date_cell, dedupe, text
 from schemas.reports import PROGRESS_COLUMNS, assessment_headers
@@ -130,14 +130,10 @@ def headers(contents: DataFrame, course_ids: list[str]) -> dict[str, list[str]]:
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, header_by_course: dict[str, list[str]], errors: dict) -> dict:
-    header_of = lambda r: header_by_course[r["course_id"]]  # noqa: E731
-    rows, errors = common.checked("progress", rows, manifest, errors, header_of)
-    counts = common.stage(
-        rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
+    missing = {"learners_missing_from_users": F.col("missing_user")}
+    return common.load_report(
+        "progress", rows, out, manifest, errors, lambda r: header_by_course[r["course_id"]], ["user_id"], COUNTERS, missing
     )
-    summary = common.summarize("progress", manifest, counts, errors, header_of, COUNTERS)
-    write_summary(out, summary)
-    return summary
 
 
 def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: dict) -> dict:

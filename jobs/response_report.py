@@ -12,7 +12,7 @@ import sys
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from coursedash.manifest import Manifest, write_summary
+from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import datetime_cell, dedupe, plain_number, text
 from schemas.reports import RESPONSE_COLUMNS
@@ -88,12 +88,7 @@ def transform(
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
-    header_of = lambda r: list(RESPONSE_COLUMNS)  # noqa: E731
-    rows, errors = common.checked("response", rows, manifest, errors, header_of)
-    counts = common.stage_reported(rows, out, sort_by=SORT_BY)
-    summary = common.summarize("response", manifest, counts, errors, header_of, COUNTERS)
-    write_summary(out, summary)
-    return summary
+    return common.load_report("response", rows, out, manifest, errors, lambda r: list(RESPONSE_COLUMNS), SORT_BY, COUNTERS)
 
 
 def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: dict) -> dict:

@@ -13,7 +13,7 @@ import sys
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from coursedash.manifest import Manifest, write_summary
+from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import date_cell, dedupe, text
 from schemas.reports import USERINFO_COLUMNS
@@ -89,14 +89,10 @@ def transform(
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
-    header_of = lambda r: list(USERINFO_COLUMNS)  # noqa: E731
-    rows, errors = common.checked("userinfo", rows, manifest, errors, header_of)
-    counts = common.stage_reported(
-        rows, out, sort_by=["user_id"], counters={"learners_missing_from_users": F.col("missing_user")}
+    missing = {"learners_missing_from_users": F.col("missing_user")}
+    return common.load_report(
+        "userinfo", rows, out, manifest, errors, lambda r: list(USERINFO_COLUMNS), ["user_id"], COUNTERS, missing
     )
-    summary = common.summarize("userinfo", manifest, counts, errors, header_of, COUNTERS)
-    write_summary(out, summary)
-    return summary
 
 
 def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: dict) -> dict:
