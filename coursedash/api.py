@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coursedash import REPORT_TYPES, access, auth, db, passwords, reports, store
-from coursedash.storage import report_store
 
 log = logging.getLogger(__name__)
 
@@ -270,15 +269,9 @@ def download(
     user = auth.verify_download_ticket(ticket, request_id) if ticket else auth.user_from_header(authorization)
     # Access is checked now, not when the link was made; the download is audited once
     # the file is found.
-    report = reports.ready_request(s, user, request_id)
-    name = reports.download_name(report)
-    reports_store = report_store()
-    url = reports_store.signed_url(report.object_key, name)
+    _report, name, url, stream = reports.open_download(s, user, request_id, _client(request), signed=True)
     if url:
-        reports.record_download(s, user, report, _client(request))
         return RedirectResponse(url, status_code=307)
-    stream = reports_store.open(report.object_key)
-    reports.record_download(s, user, report, _client(request))
 
     def chunks():
         with stream:

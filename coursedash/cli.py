@@ -83,7 +83,7 @@ def cmd_download(args) -> None:
     from coursedash import db, reports
 
     with db.session() as s:
-        request, name, stream = reports.open_download(s, args.user, args.request_id, client_address="cli")
+        _request, name, _url, stream = reports.open_download(s, args.user, args.request_id, client_address="cli")
     target = args.out or name
     with stream, open(target, "wb") as f:
         shutil.copyfileobj(stream, f)

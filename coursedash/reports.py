@@ -173,9 +173,15 @@ def record_download(s: Session, user_id: str, request: ReportRequest, client_add
     s.commit()
 
 
-def open_download(s: Session, user_id: str, request_id: str, client_address: str | None):
-    """(request, file name, a readable stream of the zip), audited once the file is open."""
+def open_download(s: Session, user_id: str, request_id: str, client_address: str | None, signed: bool = False):
+    """(request, file name, signed URL or None, stream or None), audited once the file is found.
+
+    With `signed`, a store that signs URLs (S3) gives a URL instead of a stream.
+    """
     request = ready_request(s, user_id, request_id)
-    stream = report_store().open(request.object_key)
+    name = download_name(request)
+    store_ = report_store()
+    url = store_.signed_url(request.object_key, name) if signed else None
+    stream = None if url else store_.open(request.object_key)
     record_download(s, user_id, request, client_address)
-    return request, download_name(request), stream
+    return request, name, url, stream
