@@ -107,6 +107,9 @@ class ReportRequest(Base):
     file_size: Mapped[int | None] = mapped_column(Integer)
     object_key: Mapped[str | None] = mapped_column(Text)
     report_date: Mapped[dt.date | None] = mapped_column(Date)
+    # [{"reason": text, "rows": n}]: rows of the batch the report left out or passed
+    # through (CONTRACT §3); counts and reasons only, never a learner's identity.
+    data_notes: Mapped[list | None] = mapped_column(JSON)
 
     __table_args__ = (
         # One open request per requester x batch x type, enforced by the database so
