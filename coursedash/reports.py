@@ -9,6 +9,7 @@ from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from coursedash import access, store
+from coursedash.config import settings
 from coursedash.db import Batch, Course, Download, ReportRequest, utcnow
 from coursedash.storage import report_store
 
@@ -55,7 +56,10 @@ def as_json(r: ReportRequest) -> dict:
         "row_count": r.row_count,
         "file_size": r.file_size,
         "attempts": r.attempts,
+        "max_attempts": settings().max_attempts,
+        "will_retry": store.will_retry(r),
         "error": r.error,
+        "data_notes": list(r.data_notes or []),
     }
 
 

@@ -147,6 +147,11 @@ def _supersede_retries(s: Session, user_id: str, batch_id: str, report_type: str
     )
 
 
+def will_retry(r: ReportRequest) -> bool:
+    """A FAILED request the next nightly run takes again (CONTRACT §2)."""
+    return r.status == "FAILED" and bool(r.error_transient) and r.attempts < settings().max_attempts
+
+
 def _retryable():
     return and_(
         ReportRequest.status == "FAILED",
