@@ -230,6 +230,7 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
 def _give_up(s: Session, r: ReportRequest) -> None:
     """A request whose runs keep dying is failed for good rather than taken every night."""
     log.error("request %s was left PROCESSING %d times; giving up", r.request_id, r.attempts)
+    reason = f"the nightly run building this report stopped before it finished, {r.attempts} times"
     s.execute(
         update(ReportRequest)
         .where(
@@ -239,7 +240,7 @@ def _give_up(s: Session, r: ReportRequest) -> None:
         )
         .values(
             status="FAILED",
-            error=f"the report could not be built in {r.attempts} attempts",
+            error=failure_message(reason, r.attempts, transient=True),
             error_transient=False,
             password_token=None,
             completed_at=utcnow(),
@@ -266,19 +267,33 @@ def _finish(s: Session, request_id: str, run_id: str, **values) -> bool:
     return result.rowcount == 1
 
 
-def complete(s: Session, request_id: str, run_id: str, *, rows: int, size: int, key: str, report_date: dt.date) -> bool:
+def complete(
+    s: Session, request_id: str, run_id: str, *, rows: int, size: int, key: str, report_date: dt.date,
+    notes: list[dict] | None = None,
+) -> bool:
     return _finish(
         s, request_id, run_id,
         status="SUCCESS", password_token=None, row_count=rows, file_size=size,
-        object_key=key, report_date=report_date, error=None, error_transient=False,
+        object_key=key, report_date=report_date, error=None, error_transient=False, data_notes=notes or [],
     )
 
 
-def fail(s: Session, request_id: str, run_id: str, message: str, *, transient: bool) -> bool:
+def failure_message(reason: str, attempts: int, transient: bool) -> str:
+    """The stored error: why, and whether and when the report is tried again (CONTRACT §2)."""
+    limit = settings().max_attempts
+    sentence = reason[:1].upper() + reason[1:].rstrip(".") + "."
+    if transient and attempts < limit:
+        return f"{sentence} It will be retried in the next nightly run (attempt {attempts + 1} of {limit})."
+    if transient:
+        return f"{sentence} It will not be retried: all {limit} attempts failed. Request the report again later."
+    return f"{sentence} It will not be retried."
+
+
+def fail(s: Session, request_id: str, run_id: str, reason: str, *, transient: bool) -> bool:
     request = s.get(ReportRequest, request_id)
-    will_retry = transient and request is not None and request.attempts < settings().max_attempts
-    values = dict(status="FAILED", error=message, error_transient=transient)
-    if not will_retry:
+    attempts = request.attempts if request is not None else settings().max_attempts
+    values = dict(status="FAILED", error=failure_message(reason, attempts, transient), error_transient=transient)
+    if not (transient and attempts < settings().max_attempts):
         values["password_token"] = None  # final: the password is erased
     return _finish(s, request_id, run_id, **values)
 

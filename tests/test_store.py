@@ -128,10 +128,36 @@ def test_transient_failures_are_retried_three_times_then_final(s):
         [claimed] = store.claim(s, f"run-{attempt}")
         assert claimed.attempts == attempt
         assert store.password_of(claimed) == GOOD  # kept while a retry is due
-        store.fail(s, r.request_id, f"run-{attempt}", "the learner data failed checks; it will be retried", transient=True)
+        store.fail(s, r.request_id, f"run-{attempt}", "the learner data could not be read", transient=True)
+        s.refresh(r)
+        if attempt < 3:
+            assert store.will_retry(r)
+            assert r.error == (
+                "The learner data could not be read. "
+                f"It will be retried in the next nightly run (attempt {attempt + 1} of 3)."
+            )
     assert store.claim(s, "run-4") == []
     s.refresh(r)
-    assert r.status == "FAILED" and r.password_token is None
+    assert r.status == "FAILED" and r.password_token is None and not store.will_retry(r)
+    assert r.error == (
+        "The learner data could not be read. It will not be retried: all 3 attempts failed. "
+        "Request the report again later."
+    )
+
+
+def test_a_request_whose_runs_keep_dying_is_given_up_saying_why(s):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress")
+    for attempt in (1, 2, 3):
+        store.claim(s, f"run-{attempt}")
+        s.execute(update(ReportRequest).values(claimed_at=utcnow() - dt.timedelta(days=1)))  # the run died
+        s.commit()
+    assert store.claim(s, "run-4") == []
+    s.refresh(r)
+    assert (r.status, r.attempts, store.will_retry(r)) == ("FAILED", 3, False)
+    assert r.error == (
+        "The nightly run building this report stopped before it finished, 3 times. "
+        "It will not be retried: all 3 attempts failed. Request the report again later."
+    )
 
 
 def test_permanent_failure_is_not_retried_and_erases_the_password(s):
@@ -140,7 +166,7 @@ def test_permanent_failure_is_not_retried_and_erases_the_password(s):
     store.fail(s, r.request_id, "run-1", "batch is gone", transient=False)
     assert store.claim(s, "run-2") == []
     s.refresh(r)
-    assert r.password_token is None and r.error == "batch is gone"
+    assert r.password_token is None and r.error == "Batch is gone. It will not be retried."
 
 
 def test_a_new_request_replaces_a_pending_retry(s):
