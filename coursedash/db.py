@@ -48,9 +48,12 @@ class UTC(TypeDecorator):
         return value.astimezone(dt.timezone.utc) if value is not None else None
 
     def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        # PostgreSQL answers in the session's TimeZone (e.g. +05:30): give UTC whatever it is.
+        return value.astimezone(dt.timezone.utc)
 
 
 class Base(DeclarativeBase):

@@ -18,6 +18,10 @@ SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",  # the contract's dates and times are UTC
     "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
     "spark.ui.showConsoleProgress": "false",
+    # Pinned, so that number cells never depend on a Spark default: ANSI casts write a
+    # decimal in plain digits (legacy casts write 0 as "0E-12"). Arithmetic on lake values
+    # uses try_* functions, so a dirty value gives an empty cell, never a failed night.
+    "spark.sql.ansi.enabled": "true",
 }
 
 
