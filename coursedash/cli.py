@@ -42,6 +42,8 @@ def cmd_sync(args) -> None:
 
     counts = sync()
     print(f"synced {counts['courses']} courses and {counts['batches']} batches")
+    for reason, n in counts["skipped"].items():
+        print(f"skipped, {reason}: {n}")
 
 
 def cmd_migrate(args) -> None:

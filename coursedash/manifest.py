@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 SUMMARY_FILE = "_SUMMARY.json"
+SKIPPED_FILE = "skipped.json"  # the dashboard figures job's rows it could not use, by reason
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from coursedash import db
 from coursedash.config import settings
 from coursedash.db import Batch, Course, utcnow
+from coursedash.manifest import SKIPPED_FILE
 
 log = logging.getLogger(__name__)
 
 
-def sync(work_dir: str | None = None) -> dict[str, int]:
-    """Run jobs/dashboard_figures.py over the lake and upsert what it computed."""
+def sync(work_dir: str | None = None) -> dict:
+    """Run jobs/dashboard_figures.py over the lake and upsert what it computed.
+
+    Returns the courses and batches stored and the rows skipped, by reason: a row
+    sync cannot store is counted and left out, and never rolls back the others.
+    """
     from coursedash.spark import submit
 
     db.migrate()
@@ -25,17 +33,35 @@ def sync(work_dir: str | None = None) -> dict[str, int]:
         return load_figures(Path(out))
 
 
-def load_figures(out: Path) -> dict[str, int]:
+REFUSED = "rows the database refused"
+
+
+def load_figures(out: Path) -> dict:
     import pyarrow.parquet as pq
 
-    courses = pq.read_table(out / "courses").to_pylist()
-    batches = pq.read_table(out / "batches").to_pylist()
+    skipped = json.loads((out / SKIPPED_FILE).read_text(encoding="utf-8"))
     now = utcnow()
+    rows = [Course(**c, synced_at=now) for c in pq.read_table(out / "courses").to_pylist()] + [
+        Batch(**{**b, "mentors": list(b["mentors"] or [])}, figures_as_of=now, synced_at=now)
+        for b in pq.read_table(out / "batches").to_pylist()
+    ]
+    stored = {"courses": 0, "batches": 0}
     with db.session() as s:
-        for c in courses:
-            s.merge(Course(**c, synced_at=now))
-        for b in batches:
-            s.merge(Batch(**{**b, "mentors": list(b["mentors"] or [])}, figures_as_of=now, synced_at=now))
+        for row in rows:
+            try:
+                with s.begin_nested():  # a savepoint: one refused row never rolls back the rest
+                    s.merge(row)
+            except DBAPIError as e:
+                log.warning("%s %s not stored: %s", type(row).__name__, _id_of(row), str(e.orig).splitlines()[0])
+                skipped[REFUSED] = skipped.get(REFUSED, 0) + 1
+            else:
+                stored[type(row).__tablename__] += 1
         s.commit()
-    log.info("synced %d courses and %d batches", len(courses), len(batches))
-    return {"courses": len(courses), "batches": len(batches)}
+    log.info("synced %d courses and %d batches", stored["courses"], stored["batches"])
+    if skipped:
+        log.warning("rows skipped by sync: %s", "; ".join(f"{reason}: {n}" for reason, n in skipped.items()))
+    return {**stored, "skipped": skipped}
+
+
+def _id_of(row) -> str:
+    return repr(row.batch_id if isinstance(row, Batch) else row.course_id)[:80]

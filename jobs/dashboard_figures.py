@@ -6,25 +6,53 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from coursedash.manifest import SKIPPED_FILE
 from jobs import common
-from jobs.common import active_enrolments, dedupe
+from jobs.frames import active_enrolments, one_batch_each, one_course_each
 
 log = logging.getLogger("coursedash.jobs.figures")
-
 
 def extract(spark: SparkSession, lake_uri: str) -> dict[str, DataFrame]:
     return {name: common.read_table(spark, lake_uri, name) for name in ("courses", "batches", "enrolments")}
 
 
+def _count(df: DataFrame) -> DataFrame:
+    return df.select(F.count(F.lit(1)).alias("n"))
+
+
+def _conflicts(df: DataFrame, key: str) -> DataFrame:
+    """Rows of an id beyond the one kept that disagree with it: distinct rows per id, less one."""
+    per_id = df.filter(F.col(key).isNotNull()).distinct().groupBy(key).count()
+    return per_id.select(F.coalesce(F.sum(F.col("count") - 1), F.lit(0)).alias("n"))
+
+
+def skipped(courses: DataFrame, batches: DataFrame, kept_courses: DataFrame) -> dict[str, DataFrame]:
+    """The rows sync cannot store, one single-row count per reason (CONTRACT §3: counted, never silent)."""
+    known = kept_courses.select("course_id")
+    batch_rows = one_batch_each(batches)
+    return {
+        "courses without an id": _count(courses.filter(F.col("course_id").isNull())),
+        "courses repeated with different values (the latest was kept)": _conflicts(courses, "course_id"),
+        "batches without an id": _count(batches.filter(F.col("batch_id").isNull())),
+        "batches repeated with different values (the latest was kept)": _conflicts(batches, "batch_id"),
+        "batches without a course": _count(batch_rows.filter(F.col("course_id").isNull())),
+        "batches of a course not in the lake": _count(
+            batch_rows.filter(F.col("course_id").isNotNull()).join(known, "course_id", "left_anti")
+        ),
+    }
+
+
 def transform(courses: DataFrame, batches: DataFrame, enrolments: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """One row per course, and one per batch with its active learners and completions."""
-    courses = dedupe(courses.filter(F.col("course_id").isNotNull()), ["course_id"]).select(
+    """One row per course, and one per batch of a known course with its active learners and completions."""
+    courses = one_course_each(courses).select(
         "course_id", "name", "channel", "created_by", "status",
         F.coalesce("user_consent_required", F.lit(False)).alias("user_consent_required"),
     )
@@ -35,7 +63,8 @@ def transform(courses: DataFrame, batches: DataFrame, enrolments: DataFrame) -> 
         F.count(F.col("completed_on")).alias("completed_count"),
     )
     batches = (
-        dedupe(batches.filter(F.col("batch_id").isNotNull()), ["batch_id"])
+        one_batch_each(batches)
+        .join(courses.select("course_id"), "course_id", "left_semi")
         .join(counts, "batch_id", "left")
         .select(
             "batch_id", "course_id", "name", "start_date", "end_date", "created_by", "mentors",
@@ -46,9 +75,11 @@ def transform(courses: DataFrame, batches: DataFrame, enrolments: DataFrame) -> 
     return courses, batches
 
 
-def load(courses: DataFrame, batches: DataFrame, out: str) -> None:
+def load(courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFrame], out: str) -> None:
     courses.coalesce(1).write.mode("overwrite").parquet(f"{out}/courses")
     batches.coalesce(1).write.mode("overwrite").parquet(f"{out}/batches")
+    counts = {reason: df.first()["n"] for reason, df in skipped_rows.items()}
+    (Path(out) / SKIPPED_FILE).write_text(json.dumps({k: v for k, v in counts.items() if v}), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     from coursedash.spark import get_session
 
     spark = get_session("dashboard_figures")
-    load(*transform(**extract(spark, args.lake)), args.out)
+    frames = extract(spark, args.lake)
+    courses, batches = transform(**frames)
+    load(courses, batches, skipped(frames["courses"], frames["batches"], courses), args.out)
     log.info("dashboard figures written to %s", args.out)
     spark.stop()
 
