@@ -20,10 +20,11 @@ from coursedash.config import settings
 from coursedash.db import ReportRequest
 from coursedash.manifest import Manifest, read_summary
 from coursedash.storage import report_store
+from schemas.notes import data_notes
 
 log = logging.getLogger(__name__)
 
-NOT_BUILT = "the report could not be built tonight; it will be retried"
+NOT_BUILT = "the report could not be built tonight (the build task failed; its log says why)"
 
 
 def safe_name(text: str) -> str:
@@ -133,28 +134,29 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
                     log.exception("request %s could not be published", request.request_id)
                     store.fail(
                         s, request.request_id, run_id,
-                        f"the report could not be packaged or published ({type(e).__name__}); it will be retried",
-                        transient=True,
+                        f"the report could not be packaged or published ({type(e).__name__})", transient=True,
                     )
                 else:
-                    if store.complete(s, request.request_id, run_id, rows=rows, size=size, key=key, report_date=report_date):
+                    notes = data_notes(info["left_out"])
+                    if store.complete(
+                        s, request.request_id, run_id, rows=rows, size=size, key=key, report_date=report_date, notes=notes
+                    ):
                         log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows, size, key)
             s.refresh(request)
             outcome[request.status] = outcome.get(request.status, 0) + 1
     dirt = left_out(summaries)
-    log.info("run %s published: %s; rows the reports left out or kept empty, by reason: %s", run_id, outcome, dirt)
+    log.info("run %s published: %s; rows the reports left out or passed through, by reason: %s", run_id, outcome, dirt)
     return {**outcome, "left_out": dirt}
 
 
 def left_out(summaries: dict[str, dict | None]) -> dict[str, dict[str, int]]:
-    """Per report type, the dirty rows the jobs counted (dropped, or kept with empty cells)."""
+    """Per report type, the dirty rows its requests counted (dropped, or passed through), by reason."""
     totals: dict[str, dict[str, int]] = {}
     for report_type, summary in summaries.items():
         for info in (summary or {}).get("requests", {}).values():
-            for key, value in info.items():
-                if key not in ("header", "rows", "error", "transient"):
-                    totals.setdefault(report_type, {}).setdefault(key, 0)
-                    totals[report_type][key] += value
+            for code, n in info.get("left_out", {}).items():
+                mine = totals.setdefault(report_type, {})
+                mine[code] = mine.get(code, 0) + n
     return totals
 
 

@@ -13,9 +13,8 @@ from pyspark.sql import functions as F
 from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import date_cell, dedupe, text
+from jobs.frames import UNPLACED, one_batch_each, one_content_each, one_course_each
 from schemas.reports import PROGRESS_COLUMNS, assessment_headers
-
-COUNTERS = ("learners_missing_from_users",)
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
@@ -37,7 +36,7 @@ def best_attempts(attempts: DataFrame, assessments: DataFrame, batches: DataFram
     """Per batch x learner x assessment of its course: the highest score, ties to the latest."""
     of_course = (
         attempts.drop("course_id")
-        .join(dedupe(batches, ["batch_id"]).select("batch_id", "course_id"), "batch_id")
+        .join(one_batch_each(batches).select("batch_id", "course_id"), "batch_id")
         .join(assessments.select("course_id", "content_id"), ["course_id", "content_id"])
     )
     return dedupe(
@@ -68,13 +67,13 @@ def transform(
     users: DataFrame,
 ) -> DataFrame:
     """request_id, user_id, missing_user and `cells` in PROGRESS_COLUMNS + assessment order."""
-    contents = dedupe(contents, ["course_id", "content_id"])
+    contents = one_content_each(contents)
     assessments = contents.filter(F.col("is_assessment"))
+    placed = F.struct(F.coalesce("position", F.lit(UNPLACED)).alias("position"), "content_id")
     per_course = contents.groupBy("course_id").agg(
         F.collect_list(F.when(~F.coalesce("is_optional", F.lit(False)), F.col("content_id"))).alias("required_ids"),
         F.transform(
-            F.array_sort(F.collect_list(F.when(F.col("is_assessment"), F.struct("position", "content_id")))),
-            lambda s: s["content_id"],
+            F.array_sort(F.collect_list(F.when(F.col("is_assessment"), placed))), lambda s: s["content_id"]
         ).alias("assessment_ids"),
     )
     scores = scores_by_learner(best_attempts(attempts, assessments, batches))
@@ -82,8 +81,8 @@ def transform(
 
     rows = (
         common.learners(requests, batches, enrolments)
-        .join(dedupe(courses, ["course_id"]).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
-        .join(dedupe(batches, ["batch_id"]).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
+        .join(one_course_each(courses).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
+        .join(one_batch_each(batches).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
         .join(per_course, "course_id", "left")
         .join(scores, ["batch_id", "user_id"], "left")
         .join(profile, "user_id", "left")
@@ -116,9 +115,9 @@ def transform(
 def headers(contents: DataFrame, course_ids: list[str]) -> dict[str, list[str]]:
     """Each requested course's full header: the fixed columns, then its assessments."""
     assessments = (
-        dedupe(contents, ["course_id", "content_id"])
+        one_content_each(contents)
         .filter(F.col("is_assessment"))
-        .select("course_id", "content_id", "name", "position")
+        .select("course_id", "content_id", "name", F.coalesce("position", F.lit(UNPLACED)).alias("position"))
         .orderBy("course_id", "position", "content_id")
         .collect()
     )
@@ -130,9 +129,9 @@ def headers(contents: DataFrame, course_ids: list[str]) -> dict[str, list[str]]:
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, header_by_course: dict[str, list[str]], errors: dict) -> dict:
-    missing = {"learners_missing_from_users": F.col("missing_user")}
+    missing = {"users.missing": F.col("missing_user")}
     return common.load_report(
-        "progress", rows, out, manifest, errors, lambda r: header_by_course[r["course_id"]], ["user_id"], COUNTERS, missing
+        "progress", rows, out, manifest, errors, lambda r: header_by_course[r["course_id"]], ["user_id"], missing
     )
 
 

@@ -1,8 +1,15 @@
-"""Data-quality gates of a report job: the night's lake inputs, and each report before staging.
+"""Data-quality checks of a report job, with Great Expectations as the engine (CONTRACT §3).
 
-A failing suite never fails the night: it fails only the requests built on the data
-that failed, as transient (the next run retries them once the data is fixed), and
-the job log lists the failing expectations with example rows for the engineers.
+Two kinds of finding, and only one of them stops a report:
+- Row-level: the lake suites find rows that break an expectation (a null key, a value
+  outside its enumeration, a score above its maximum, a duplicate). The report's
+  formulas drop or pass them through, and each request counts the ones among the rows
+  its report is built from, by the expectation's note code; its report is built.
+- Blocking: the report suite guards what would make a report untruthful (its columns,
+  one row per learner, cell formats, no PII in a non-PII report). A request whose rows
+  fail it fails; the other requests are untouched.
+Unreadable tables and wrong columns block too, earlier: see `jobs.common.read_table`.
+The job log lists every failing expectation with its count and example rows.
 """
 
 from __future__ import annotations
@@ -14,54 +21,50 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
-from jobs.common import FRAMES
-from schemas.expectations import validate_lake, validate_report
+from jobs.frames import FRAMES, learners
+from schemas.expectations import REQUEST, validate_lake, validate_report
 
 log = logging.getLogger("coursedash.jobs.quality")
 
-INPUT_FAILED = "the learner data for this batch failed quality checks; it will be retried"
-REPORT_FAILED = "the report for this batch failed quality checks; it will be retried"
+REPORT_FAILED = "the report failed its final checks ({checks})"
 
 
-def _scope(key: str, df: DataFrame, request: dict, frames: dict[str, DataFrame]) -> tuple[tuple, DataFrame]:
-    """The part of a frame one request is built from, and a key to share it between requests."""
+def _scoped(key: str, df: DataFrame, frames: dict[str, DataFrame], learner_rows: DataFrame) -> DataFrame:
+    """The rows of an input frame each request's report is built from, with its request_id."""
+    if key == "users":
+        return df.join(learner_rows.select(REQUEST, "user_id"), "user_id")
+    if key == "consents":
+        return df.join(learner_rows.select(REQUEST, "user_id", "course_id"), ["user_id", "course_id"])
     column = FRAMES[key][1]
-    if column:
-        return (column, request[column]), df.filter(F.col(column) == request[column])
-    # users: the learners of the request's batch
-    learners = frames["enrolments"].filter(F.col("batch_id") == request["batch_id"]).select("user_id")
-    return ("batch_id", request["batch_id"]), df.join(learners, "user_id", "left_semi")
+    return df.join(F.broadcast(frames["requests"].select(REQUEST, column)), column)
 
 
-def check_inputs(frames: dict[str, DataFrame], manifest: Manifest, pending: dict) -> dict[str, dict]:
-    """Errors for the requests whose input rows fail their table's suite.
-
-    One validation per table for the whole night; only when a table fails is it
-    validated again per batch (or course), to fail just the requests it feeds.
-    """
-    errors = {}
+def lake_findings(frames: dict[str, DataFrame]) -> dict[str, dict[str, int]]:
+    """Per request: the rows of its inputs that break a lake expectation, by note code."""
+    learner_rows = learners(frames["requests"], frames["batches"], frames["enrolments"]).persist()
+    counts: dict[str, dict[str, int]] = {}
     for key, df in frames.items():
         if key not in FRAMES:
             continue
-        outcome = validate_lake(FRAMES[key][0], df)
+        table = FRAMES[key][0]
+        outcome = validate_lake(table, _scoped(key, df, frames, learner_rows), by=REQUEST)
         if outcome.success:
             continue
-        log.error("lake table %s failed its quality checks:\n%s", FRAMES[key][0], outcome.describe())
-        verdicts: dict[tuple, bool] = {}
-        for request in manifest.requests:
-            if request["request_id"] in pending or request["request_id"] in errors:
-                continue
-            scope, part = _scope(key, df, request, frames)
-            if scope not in verdicts:
-                verdicts[scope] = validate_lake(FRAMES[key][0], part).success
-            if not verdicts[scope]:
-                errors[request["request_id"]] = {"error": INPUT_FAILED, "transient": True}
-                log.error("request %s: %s (%s %s)", request["request_id"], INPUT_FAILED, *scope)
-    return errors
+        log.warning(
+            "lake table %s: rows that break its expectations (counted per request; the reports "
+            "drop or pass them through and say so in their data notes):\n%s", table, outcome.describe(),
+        )
+        for failure in outcome.failures:
+            for request_id, n in (failure.by_scope or {}).items():
+                if failure.note:
+                    mine = counts.setdefault(request_id, {})
+                    mine[failure.note] = mine.get(failure.note, 0) + n
+    learner_rows.unpersist()
+    return counts
 
 
 def _as_columns(rows: DataFrame, header: list[str]) -> DataFrame:
-    return rows.select(*[F.col("cells")[i].alias(name) for i, name in enumerate(header)])
+    return rows.select(REQUEST, *[F.col("cells")[i].alias(name) for i, name in enumerate(header)])
 
 
 def check_report(
@@ -70,24 +73,26 @@ def check_report(
     """Errors for the requests whose report rows fail the report suite.
 
     Requests sharing a header (all of them, but for progress reports of different
-    courses) are validated together; per request only when that group fails.
+    courses) are validated together in one pass; a failure by row fails the requests
+    whose rows broke it, one of the whole frame (its columns) fails them all.
     """
     if "dropped" in rows.columns:
         rows = rows.filter(F.col("dropped").isNull())
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[str]] = {}
     for request in manifest.requests:
         if request["request_id"] not in pending:
-            groups.setdefault(tuple(header_of(request)), []).append(request)
+            groups.setdefault(tuple(header_of(request)), []).append(request["request_id"])
     errors = {}
-    for header, requests in groups.items():
-        ids = [r["request_id"] for r in requests]
-        outcome = validate_report(report_type, list(header), _as_columns(rows.filter(F.col("request_id").isin(ids)), list(header)))
+    for header, ids in groups.items():
+        outcome = validate_report(report_type, list(header), _as_columns(rows.filter(F.col(REQUEST).isin(ids)), list(header)))
         if outcome.success:
             continue
         log.error("%s reports failed their quality checks:\n%s", report_type, outcome.describe())
-        for request_id in ids:
-            mine = _as_columns(rows.filter(F.col("request_id") == request_id), list(header))
-            if len(ids) == 1 or not validate_report(report_type, list(header), mine).success:
-                errors[request_id] = {"error": REPORT_FAILED, "transient": True}
-                log.error("request %s: %s", request_id, REPORT_FAILED)
+        failing: dict[str, list[str]] = {}
+        for failure in outcome.failures:
+            for request_id in ids if failure.by_scope is None else failure.by_scope:
+                failing.setdefault(request_id, []).append(failure.description)
+        for request_id, checks in sorted(failing.items()):
+            errors[request_id] = {"error": REPORT_FAILED.format(checks="; ".join(checks)), "transient": True}
+            log.error("request %s: %s", request_id, errors[request_id]["error"])
     return errors

@@ -15,15 +15,14 @@ from pyspark.sql import functions as F
 from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import datetime_cell, dedupe, plain_number, text
+from jobs.frames import UNPLACED, one_batch_each, one_content_each, one_course_each
 from schemas.reports import RESPONSE_COLUMNS
 
-COUNTERS = ("responses_without_active_enrolment", "duplicate_responses_resolved")
 RESPONSE_KEY = ["user_id", "batch_id", "content_id", "attempt_id", "question_id"]
 ATTEMPT_KEY = ["user_id", "batch_id", "content_id", "attempt_id"]
 # Within a learner: assessments in course order, then attempt and question; content_id
 # last, so that two contents sharing a position still sort the same way every time.
 SORT_BY = ["user_id", "position", "attempt_id", "question_id", "content_id"]
-UNKNOWN_POSITION = 2**31 - 1  # contents missing from course_contents sort after the known ones
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
@@ -41,32 +40,30 @@ def transform(
 ) -> DataFrame:
     """request_id, the SORT_BY columns, dropped and `cells` in RESPONSE_COLUMNS order.
 
-    Every response row of a requested batch is in the frame once: reported, or with
-    `dropped` naming why not (a duplicate of a later-assessed row, or a learner without
+    One response per key, the latest assessed (the lake suite counts the repeats). Each
+    is in the frame once: reported, or with `dropped` naming why not (a learner without
     an active enrolment), so that staging counts what was left out in the same pass.
+    Responses without a learner are dropped first; the lake suite counts them.
     """
-    titles = dedupe(contents, ["course_id", "content_id"]).select(
+    titles = one_content_each(contents).select(
         "course_id", "content_id", F.col("name").alias("content_name"), "position"
     )
     attempted = dedupe(attempts, ATTEMPT_KEY, F.col("last_attempted_on").desc_nulls_last()).select(
         *ATTEMPT_KEY, "last_attempted_on"
     )
     enrolled = common.learners(requests, batches, enrolments).select("request_id", "user_id", F.lit(True).alias("_enrolled"))
-    flagged = common.flag_duplicates(responses, RESPONSE_KEY, F.col("assessed_on").desc_nulls_last())
+    latest = dedupe(responses.filter(F.col("user_id").isNotNull()), RESPONSE_KEY, F.col("assessed_on").desc_nulls_last())
     rows = (
         # The request's course, checked against the batch by `learners`, names the contents.
         F.broadcast(requests)
-        .join(flagged.drop("course_id"), "batch_id")
+        .join(latest.drop("course_id"), "batch_id")
         .join(enrolled, ["request_id", "user_id"], "left")
-        .join(dedupe(courses, ["course_id"]).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
-        .join(dedupe(batches, ["batch_id"]).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
+        .join(one_course_each(courses).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
+        .join(one_batch_each(batches).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
         .join(titles, ["course_id", "content_id"], "left")
         .join(attempted, ATTEMPT_KEY, "left")
     )
-    dropped = (
-        F.when(F.col("duplicate"), F.lit("duplicate_responses_resolved"))
-        .when(F.col("_enrolled").isNull(), F.lit("responses_without_active_enrolment"))
-    )
+    dropped = F.when(F.col("_enrolled").isNull(), F.lit("responses.not_enrolled"))
     cells = [
         text("course_id"), text("course_name"), text("batch_id"), text("batch_name"), text("user_id"),
         text("content_id"), text("content_name"), text("attempt_id"), datetime_cell("last_attempted_on"),
@@ -78,7 +75,7 @@ def transform(
     return rows.select(
         "request_id",
         "user_id",
-        F.coalesce("position", F.lit(UNKNOWN_POSITION)).alias("position"),
+        F.coalesce("position", F.lit(UNPLACED)).alias("position"),
         "attempt_id",
         "question_id",
         "content_id",
@@ -88,7 +85,7 @@ def transform(
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
-    return common.load_report("response", rows, out, manifest, errors, lambda r: list(RESPONSE_COLUMNS), SORT_BY, COUNTERS)
+    return common.load_report("response", rows, out, manifest, errors, lambda r: list(RESPONSE_COLUMNS), SORT_BY)
 
 
 def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: dict) -> dict:

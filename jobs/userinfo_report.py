@@ -16,9 +16,8 @@ from pyspark.sql import functions as F
 from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import date_cell, dedupe, text
+from jobs.frames import one_batch_each, one_course_each
 from schemas.reports import USERINFO_COLUMNS
-
-COUNTERS = ("learners_missing_from_users", "learners_without_consent")
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
@@ -65,8 +64,8 @@ def transform(
     profile = dedupe(users, ["user_id"]).withColumn("_known", F.lit(True))
     rows = (
         common.learners(requests, batches, enrolments)
-        .join(dedupe(courses, ["course_id"]).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
-        .join(dedupe(batches, ["batch_id"]).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
+        .join(one_course_each(courses).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
+        .join(one_batch_each(batches).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
         .join(latest_consents(consents), ["user_id", "course_id"], "left")
         .join(profile, "user_id", "left")
     )
@@ -83,15 +82,15 @@ def transform(
         "request_id",
         "user_id",
         F.col("_known").isNull().alias("missing_user"),
-        F.when(~consented, F.lit("learners_without_consent")).alias("dropped"),
+        F.when(~consented, F.lit("consents.not_given")).alias("dropped"),
         F.when(consented, F.array(*cells)).alias("cells"),
     )
 
 
 def load(rows: DataFrame, out: str, manifest: Manifest, errors: dict) -> dict:
-    missing = {"learners_missing_from_users": F.col("missing_user")}
+    missing = {"users.missing": F.col("missing_user")}
     return common.load_report(
-        "userinfo", rows, out, manifest, errors, lambda r: list(USERINFO_COLUMNS), ["user_id"], COUNTERS, missing
+        "userinfo", rows, out, manifest, errors, lambda r: list(USERINFO_COLUMNS), ["user_id"], missing
     )
 
 

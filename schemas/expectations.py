@@ -6,10 +6,10 @@ data source with `persist=False` (the caller persists; GX's default would `persi
 every frame it sees and never unpersist it), one asset per suite and a whole-dataframe
 batch definition fed through `batch_parameters={"dataframe": df}`.
 
-The suites hold only what the contract guarantees. The lake is dirty by contract
-(duplicate rows, users missing from `users`, enrolments of unknown batches), so no key
-is expected to be unique; a failing lake outcome reports dirt for the log, it does not
-say the data cannot be used. Nulls in key columns are reported (mostly=1.0).
+The suites hold only what the contract guarantees. The lake is dirty by contract, so
+every lake expectation is row-level: a failing lake outcome counts rows the reports drop
+or pass through (each expectation names its note in `meta["note"]`, see schemas.notes),
+it never says the data cannot be used. The report suite is what blocks a report.
 
 Validation runs in two passes so that clean data costs as little Spark as possible:
 1. the whole suite with result_format BOOLEAN_ONLY: GX bundles every column-map
@@ -18,7 +18,10 @@ Validation runs in two passes so that clean data costs as little Spark as possib
    queries per column-pair expectation (attempts and responses have one each);
 2. only if something failed: the failing expectations again with SUMMARY and
    `unexpected_index_column_names` (the row's key columns), which adds about two
-   queries per failing expectation (its first 5 unexpected values and rows).
+   queries per failing expectation (its first 5 unexpected values and rows); validated
+   `by` a column (the request), COMPLETE instead, so that every unexpected row's scope
+   is counted (the rows' keys are collected to the driver: as many as there are dirty
+   rows in the night's batches, never the clean ones).
 Table-level expectations (the report's column list) cost no Spark job at all.
 GX does not read the frame itself more than that; `persist()` it before validating.
 
@@ -29,6 +32,7 @@ imported on the first validation.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 import logging
 import re
 import sys
@@ -55,6 +59,36 @@ LAKE_KEYS: dict[str, tuple[str, ...]] = {
     "user_consents": ("user_id", "course_id"),
 }
 
+LAKE_NOTE_PREFIX = {
+    "courses": "courses", "batches": "batches", "course_contents": "contents", "enrolments": "enrolments",
+    "assessment_attempts": "attempts", "question_responses": "responses", "users": "users",
+    "user_consents": "consents",
+}
+# The note code of a null key (schemas.notes).
+LAKE_KEY_NOTES = {
+    ("course_contents", "content_id"): "contents.no_id",
+    ("enrolments", "user_id"): "enrolments.no_learner",
+    ("assessment_attempts", "user_id"): "attempts.no_learner",
+    ("assessment_attempts", "content_id"): "attempts.no_content",
+    ("assessment_attempts", "attempt_id"): "attempts.no_id",
+    ("question_responses", "user_id"): "responses.no_learner",
+    ("question_responses", "content_id"): "responses.no_content",
+    ("question_responses", "attempt_id"): "responses.no_attempt",
+    ("question_responses", "question_id"): "responses.no_question",
+}
+# What identifies one row; a repeat is resolved by the table's duplicate rule (README).
+# Consents keep their history, so they have none.
+LAKE_UNIQUE: dict[str, tuple[str, ...]] = {
+    "courses": ("course_id",),
+    "batches": ("batch_id",),
+    "course_contents": ("course_id", "content_id"),
+    "enrolments": ("batch_id", "user_id"),
+    "assessment_attempts": ("batch_id", "user_id", "content_id", "attempt_id"),
+    "question_responses": ("batch_id", "user_id", "content_id", "attempt_id", "question_id"),
+    "users": ("user_id",),
+}
+CONTENT_STATUS_KNOWN = "content_status_known"  # derived: every content_status value is 0, 1 or 2
+
 # Enumerated columns: (column, allowed values). Nulls are not checked here.
 LAKE_VALUE_SETS: dict[str, tuple[tuple[str, list], ...]] = {
     "courses": (("status", ["Live", "Retired", "Draft"]),),
@@ -65,6 +99,13 @@ LAKE_VALUE_SETS: dict[str, tuple[tuple[str, list], ...]] = {
 # --- the reports (CONTRACT §4) ------------------------------------------------------
 
 REPORT_KEYS = ("Collection Id", "Batch Id", "User UUID")
+# One row per learner (and in the response report per attempt and question) of a request.
+REPORT_ROW_KEYS = {
+    "progress": ("User UUID",),
+    "userinfo": ("User UUID",),
+    "response": ("User UUID", "QuestionSet Id", "Attempt Id", "Question Id"),
+}
+REQUEST = "request_id"  # the optional first column of a validated report frame
 # Names that must never be a column of a progress or response report: the lake's PII
 # columns and the userinfo report's PII headers.
 PII_HEADERS = (*PII_COLUMNS, "User Name", "Email ID", "Mobile Number")
@@ -72,7 +113,9 @@ PII_HEADERS = (*PII_COLUMNS, "User Name", "Email ID", "Mobile Number")
 PII_REPORT_COLUMNS = frozenset({"User Name", "Email ID", "Mobile Number"})
 
 PROGRESS_RE = r"^(100|[1-9]?[0-9])$"  # an integer 0-100, no sign, no leading zero
-PERCENT_RE = r"^(100\.00|[1-9]?[0-9]\.[0-9]{2})$"  # 0.00-100.00, always two decimals
+# Two decimals; not bounded: 18 of 15 is 120.00, a negative maximum gives a negative
+# share (the lake suites note such rows; the report shows them as computed).
+PERCENT_RE = r"^-?(0|[1-9][0-9]*)\.[0-9]{2}$"
 PLAIN_NUMBER_RE = r"^-?[0-9]+(\.[0-9]+)?$"  # a plain decimal: no exponent, no grouping
 DATE_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$"  # dd/mm/yyyy
 DATETIME_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}$"  # dd/mm/yyyy HH:MM:SS
@@ -113,6 +156,9 @@ class Failure:
     description: str  # e.g. "user_id must not be null"
     unexpected_count: int | None
     examples: list = field(default_factory=list)  # up to 5 unexpected values or rows
+    note: str | None = None  # the schemas.notes code of a row-level failure
+    # Unexpected rows per value of the `by` column validated with; None: not by row.
+    by_scope: dict[str, int] | None = None
 
     def describe(self) -> str:
         where = f" [{self.column}]" if self.column else ""
@@ -138,40 +184,80 @@ class Outcome:
 
 # --- suites ---------------------------------------------------------------------------
 
-def lake_expectations(table: str) -> list:
-    """The lake table's expectations (GX Expectation objects)."""
+def lake_expectations(table: str, by: str | None = None) -> list:
+    """The lake table's expectations (GX Expectation objects).
+
+    Every one is row-level: a row that breaks it is dropped or passed through by the
+    report's formulas, and counted under its `meta["note"]` (a code of schemas.notes).
+    `by`: the frame holds a copy of the rows per value of this column (per request),
+    so a row repeats another only within the same value.
+    """
     if table not in TABLES:
         raise KeyError(f"no lake table {table!r}")
     gxe = _gx().expectations
-    exps = [
-        gxe.ExpectColumnValuesToNotBeNull(column=c, description=f"{c} must not be null")
-        for c in LAKE_KEYS[table]
-    ]
+
+    def noted(expectation, note):
+        expectation.meta = {"note": note}
+        return expectation
+
+    def not_null(column, note):
+        return noted(gxe.ExpectColumnValuesToNotBeNull(column=column, description=f"{column} must not be null"), note)
+
+    def unique(columns, note):
+        return noted(_unique(columns, f"({', '.join(c for c in columns if c != by)}) must be unique"), note)
+
+    def at_least(column, minimum, note, strict=False):
+        return noted(gxe.ExpectColumnValuesToBeBetween(
+            column=column, min_value=minimum, strict_min=strict,
+            description=f"{column} must be {'above' if strict else 'at least'} {minimum}",
+        ), note)
+
+    prefix = LAKE_NOTE_PREFIX[table]
+    # A null key the night's frames are pruned or joined by keeps its row out of every
+    # report (note None: only the run's log tells of it).
+    exps = [not_null(c, LAKE_KEY_NOTES.get((table, c))) for c in LAKE_KEYS[table]]
     for column, values in LAKE_VALUE_SETS.get(table, ()):
-        exps.append(gxe.ExpectColumnValuesToBeInSet(
+        exps.append(noted(gxe.ExpectColumnValuesToBeInSet(
             column=column, value_set=values,
             description=f"{column} must be one of {', '.join(map(str, values))} (or null)",
-        ))
+        ), f"{prefix}.unknown_{column}"))
+    if table in LAKE_UNIQUE:
+        exps.append(unique([*([by] if by else []), *LAKE_UNIQUE[table]], f"{prefix}.duplicate"))
+    if table == "course_contents":
+        exps.append(not_null("position", "contents.no_position"))
+    if table == "enrolments":
+        exps.append(not_null("active", "enrolments.no_active_flag"))
+        # GX 1.24 has no expectation on map values: validate_lake derives this column.
+        exps.append(noted(gxe.ExpectColumnValuesToBeInSet(
+            column=CONTENT_STATUS_KNOWN, value_set=[True],
+            description="content_status values must be 0, 1 or 2",
+        ), "enrolments.unknown_content_status"))
     if table == "assessment_attempts":
         exps += [
-            gxe.ExpectColumnValuesToBeBetween(
-                column="total_score", min_value=0, description="total_score must not be negative"
-            ),
-            _at_most("total_score", "total_max_score"),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="total_max_score", min_value=0, description="total_max_score must not be negative"
-            ),
+            noted(_at_most("total_score", "total_max_score"), "attempts.above_max"),
+            at_least("total_score", 0, "attempts.negative_score"),
+            at_least("total_max_score", 0, "attempts.negative_max"),
+            noted(gxe.ExpectColumnValuesToNotBeInSet(
+                column="total_max_score", value_set=[0], description="total_max_score must not be 0",
+            ), "attempts.zero_max"),
         ]
     if table == "question_responses":
         exps += [
-            _at_most("score", "max_score"),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="max_score", min_value=0, description="max_score must not be negative"
-            ),
+            noted(_at_most("score", "max_score"), "responses.above_max"),
+            at_least("max_score", 0, "responses.negative_max"),
         ]
-    # enrolments.content_status (map<string,int>) values in {0,1,2}: not checked, GX 1.24
-    # has no expectation on map values and a derived column would change the batch.
     return exps
+
+
+def _unique(columns: list[str], description: str):
+    """Rows unique by these columns (GX's compound expectation wants two or more)."""
+    gxe = _gx().expectations
+    if len(columns) == 1:
+        return gxe.ExpectColumnValuesToBeUnique(column=columns[0], description=description)
+    # A row missing part of its key is no repeat: the not-null expectations count it.
+    return gxe.ExpectCompoundColumnsToBeUnique(
+        column_list=list(columns), ignore_row_if="any_value_is_missing", description=description
+    )
 
 
 def _at_most(a: str, b: str):
@@ -182,11 +268,14 @@ def _at_most(a: str, b: str):
     )
 
 
-def report_expectations(report_type: str, header: list[str], gx_name=lambda column: column) -> list:
-    """The report's expectations (GX Expectation objects).
+def report_expectations(
+    report_type: str, header: list[str], gx_name=lambda column: column, by_request: bool = False
+) -> list:
+    """The report's expectations (GX Expectation objects); every one blocks the report.
 
     `gx_name` gives the name GX knows a column by (see `_gx_names`); descriptions keep
-    the report's own names.
+    the report's own names. `by_request`: the frame holds several requests' rows, told
+    apart by a first column `request_id`.
     """
     if report_type not in COLUMNS:
         raise KeyError(f"no report type {report_type!r}")
@@ -199,11 +288,14 @@ def report_expectations(report_type: str, header: list[str], gx_name=lambda colu
     def matches(c, regex, what):
         return gxe.ExpectColumnValuesToMatchRegex(column=gx_name(c), regex=regex, description=f"{c} must be {what}")
 
+    request = [REQUEST] if by_request else []
     exps = [gxe.ExpectTableColumnsToMatchOrderedList(
-        column_list=[gx_name(c) for c in columns],
+        column_list=request + [gx_name(c) for c in columns],
         description=f"the columns must be exactly the {report_type} report's, in order",
     )]
     exps += [not_empty(c) for c in REPORT_KEYS]
+    keys = REPORT_ROW_KEYS[report_type]
+    exps.append(_unique(request + [gx_name(c) for c in keys], f"one row per {' x '.join(keys)}"))
     if report_type == "progress":
         exps += [
             not_empty("Progress"),
@@ -284,16 +376,26 @@ def _mismatches(expected: list[str], found: list[str]) -> list[dict]:
 
 # --- validation -------------------------------------------------------------------------
 
-def validate_lake(table: str, df) -> Outcome:
-    """Validate a Spark DataFrame of a lake table (already pruned to the night's batches)."""
+def validate_lake(table: str, df, by: str | None = None) -> Outcome:
+    """Validate a Spark DataFrame of a lake table (already pruned to the night's batches).
+
+    With `by` (a column of `df`, e.g. request_id), each failure counts its rows per value.
+    """
+    from pyspark.sql import functions as F
+
     index_columns = [c for c in LAKE_KEYS[table] if c in df.columns]
-    return _validate(f"lake.{table}", lake_expectations(table), df, index_columns)
+    if table == "enrolments" and "content_status" in df.columns:
+        known = F.forall(F.map_values("content_status"), lambda v: v.isin(0, 1, 2))
+        df = df.withColumn(CONTENT_STATUS_KNOWN, known)
+    return _validate(f"lake.{table}", lake_expectations(table, by), df, index_columns, by=by)
 
 
 def validate_report(report_type: str, header: list[str], df) -> Outcome:
     """Validate a report as it will be written: one string column per header name.
 
     An empty string and a null are the same empty CSV cell, so both count as empty.
+    A first column `request_id` holds several requests' reports: each failure then
+    counts its rows per request (`Failure.by_scope`).
     """
     from pyspark.sql import functions as F
 
@@ -307,15 +409,16 @@ def validate_report(report_type: str, header: list[str], df) -> Outcome:
     names = _gx_names([*header, *COLUMNS[report_type], *df.columns])
     # Expectations on a column the frame lacks would only raise; the column list
     # expectation already reports the missing column.
+    by = REQUEST if df.columns[:1] == [REQUEST] else None
     present = {names[c] for c in df.columns}
     expectations = [
-        e for e in report_expectations(report_type, header, names.__getitem__)
+        e for e in report_expectations(report_type, header, names.__getitem__, by_request=by is not None)
         if getattr(e, "column", None) in (None, *present)
     ]
     cells = df.select(*[F.nullif(F.col(_quote(c)), F.lit("")).alias(names[c]) for c in df.columns])
     index_columns = ["User UUID"] if "User UUID" in present else []
     real = {gx_name: column for column, gx_name in names.items()}
-    outcome = _validate(f"report.{report_type}", expectations, cells, index_columns, real)
+    outcome = _validate(f"report.{report_type}", expectations, cells, index_columns, real, by=by)
     outcome.failures = problems + outcome.failures
     outcome.success = outcome.success and not problems
     return outcome
@@ -352,8 +455,14 @@ def _quote(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def _validate(name: str, expectations: list, df, index_columns: list[str], real: dict | None = None) -> Outcome:
-    """Two passes (see the module's docstring): BOOLEAN_ONLY, then SUMMARY for failures."""
+def _validate(
+    name: str, expectations: list, df, index_columns: list[str], real: dict | None = None, by: str | None = None
+) -> Outcome:
+    """Two passes (see the module's docstring): BOOLEAN_ONLY, then details for the failures.
+
+    The details are SUMMARY (counts and 5 examples), or with `by` COMPLETE: every
+    unexpected row's `by` value, to count the rows per value.
+    """
     gx = _gx()
     for i, exp in enumerate(expectations):
         exp.meta = {**(exp.meta or {}), "check": i}  # to find it again in the results
@@ -364,31 +473,37 @@ def _validate(name: str, expectations: list, df, index_columns: list[str], real:
         return Outcome(name, True, [])
     failed = {r.expectation_config.meta["check"] for r in first.results if not r.success}
     again = [copy.copy(e) for e in expectations if e.meta["check"] in failed]
-    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
-    if index_columns:
-        result_format["unexpected_index_column_names"] = list(index_columns)
+    result_format: dict[str, Any] = {"result_format": "COMPLETE" if by else "SUMMARY",
+                                     "partial_unexpected_count": MAX_EXAMPLES}
+    indexes = [by, *index_columns] if by else list(index_columns)
+    if indexes:
+        result_format["unexpected_index_column_names"] = indexes
+        result_format["return_unexpected_index_query"] = False
     second = batch.validate(gx.ExpectationSuite(name=name, expectations=again), result_format=result_format)
     results = sorted(second.results, key=lambda r: r.expectation_config.meta["check"])
-    failures = [_failure(r, index_columns, real or {}) for r in results if not r.success]
+    failures = [_failure(r, index_columns, real or {}, by) for r in results if not r.success]
     return Outcome(name, not failures, failures)
 
 
-def _failure(result, index_columns: list[str], real: dict[str, str]) -> Failure:
+def _failure(result, index_columns: list[str], real: dict[str, str], by: str | None = None) -> Failure:
     """A failed GX result as a Failure, with the report's own column names (`real`)."""
     config = result.expectation_config
     kwargs = config.kwargs
+    note = (config.meta or {}).get("note")
 
     def named(column):
         return real.get(column, column)
 
     column = named(kwargs["column"]) if "column" in kwargs else (
-        f"{named(kwargs['column_B'])}, {named(kwargs['column_A'])}" if "column_A" in kwargs else None
+        f"{named(kwargs['column_B'])}, {named(kwargs['column_A'])}" if "column_A" in kwargs
+        else ", ".join(map(named, kwargs["column_list"])) if "column_list" in kwargs and "unique" in config.type
+        else None
     )
     info = dict(result.result or {})
     description = config.description or config.type
     error = _exception_message(result.exception_info)
     if error is not None:
-        return Failure(config.type, column, f"{description} (could not be checked: {error})", None, [])
+        return Failure(config.type, column, f"{description} (could not be checked: {error})", None, [], note)
     if config.type == "expect_table_columns_to_match_ordered_list":
         details = info.get("details", {}).get("mismatched") or []
         examples = [
@@ -396,19 +511,22 @@ def _failure(result, index_columns: list[str], real: dict[str, str]) -> Failure:
              "found": named(m.get("Found"))}
             for m in details
         ]
-        return Failure(config.type, None, description, len(details) or None, examples[:MAX_EXAMPLES])
-    rows = info.get("partial_unexpected_index_list")
+        return Failure(config.type, None, description, len(details) or None, examples[:MAX_EXAMPLES], note)
+    rows = info.get("unexpected_index_list") or info.get("partial_unexpected_index_list")
+    by_scope = None
+    if by and rows is not None:
+        by_scope = dict(Counter(row.get(by) for row in rows if row.get(by) is not None))
     if rows:
-        examples = [{named(k): v for k, v in row.items()} for row in rows]
+        examples = [{named(k): v for k, v in row.items() if k != by} for row in rows[:MAX_EXAMPLES]]
     else:
-        examples = list(info.get("partial_unexpected_list") or [])
+        examples = list(info.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]
     if column in PII_REPORT_COLUMNS:
         # The log is no place for a learner's name, email or phone: name the row only.
         examples = [
             {k: v for k, v in row.items() if k in index_columns} for row in examples if isinstance(row, dict)
         ]
         examples = [row for row in examples if row]
-    return Failure(config.type, column, description, info.get("unexpected_count"), examples[:MAX_EXAMPLES])
+    return Failure(config.type, column, description, info.get("unexpected_count"), examples, note, by_scope)
 
 
 def _exception_message(info) -> str | None:

@@ -28,8 +28,12 @@ def frame(spark, table: str, rows: list[dict]):
     )
 
 
-def write_lake(root: Path, tables: dict[str, list[dict]]) -> Path:
-    """Write each table as Parquet, as the lake keeps it; tables not given are empty."""
+def write_lake(root: Path, tables: dict[str, list[dict]], split: bool = False) -> Path:
+    """Write each table as Parquet, as the lake keeps it; tables not given are empty.
+
+    `split`: the same rows laid out otherwise, as another upstream job might: in reverse
+    order, over two files, and the tables with a batch_id in Hive partitions by batch.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -42,5 +46,14 @@ def write_lake(root: Path, tables: dict[str, list[dict]]) -> Path:
             [{k: (list(v.items()) if isinstance(v, dict) else v) for k, v in r.items()} for r in rows],
             schema=schema,
         )
-        pq.write_table(data, folder / "part-00000.parquet")
+        if not split:
+            pq.write_table(data, folder / "part-00000.parquet")
+            continue
+        data = data.take(list(reversed(range(data.num_rows))))
+        half = data.num_rows // 2
+        for i, part in enumerate((data.slice(0, half), data.slice(half))):
+            if "batch_id" in schema.names and table != "batches":
+                pq.write_to_dataset(part, folder, partition_cols=["batch_id"], basename_template=f"part-{i}-{{i}}.parquet")
+            else:
+                pq.write_table(part, folder / f"part-{i}.parquet")
     return root

@@ -1,6 +1,8 @@
 """The nightly DAG end to end: real Airflow, Spark, database and report files."""
 
+import csv
 import datetime as dt
+import io
 import subprocess
 from pathlib import Path
 
@@ -101,13 +103,14 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
 
     dag_run = run_dag()
     assert dag_run.state == "success"
-    # The run's summary counts what the reports left out: L3 has no profile (3 progress
-    # requests and the userinfo one of b1), L2's duplicate response, L4's inactive one.
+    # The run's summary counts what the reports left out or passed through, per b1 request:
+    # L2's two enrolment rows, L3 missing from users; L2's revoked consent; L2's answer
+    # given twice, L4's inactive one.
     summaries = {t: read_summary(nightly.output_dir(dag_run.run_id, t)) for t in ("progress", "userinfo", "response")}
     assert nightly.left_out(summaries) == {
-        "progress": {"learners_missing_from_users": 3},
-        "userinfo": {"learners_missing_from_users": 1, "learners_without_consent": 1},
-        "response": {"duplicate_responses_resolved": 1, "responses_without_active_enrolment": 1},
+        "progress": {"enrolments.duplicate": 6, "users.missing": 3},
+        "userinfo": {"consents.not_given": 1, "enrolments.duplicate": 2, "users.missing": 1},
+        "response": {"enrolments.duplicate": 2, "responses.duplicate": 2, "responses.not_enrolled": 1},
     }
 
     with db.session() as s:
@@ -116,10 +119,19 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
             assert found[rid].status == "SUCCESS", found[rid].error
             assert found[rid].password_token is None
         assert found[gone].status == "FAILED"
-        assert "b_gone is no longer in the learner data" in found[gone].error
+        assert found[gone].error == (
+            "Batch b_gone is no longer in the learner data, so no report can be built. It will not be retried."
+        )
         assert found[gone].password_token is None  # final: erased
         assert found[crashed].attempts == 2
         assert found[by_creator].row_count == 3 and found[empty].row_count == 0
+        # Each request says what its own batch left out, in words; b2 has nothing to say.
+        assert found[by_creator].data_notes == [
+            {"reason": "2 enrolment rows repeat a learner of this batch; the latest enrolment of each was used",
+             "rows": 2},
+            {"reason": "1 learner is missing from the user profile table; their profile cells are empty", "rows": 1},
+        ]
+        assert found[empty].data_notes == []
 
     csv_name = "b1_progress_20261128.csv"
     # Password-protected zips open with the password, with pyzipper and with 7-Zip ...
@@ -183,36 +195,53 @@ def _airflow_storage_dump() -> str:
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
-def test_failing_input_checks_fail_only_the_affected_requests_until_fixed(app_env, airflow_db, capfd):
-    """An attempt scoring above its maximum in batch b1 holds back b1's reports, not b2's."""
+def test_dirty_rows_are_noted_and_a_broken_table_fails_only_its_readers_until_fixed(app_env, airflow_db, capfd):
+    """An attempt scoring above its maximum is shown and noted; a mistyped column fails its report alone."""
+    import pyarrow as pa
+
+    from coursedash import reports
+    from tests.jobs.test_dirty_lake import retype
+
     var = app_env
     prepare(var)
     bad = dict(handlake.TABLES["assessment_attempts"][0], attempt_id="at_bad", total_score=9.0, total_max_score=4.0)
     write_lake(var / "lake", {**handlake.TABLES, "assessment_attempts": [*handlake.TABLES["assessment_attempts"], bad]})
+    retype(var / "lake", "question_responses", "score", pa.string())
     with db.session() as s:
-        held = store.submit(s, handlake.CREATOR, "c1", "b1", "progress", PASSWORD).request_id
+        noted = store.submit(s, handlake.CREATOR, "c1", "b1", "progress", PASSWORD).request_id
         fine = store.submit(s, handlake.MENTOR2, "c1", "b2", "progress").request_id
         profiles = store.submit(s, handlake.CREATOR, "c1", "b1", "userinfo", PASSWORD).request_id
+        held = store.submit(s, handlake.MENTOR, "c1", "b1", "response").request_id
 
     assert run_dag().state == "success"
     with db.session() as s:
         found = statuses(s)
-    assert found[held].status == "FAILED" and found[held].error_transient
-    assert found[held].error == "the learner data for this batch failed quality checks; it will be retried"
-    assert found[held].password_token is not None  # kept for the retry
-    assert found[held].object_key is None
-    assert found[fine].status == "SUCCESS"
-    assert found[profiles].status == "SUCCESS"  # userinfo does not read attempts
-    assert sorted(published(var, None)) == sorted([found[fine].object_key, found[profiles].object_key])
+    for rid in (noted, fine, profiles):
+        assert found[rid].status == "SUCCESS", found[rid].error
+    assert {"reason": "1 assessment attempt scored above its maximum; shown as computed", "rows": 1} in (
+        found[noted].data_notes
+    )
+    assert found[fine].data_notes == []  # b1's attempt is not b2's
+    text_ = read_zip(fetch(found[noted].object_key, var / "noted.zip"), PASSWORD)["b1_progress_20261128.csv"].decode()
+    l1 = list(csv.reader(io.StringIO(text_.removeprefix("\ufeff"))))[1]
+    assert l1[4] == "L1" and l1[-4:] == ["100", "225.00", "", "225.00"]  # 9 of 4, shown as computed
+
+    shown = reports.as_json(found[held])
+    assert (shown["status"], shown["attempts"], shown["max_attempts"], shown["will_retry"]) == ("FAILED", 1, 3, True)
+    assert shown["error"] == (
+        "The learner data could not be read: lake table 'question_responses' does not match the contract: "
+        "column 'score' is string, expected double. It will be retried in the next nightly run (attempt 2 of 3)."
+    )
+    assert found[held].password_token is None and found[held].object_key is None  # it had no password
     log = capfd.readouterr().out
-    assert "lake.assessment_attempts" in log and "at_bad" in log  # the failing expectation, with its row
+    assert "lake.assessment_attempts" in log and "at_bad" in log  # the engineers see the row
 
     # The data engineers fix the lake; the next night retries the request.
     write_lake(var / "lake", handlake.TABLES)
     assert run_dag(RUN_DAY + dt.timedelta(days=1)).state == "success"
     with db.session() as s:
         retried = s.get(ReportRequest, held)
-    assert retried.status == "SUCCESS" and retried.attempts == 2 and retried.password_token is None
-    assert read_zip(fetch(retried.object_key, var / "retried.zip"), PASSWORD)[
-        "b1_progress_20261129.csv"
-    ].decode() == handlake.B1_PROGRESS_CSV
+    assert retried.status == "SUCCESS" and retried.attempts == 2
+    assert read_zip(fetch(retried.object_key, var / "retried.zip"))[
+        "b1_response_20261129.csv"
+    ].decode() == handlake.B1_RESPONSE_CSV

@@ -89,7 +89,7 @@ def test_only_learners_whose_latest_consent_is_active(rows):
 def test_learners_without_consent_are_flagged_with_no_cells(transformed):
     dropped = {r["user_id"]: r for r in transformed if r["dropped"] is not None}
     assert sorted(dropped) == ["u_other_course", "u_revoked", "u_silent", "u_tie"]
-    assert {r["dropped"] for r in dropped.values()} == {"learners_without_consent"}
+    assert {r["dropped"] for r in dropped.values()} == {"consents.not_given"}
     assert all(r["cells"] is None for r in dropped.values())  # their PII is never staged
 
 
@@ -130,12 +130,12 @@ def test_summary_counts_rows_and_what_was_left_out(spark, lake, tmp_path):
     ])
     rows = userinfo_report.transform(**lake)
     errors = {"r_gone": {"error": "gone", "transient": False}}
-    userinfo_report.load(rows, str(tmp_path), manifest, errors)
-    assert read_summary(tmp_path) == {
+    summary = userinfo_report.load(rows, str(tmp_path), manifest, errors)
+    assert summary == {
         "report_type": "userinfo",
         "requests": {
-            "r1": {"header": list(USERINFO_COLUMNS), "rows": 9, "learners_missing_from_users": 1,
-                   "learners_without_consent": 4},
+            "r1": {"header": list(USERINFO_COLUMNS), "rows": 9,
+                   "left_out": {"consents.not_given": 4, "users.missing": 1}},
             "r_gone": {"error": "gone", "transient": False},
         },
     }
@@ -207,8 +207,8 @@ def test_spark_submit_stages_sorted_rows_and_the_summary(tmp_path):
     assert read_summary(out) == {
         "report_type": "userinfo",
         "requests": {
-            "r1": {"header": header, "rows": 3, "learners_missing_from_users": 1, "learners_without_consent": 1},
-            "r2": {"header": header, "rows": 0, "learners_missing_from_users": 0, "learners_without_consent": 1},
+            "r1": {"header": header, "rows": 3, "left_out": {"consents.not_given": 1, "users.missing": 1}},
+            "r2": {"header": header, "rows": 0, "left_out": {"consents.not_given": 1}},
             "r_gone": {"error": "batch b_gone is no longer in the learner data, so no report can be built",
                        "transient": False},
         },

@@ -114,12 +114,41 @@ def test_unknown_user_status_and_course_status_fail(spark):
     assert [(f.column, f.examples) for f in found] == [("status", [{"course_id": "do_c3", "status": "live"}])]
 
 
-def test_tolerated_dirt_passes(spark):
+def test_a_row_of_an_unknown_batch_or_learner_passes(spark):
     enrolment = CLEAN["enrolments"][0]
-    rows = [enrolment, enrolment, dict(enrolment, batch_id="no_such_batch", user_id="no_such_user")]
+    rows = [enrolment, dict(enrolment, batch_id="no_such_batch", user_id="no_such_user")]
     assert validate_lake("enrolments", frame(spark, "enrolments", rows)).success
-    users = CLEAN["users"] + CLEAN["users"]
-    assert validate_lake("users", frame(spark, "users", users)).success
+
+
+def test_findings_count_their_rows_per_scope_under_a_note(spark):
+    """Validated `by` a column, each failure counts its rows per value: a request's notes."""
+    enrolment = dict(CLEAN["enrolments"][0], content_status={"q1": 2, "q2": 7})
+    rows = [
+        dict(enrolment, request_id="r1"), dict(enrolment, request_id="r1"),  # a duplicate
+        dict(enrolment, request_id="r1", user_id=None), dict(enrolment, request_id="r2", user_id=None),
+        dict(enrolment, request_id="r2", user_id="u2", active=None, content_status={"q1": 1}),
+    ]
+    df = frame(spark, "enrolments", [{k: v for k, v in r.items() if k != "request_id"} for r in rows])
+    df = spark.createDataFrame(
+        [(r["request_id"], *row) for r, row in zip(rows, df.collect())], f"request_id string, {df.schema.simpleString()[7:-1]}"
+    )
+    outcome = validate_lake("enrolments", df, by="request_id")
+    found = {f.note: f.by_scope for f in outcome.failures}
+    assert found == {
+        "enrolments.no_learner": {"r1": 1, "r2": 1},
+        "enrolments.duplicate": {"r1": 2},
+        "enrolments.no_active_flag": {"r2": 1},
+        "enrolments.unknown_content_status": {"r1": 3, "r2": 1},
+    }
+    # The log's examples do not repeat the scope column.
+    assert all("request_id" not in example for f in outcome.failures for example in f.examples)
+
+
+def test_every_lake_note_has_words_for_the_requester():
+    from schemas.notes import REASONS
+
+    notes = {e.meta.get("note") for table in TABLES for e in expectations.lake_expectations(table)}
+    assert notes - {None} <= set(REASONS)
 
 
 def test_empty_tables_pass(spark):
@@ -182,15 +211,15 @@ def test_progress_report_passes(spark):
     assert (outcome.name, outcome.success, outcome.failures) == ("report.progress", True, [])
 
 
-def test_score_cells_are_two_decimals_up_to_100(spark):
+def test_score_cells_are_plain_numbers_with_two_decimals(spark):
     header = [*PROGRESS_COLUMNS, "A - Score", "B - Score", "C - Score"]
     rows = [
-        progress_row(**{"A - Score": "100.00", "B - Score": "100.01", "C - Score": "1e2", "Total Score": "46.7"}),
-        progress_row(**{"User UUID": "u2", "A - Score": "0.00", "B - Score": "5.00", "C - Score": "5.00"}),
+        progress_row(**{"A - Score": "100.00", "B - Score": "007.50", "C - Score": "1e2", "Total Score": "46.7"}),
+        progress_row(**{"User UUID": "u2", "A - Score": "0.00", "B - Score": "-5.00", "C - Score": "120.00"}),
     ]
     found = failures_by_column(validate_report("progress", header, report_frame(spark, header, rows)))
     assert sorted(found) == ["B - Score", "C - Score", "Total Score"]
-    assert found["B - Score"].examples == [{"User UUID": "u1", "B - Score": "100.01"}]
+    assert found["B - Score"].examples == [{"User UUID": "u1", "B - Score": "007.50"}]
     assert found["C - Score"].examples == [{"User UUID": "u1", "C - Score": "1e2"}]
     assert found["Total Score"].examples == [{"User UUID": "u1", "Total Score": "46.7"}]
 
@@ -272,7 +301,8 @@ def test_response_numbers_are_plain_decimals(spark):
     row = {c: "x" for c in header}
     row.update({"User UUID": "u1", "Attempted On": "11/01/2026 10:30:00", "Question Duration": "0.5",
                 "Question Score": "-1", "Question Max Score": "10", "Question Response": "'-1"})
-    ok = validate_report("response", header, report_frame(spark, header, [row, dict(row, **{"Attempted On": None})]))
+    unattempted = dict(row, **{"Attempted On": None, "Question Id": "y"})
+    ok = validate_report("response", header, report_frame(spark, header, [row, unattempted]))
     assert ok.success, ok.describe()
     bad = dict(row, **{"Question Score": "1.0E-7", "Attempted On": "2026-01-11 10:30:00"})
     found = failures_by_column(validate_report("response", header, report_frame(spark, header, [bad])))
@@ -284,11 +314,27 @@ def test_author_supplied_headers_with_dots_and_backticks(spark):
     header = [*PROGRESS_COLUMNS, "Unit 1.2 - Score", "Quiz `x` (do_1) - Score", "Unit 1_2 - Score"]
     good = progress_row(**{"Unit 1.2 - Score": "1.00", "Quiz `x` (do_1) - Score": None, "Unit 1_2 - Score": "2.00"})
     assert validate_report("progress", header, report_frame(spark, header, [good])).success
-    bad = dict(good, **{"User UUID": "u2", "Unit 1.2 - Score": "101.00", "Quiz `x` (do_1) - Score": "x"})
+    bad = dict(good, **{"User UUID": "u2", "Unit 1.2 - Score": "101.0", "Quiz `x` (do_1) - Score": "x"})
     found = failures_by_column(validate_report("progress", header, report_frame(spark, header, [good, bad])))
     assert sorted(found) == ["Quiz `x` (do_1) - Score", "Unit 1.2 - Score"]
-    assert found["Unit 1.2 - Score"].examples == [{"User UUID": "u2", "Unit 1.2 - Score": "101.00"}]
+    assert found["Unit 1.2 - Score"].examples == [{"User UUID": "u2", "Unit 1.2 - Score": "101.0"}]
     assert found["Quiz `x` (do_1) - Score"].examples == [{"User UUID": "u2", "Quiz `x` (do_1) - Score": "x"}]
+
+
+def test_scores_outside_0_to_100_pass_as_computed(spark):
+    """18 of 15 is 120.00; a negative maximum gives a negative share (the lake suite notes both)."""
+    rows = [progress_row(**{"Quiz - Score": "120.00", "Total Score": "-50.00"})]
+    outcome = validate_report("progress", HEADER, report_frame(spark, HEADER, rows))
+    assert outcome.success, outcome.describe()
+
+
+def test_a_repeated_learner_fails_only_the_request_it_is_in(spark):
+    header = ["request_id", *HEADER]
+    rows = [dict(progress_row(), request_id="r1"), dict(progress_row(), request_id="r1"),
+            dict(progress_row(), request_id="r2"), dict(progress_row(**{"User UUID": "u2"}), request_id="r2")]
+    outcome = validate_report("progress", HEADER, report_frame(spark, header, rows))
+    [failure] = outcome.failures
+    assert (failure.description, failure.by_scope) == ("one row per User UUID", {"r1": 2})
 
 
 def test_empty_report_passes(spark):

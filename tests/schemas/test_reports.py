@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from schemas.reports import assessment_headers, guard
 
 
@@ -13,3 +15,11 @@ def test_guard():
     assert [guard(t) for t in ["=1+1", "+91", "-x", "@a", "\tx", "\rx", "a=b", ""]] == [
         "'=1+1", "'+91", "'-x", "'@a", "'\tx", "'\rx", "a=b", ""
     ]
+
+
+def test_the_readme_lists_every_data_note_reason():
+    from schemas.notes import REASONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for code, (_one, many) in REASONS.items():
+        assert f"| `{code}` | {many.replace('{n}', 'N')} |" in readme

@@ -1,0 +1,140 @@
+"""A dirty lake: row-level dirt never withholds a report; only an untruthful lake fails one (CONTRACT §3)."""
+
+import pytest
+
+from coursedash.manifest import Manifest
+from jobs import common, progress_report, response_report, userinfo_report
+from schemas.notes import data_notes
+from schemas.reports import PROGRESS_COLUMNS, RESPONSE_COLUMNS
+from tests import dirtylake, handlake
+from tests.lakefixtures import write_lake
+
+JOBS = {"progress": progress_report, "userinfo": userinfo_report, "response": response_report}
+
+
+def build(spark, lake, out, report_type, batches=("b1",)):
+    requests = [{"request_id": f"r_{b}", "course_id": "c1", "batch_id": b} for b in batches]
+    manifest = Manifest(report_type, "2026-11-28", str(lake), requests)
+    return common.build(spark, manifest, str(out), JOBS[report_type].extract, JOBS[report_type].finish)
+
+
+def staged_cells(out, request_id):
+    import pyarrow.parquet as pq
+
+    [path] = (out / "rows" / f"request_id={request_id}").glob("*.parquet")
+    return pq.read_table(path).column("cells").to_pylist()
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    return write_lake(tmp_path_factory.mktemp("dirty"), dirtylake.tables())
+
+
+def test_progress_is_built_with_every_row_level_case_counted(spark, lake, tmp_path):
+    summary = build(spark, lake, tmp_path, "progress", ("b1", "b2"))["requests"]
+    assert summary["r_b1"]["left_out"] == dirtylake.B1_NOTES["progress"]
+    assert summary["r_b2"]["left_out"] == dirtylake.B2_PROGRESS_NOTES  # b1's dirt is not b2's
+    header = summary["r_b1"]["header"]
+    assert header[len(PROGRESS_COLUMNS):] == ["Quiz - Score", 'Test "A" - Score', "Final - Score"]  # unplaced: last
+
+    def cells(row):
+        return dict(zip(header, row))
+
+    rows = {r[4]: cells(r) for r in staged_cells(tmp_path, "r_b1")}
+    assert sorted(rows) == ["L1", "L2", "L3"]  # no learner, no active flag: left out; L2 once
+    score = ["Progress", "Total Score", "Quiz - Score", 'Test "A" - Score', "Final - Score"]
+    # L1: 18 of 15 is 120.00, as computed; total (18 + 3) / (15 + 4).
+    assert [rows["L1"][c] for c in score] == ["100", "110.53", "120.00", "75.00", None]
+    # L2: a maximum of 0 leaves the cell empty; a profile status of 3 keeps the row.
+    assert [rows["L2"][c] for c in score] == ["25", "83.33", "83.33", None, None]
+    assert rows["L2"]["State"] == "Kerala"
+    # L3: a negative maximum is shown as computed; status 5 is not completed (2 of 4 required).
+    assert [rows["L3"][c] for c in score] == ["50", "-50.00", None, "-50.00", None]
+    assert rows["L1"]["District"] == "Chennai"  # of L1's two profiles, the first by every column
+
+
+def test_userinfo_leaves_out_what_is_not_an_active_consent(spark, lake, tmp_path):
+    summary = build(spark, lake, tmp_path, "userinfo")["requests"]
+    assert summary["r_b1"]["left_out"] == dirtylake.B1_NOTES["userinfo"]
+    # L1's latest consent is PENDING, L2's REVOKED: only L3 (missing from users) is in.
+    assert [row[4] for row in staged_cells(tmp_path, "r_b1")] == ["L3"]
+
+
+def test_responses_pass_through_or_drop_as_the_formulas_say(spark, lake, tmp_path):
+    summary = build(spark, lake, tmp_path, "response")["requests"]
+    assert summary["r_b1"]["left_out"] == dirtylake.B1_NOTES["response"]
+    rows = [dict(zip(RESPONSE_COLUMNS, r)) for r in staged_cells(tmp_path, "r_b1")]
+    keys = [(r["User UUID"], r["Attempt Id"], r["Question Id"]) for r in rows]
+    assert keys == [
+        ("L1", "at1", None), ("L1", "at1", "qq1"), ("L1", "at1", "qq2"), ("L1", "at1", "qq3"),
+        ("L2", "at3", "qq1"), ("L2", "at_missing", "qq1"),
+    ]
+    over = rows[3]
+    assert (over["Question Score"], over["Question Max Score"]) == ("5", "2")  # shown as recorded
+
+
+def test_notes_read_as_sentences_with_their_counts():
+    notes = data_notes(dirtylake.B1_NOTES["progress"])
+    by_reason = {n["reason"]: n["rows"] for n in notes}
+    assert by_reason["2 assessment attempts scored above their maximum; shown as computed"] == 2
+    assert by_reason["1 enrolment without a learner was left out"] == 1
+    assert by_reason["1 learner is missing from the user profile table; their profile cells are empty"] == 1
+    assert all(set(n) == {"reason", "rows"} and n["rows"] > 0 for n in notes)
+    for learner in ("L1", "L2", "L3", "L6", *handlake.PII_VALUES):
+        assert learner not in str(notes)
+
+
+# --- what blocks: the lake cannot give a truthful report --------------------------------
+
+
+def broken_lake(tmp_path, **tables):
+    return write_lake(tmp_path / "lake", {**handlake.TABLES, **tables})
+
+
+def retype(lake, table, column, arrow_type):
+    """Rewrite a table with one column of another type, as a broken upstream job would."""
+    import pyarrow.parquet as pq
+
+    path = next((lake / table).glob("*.parquet"))
+    data = pq.read_table(path)
+    i = data.schema.get_field_index(column)
+    pq.write_table(data.set_column(i, column, data.column(column).cast(arrow_type)), path)
+
+
+def test_a_column_of_the_wrong_type_fails_the_requests_that_read_it_naming_it(spark, tmp_path):
+    import pyarrow as pa
+
+    lake = broken_lake(tmp_path)
+    retype(lake, "users", "status", pa.string())
+    summary = build(spark, lake, tmp_path / "p", "progress")["requests"]
+    assert summary["r_b1"] == {
+        "error": "the learner data could not be read: lake table 'users' does not match the contract: "
+                 "column 'status' is string, expected int",
+        "transient": True,
+    }
+    # The response report does not read users: it is built.
+    assert "error" not in build(spark, lake, tmp_path / "r", "response")["requests"]["r_b1"]
+
+
+def test_a_missing_column_or_table_is_named(spark, tmp_path):
+    import pyarrow.parquet as pq
+    import shutil
+
+    lake = broken_lake(tmp_path)
+    path = next((lake / "question_responses").glob("*.parquet"))
+    pq.write_table(pq.read_table(path).drop(["score"]), path)
+    error = build(spark, lake, tmp_path / "r", "response")["requests"]["r_b1"]["error"]
+    assert "lake table 'question_responses'" in error and "column 'score' is missing (expected double)" in error
+
+    shutil.rmtree(lake / "user_consents")
+    error = build(spark, lake, tmp_path / "u", "userinfo")["requests"]["r_b1"]["error"]
+    assert error.startswith("the learner data could not be read: lake table 'user_consents' cannot be read")
+
+
+def test_a_corrupt_file_is_named(spark, tmp_path):
+    lake = broken_lake(tmp_path)
+    (lake / "assessment_attempts" / "part-00001.parquet").write_bytes(b"PAR1 this is not parquet")
+    summary = build(spark, lake, tmp_path / "p", "progress")["requests"]
+    error = summary["r_b1"]["error"]
+    assert error.startswith("the learner data could not be read: a file of lake table 'assessment_attempts'")
+    assert "part-00001.parquet" in error
