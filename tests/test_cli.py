@@ -1,21 +1,19 @@
 """The `coursedash` command: clear refusals with a non-zero exit, no traceback, no password echoed."""
 
 import argparse
-import datetime as dt
 import json
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 from sqlalchemy import select
 
 from coursedash import cli, db, packaging
-from coursedash.db import Batch, Course, Download, ReportRequest, utcnow
-from coursedash.storage import report_store
+from coursedash.db import Batch, Course, Download, utcnow
 from tests.conftest import ROOT
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, STRANGER
+from tests.published import add_request
 
 OTHER_CREATOR = "u_other_creator"  # has a role, but not on c1
 
@@ -148,28 +146,9 @@ def test_an_unreachable_database_is_one_line_and_verbose_shows_the_traceback(app
     assert "Traceback" in after.stderr  # --verbose after the command works too
 
 
-def published(app_env, user, report_type, password):
-    """A SUCCESS request with a real zip in the report store."""
-    request_id = str(uuid.uuid4())
-    csv = app_env / f"{request_id}.csv"
-    packaging.write_csv(csv, ["User UUID"], [["L1"]])
-    packaging.zip_file(csv, app_env / f"{request_id}.zip", "b1_x.csv", password)
-    key = f"c1/b1/{report_type}/{request_id}.zip"
-    report_store().put(app_env / f"{request_id}.zip", key)
-    now = utcnow()
-    with db.session() as s:
-        s.add(ReportRequest(
-            request_id=request_id, course_id="c1", batch_id="b1", report_type=report_type, requested_by=user,
-            status="SUCCESS", submitted_at=now, completed_at=now, attempts=1, row_count=1, file_size=1,
-            object_key=key, report_date=dt.date(2026, 11, 28),
-        ))
-        s.commit()
-    return request_id
-
-
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 def test_download_goes_to_var_downloads_and_refuses_a_missing_folder(catalog):
-    request_id = published(catalog, CREATOR, "progress", "Secret123")
+    request_id = add_request(catalog, CREATOR, "progress", password="Secret123")
     refused = run("request", "download", request_id, "--user", MENTOR, "--out", str(catalog / "nowhere" / "r.zip"))
     assert_plain_refusal(refused, 2, f"folder '{catalog / 'nowhere'}' does not exist")
     with db.session() as s:
@@ -187,8 +166,8 @@ def test_download_goes_to_var_downloads_and_refuses_a_missing_folder(catalog):
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 def test_password_protected_is_read_from_the_published_zip(catalog):
-    locked = published(catalog, CREATOR, "progress", "Secret123")
-    plain = published(catalog, MENTOR, "response", None)
+    locked = add_request(catalog, CREATOR, "progress", password="Secret123")
+    plain = add_request(catalog, MENTOR, "response")
     shown = {rid: json.loads(run("request", "show", rid, "--user", CREATOR).stdout) for rid in (locked, plain)}
     assert shown[locked]["password_protected"] is True
     assert shown[plain]["password_protected"] is False
