@@ -239,8 +239,7 @@ def cmd_serve(args) -> None:
     from coursedash import db
 
     db.migrate()
-    print(f"the dashboard is on http://{args.host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr)
-    uvicorn.run("coursedash.api:app", host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    uvicorn.run("coursedash.api:app", host=args.host, port=args.port, log_level="info")
 
 
 def cmd_demo(args) -> None:
@@ -398,6 +397,8 @@ def _explain(e: BaseException) -> tuple[str, int]:
         return f"cannot use the database {url} (COURSEDASH_DATABASE_URL): {str(e.orig).strip().splitlines()[0]}", 1
     if isinstance(e, SparkJobFailed):
         return str(e), 1
+    if isinstance(e, OSError) and e.filename:  # a path the user gave or configured
+        return f"{e.strerror or e}: {e.filename}", 2
     return f"unexpected error: {type(e).__name__}: {e}", 1
 
 

@@ -71,7 +71,7 @@ def server(app_env, monkeypatch):
     log_path = app_env / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "coursedash", "--verbose", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "coursedash", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"

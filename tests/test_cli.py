@@ -134,6 +134,12 @@ def test_bad_arguments_are_one_line(args, message):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_lake_that_cannot_be_written_names_the_path(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    done = run("generate-lake", "--learners", "1", "--out", str(tmp_path / "a-file" / "lake"))
+    assert_plain_refusal(done, 2, f"Not a directory: {tmp_path / 'a-file' / 'lake'}")
+
+
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 def test_an_unreachable_database_is_one_line_and_verbose_shows_the_traceback(app_env):
     env = {"COURSEDASH_DATABASE_URL": "postgresql+psycopg2://nobody:hunter2@127.0.0.1:1/none"}
