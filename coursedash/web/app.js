@@ -369,7 +369,8 @@
       const whose = requester(r) === "you" ? "yours" : `set by ${r.requested_by}`;
       return el("td", { class: "password" }, lockIcon(), `password: ${whose}`);
     }
-    return el("td", { class: "password", text: r.password_protected === false ? "no password" : "—" });
+    // null: failed for good or expired, there is no zip to open.
+    return el("td", { class: "password", text: r.password_protected === false ? "no password" : "" });
   }
 
   function actionCell(r) {
