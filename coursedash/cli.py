@@ -107,23 +107,8 @@ def _session():
     return s
 
 
-def _user_not_found(s, user: str, error: RequestError) -> RequestError | UserError:
-    """A 404 for a user with no role anywhere is a wrong --user, not a missing batch.
-
-    Says nothing about other users: only that this id has no role of its own.
-    """
-    from coursedash import reports, store
-
-    if isinstance(error, store.NotFound) and not reports.visible_courses(s, user):
-        return UserError(
-            f"user {user!r} has no role on any course (course creator, batch creator or mentor); "
-            "check --user or COURSEDASH_USER"
-        )
-    return error
-
-
 class _AsUser:
-    """A synced session for the acting user; a 404 is explained when the user has no role at all."""
+    """A synced session for the acting user, who is told when they have no role at all."""
 
     def __init__(self, user: str):
         self.user = user
@@ -133,11 +118,16 @@ class _AsUser:
         return self.s
 
     def __exit__(self, kind, error, _tb):
+        from coursedash import reports, store
+
         try:
-            if isinstance(error, RequestError):
-                better = _user_not_found(self.s, self.user, error)
-                if better is not error:
-                    raise better from None
+            # A 404 for a user with no role anywhere is a wrong --user, not a missing
+            # batch; it says nothing about other users' courses.
+            if isinstance(error, store.NotFound) and not reports.visible_courses(self.s, self.user):
+                raise UserError(
+                    f"user {self.user!r} has no role on any course (course creator, batch creator or mentor); "
+                    "check --user or COURSEDASH_USER"
+                ) from None
         finally:
             self.s.close()
         return False
