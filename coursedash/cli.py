@@ -364,8 +364,9 @@ def setup_logging(verbose: bool) -> Path | None:
         file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(file)
     for name in QUIET:
-        # Still in the file; alembic's "Context impl SQLiteImpl." on every command is noise.
-        logging.getLogger(name).setLevel(logging.WARNING if not verbose else logging.INFO)
+        # Their INFO lines (alembic's "Context impl SQLiteImpl." on every command) are
+        # noise even in the file; --verbose shows them.
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     return path
 
 

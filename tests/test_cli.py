@@ -214,3 +214,35 @@ def test_user_is_optional_when_coursedash_user_is_set(monkeypatch):
     assert "default: COURSEDASH_USER, now 'user_creator_01'" in " ".join(listing.format_help().split())
     monkeypatch.delenv("COURSEDASH_USER")
     assert " --user USER " in subparser(cli.parser(), "request", "list").format_usage()
+
+
+@pytest.fixture
+def root_logging():
+    """setup_logging replaces the root logger's handlers: give pytest its own back."""
+    import logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in cli.QUIET})
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_the_terminal_gets_warnings_only_and_the_log_file_everything(root_logging, capsys, tmp_path, monkeypatch):
+    import logging
+
+    monkeypatch.setenv("COURSEDASH_VAR_DIR", str(tmp_path))
+    path = cli.setup_logging(verbose=False)
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    logging.getLogger("coursedash.sync").info("26/11/29 WARN NativeCodeLoader: Unable to load native-hadoop library")
+    logging.getLogger("coursedash.demo").warning("a progress report is already requested")
+    assert capsys.readouterr().err == "coursedash: a progress report is already requested\n"
+    assert path == tmp_path / "log" / "coursedash.log"
+    assert "NativeCodeLoader" in path.read_text() and "already requested" in path.read_text()
+    assert "SQLiteImpl" not in path.read_text()
