@@ -35,6 +35,7 @@ PASSWORD = 'Tr1cky,pass"word'
 RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
 SCREENSHOT = ROOT / "test-artifacts" / "dashboard.png"
 PHONE_SCREENSHOT = ROOT / "test-artifacts" / "dashboard-390px.png"
+INDIC_NAME = "डिजिटल साक्षरता · கணிதம் · গণিত"  # Devanagari, Tamil, Bengali
 
 
 @pytest.fixture
@@ -231,6 +232,17 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
     add_request(app_env, handlake.MENTOR, "response", status="FAILED", attempts=3, error_transient=False,
                 error="the batch is gone from the lake")  # the page makes it a sentence
     add_request(app_env, handlake.BATCH_CREATOR, "userinfo", password=PASSWORD)  # a type mentors may not see
+    # A course named in the generated lake's scripts: the screenshot shows whether the fonts cover them.
+    from coursedash import db
+    from coursedash.db import Batch, Course, utcnow
+
+    with db.session() as s:
+        s.add_all([
+            Course(course_id="c_indic", name=INDIC_NAME, created_by="u_someone", synced_at=utcnow()),
+            Batch(batch_id="b_indic", course_id="c_indic", name="बैच 1", created_by="u_someone",
+                  mentors=[handlake.MENTOR], synced_at=utcnow()),
+        ])
+        s.commit()
 
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     page = context.new_page()
@@ -242,9 +254,11 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
     page.get_by_label("Development token").fill(mint_token(handlake.MENTOR))
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#courses-message")).to_contain_text(
-        "Course “c2” is not one you can see: it does not exist, or you have no role on it. Your courses (1)")
-    expect(page.locator("#course-list li")).to_have_text([re.compile("Maths, Part 1")])
+        "Course “c2” is not one you can see: it does not exist, or you have no role on it. Your courses (2)")
+    expect(page.locator("#course-list li")).to_have_text([re.compile("Maths, Part 1"), re.compile(INDIC_NAME)])
     expect(page.locator("#batches")).to_be_hidden()
+    assert page_overflow(page) == 0
+    page.screenshot(path=str(PHONE_SCREENSHOT.with_name("dashboard-390px-no-access.png")), full_page=True)
 
     # A batch of a visible course that is not theirs.
     page.goto(server + "/#course=c1&batch=b2")
