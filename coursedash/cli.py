@@ -264,9 +264,9 @@ def parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[verbose], **kw)
 
     g = command("generate-lake", "write a deterministic synthetic lake (replaces its tables)")
-    g.add_argument("--learners", type=_non_negative_int, default=200, help="number of learners (default: 200)")
-    g.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same lake (default: 7)")
-    g.add_argument("--out", help="folder to write (default: COURSEDASH_LAKE_URI, else var/lake)")
+    g.add_argument("--learners", metavar="N", type=_non_negative_int, default=200, help="number of learners (default: 200)")
+    g.add_argument("--seed", metavar="N", type=int, default=7, help="random seed; the same seed gives the same lake (default: 7)")
+    g.add_argument("--out", metavar="DIR", help="folder to write (default: COURSEDASH_LAKE_URI, else var/lake)")
     g.set_defaults(func=cmd_generate_lake)
 
     command("sync", "refresh the dashboard's courses, batches and enrolment figures from the lake (runs Spark)"
@@ -275,13 +275,13 @@ def parser() -> argparse.ArgumentParser:
 
     t = command("token", "print a development token to sign in to the dashboard with")
     t.add_argument("user_id", type=_not_blank, help="the user the token signs in, e.g. user_creator_01")
-    t.add_argument("--hours", type=_positive_hours, default=12, help="how long the token is valid (default: 12)")
+    t.add_argument("--hours", metavar="H", type=_positive_hours, default=12, help="how long the token is valid (default: 12)")
     t.set_defaults(func=cmd_token)
 
     s = command("serve", "serve the web dashboard and the HTTP API (runs until Ctrl-C)")
-    s.add_argument("--host", default="127.0.0.1",
+    s.add_argument("--host", metavar="ADDRESS", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
-    s.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    s.add_argument("--port", metavar="PORT", type=_port, default=8000, help="TCP port (default: 8000)")
     s.set_defaults(func=cmd_serve)
 
     r = command("request", "submit, list, show and download report requests")
@@ -289,7 +289,7 @@ def parser() -> argparse.ArgumentParser:
     env_user = os.environ.get("COURSEDASH_USER") or None
     user = _Parser(add_help=False)
     user.add_argument(
-        "--user", type=_not_blank, default=env_user, required=env_user is None,
+        "--user", metavar="USER_ID", type=_not_blank, default=env_user, required=env_user is None,
         help=f"the acting user id (default: COURSEDASH_USER, now {env_user!r})" if env_user
         else "the acting user id; required unless COURSEDASH_USER is set",
     )
@@ -299,8 +299,8 @@ def parser() -> argparse.ArgumentParser:
                                   parents=[user, verbose])
 
     submit = action("submit", "request a report for a batch; prints the new request id")
-    submit.add_argument("--course", required=True, help="course id, e.g. do_course_0001")
-    submit.add_argument("--batch", required=True, help="batch id, e.g. batch_0001")
+    submit.add_argument("--course", metavar="COURSE_ID", required=True, help="course id, e.g. do_course_0001")
+    submit.add_argument("--batch", metavar="BATCH_ID", required=True, help="batch id, e.g. batch_0001")
     submit.add_argument("--type", required=True, choices=["progress", "userinfo", "response"],
                         help="progress: Course Progress; userinfo: User Profile (password required); "
                              "response: Question Set")
@@ -311,8 +311,8 @@ def parser() -> argparse.ArgumentParser:
     submit.set_defaults(func=cmd_submit)
 
     ls = action("list", "the last ten requests of a batch that you may download, newest first")
-    ls.add_argument("--course", required=True, help="course id, e.g. do_course_0001")
-    ls.add_argument("--batch", required=True, help="batch id, e.g. batch_0001")
+    ls.add_argument("--course", metavar="COURSE_ID", required=True, help="course id, e.g. do_course_0001")
+    ls.add_argument("--batch", metavar="BATCH_ID", required=True, help="batch id, e.g. batch_0001")
     ls.set_defaults(func=cmd_list)
 
     show = action("show", "one request as JSON: status, attempts, error, data notes")
@@ -321,12 +321,13 @@ def parser() -> argparse.ArgumentParser:
 
     dl = action("download", "save a ready report's zip; prints where")
     dl.add_argument("request_id", help="as printed by `request submit`")
-    dl.add_argument("--out", help="file or existing folder to write to (default: var/downloads/<report name>.zip)")
+    dl.add_argument("--out", metavar="PATH",
+                    help="file, or existing folder, to write to (default: var/downloads/<batch>_<type>_<yyyymmdd>.zip)")
     dl.set_defaults(func=cmd_download)
 
     d = command("demo", "the whole night on sample data: lake, sync, four requests, one nightly run, a table")
-    d.add_argument("--learners", type=_non_negative_int, default=200, help="learners in the sample lake (default: 200)")
-    d.add_argument("--date", type=_iso_date, help="the run's logical date, YYYY-MM-DD (default: today)")
+    d.add_argument("--learners", metavar="N", type=_non_negative_int, default=200, help="learners in the sample lake (default: 200)")
+    d.add_argument("--date", metavar="YYYY-MM-DD", type=_iso_date, help="the run's logical date, YYYY-MM-DD (default: today)")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -210,10 +210,10 @@ def test_help_explains_every_option_with_its_default_and_points_nowhere_private(
 def test_user_is_optional_when_coursedash_user_is_set(monkeypatch):
     monkeypatch.setenv("COURSEDASH_USER", "user_creator_01")
     listing = subparser(cli.parser(), "request", "list")
-    assert "[--user USER]" in listing.format_usage()
+    assert "[--user USER_ID]" in listing.format_usage()
     assert "default: COURSEDASH_USER, now 'user_creator_01'" in " ".join(listing.format_help().split())
     monkeypatch.delenv("COURSEDASH_USER")
-    assert " --user USER " in subparser(cli.parser(), "request", "list").format_usage()
+    assert " --user USER_ID " in subparser(cli.parser(), "request", "list").format_usage()
 
 
 @pytest.fixture
