@@ -223,11 +223,28 @@ def cmd_token(args) -> None:
     print(mint_token(args.user_id, hours=args.hours))
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """uvicorn would start, fail to bind and print five lines; say it in one, up front."""
+    import errno
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise UserError(f"{host}:{port} is in use; is another server running? Choose another --port") from None
+        # create_server appends the address to the reason: drop it, the message names it.
+        reason = (e.strerror or str(e)).split(" (while attempting")[0]
+        raise UserError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
 def cmd_serve(args) -> None:
     import uvicorn
 
     from coursedash import db
 
+    _check_port_free(args.host, args.port)
     db.migrate()
     uvicorn.run("coursedash.api:app", host=args.host, port=args.port, log_level="info")
 

@@ -140,6 +140,17 @@ def test_a_lake_that_cannot_be_written_names_the_path(tmp_path):
     assert_plain_refusal(done, 2, f"Not a directory: {tmp_path / 'a-file' / 'lake'}")
 
 
+def test_serve_on_a_port_in_use_is_one_line():
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = run("serve", "--port", str(port))
+    assert_plain_refusal(done, 2, f"127.0.0.1:{port} is in use; is another server running? Choose another --port")
+    unknown = run("serve", "--host", "no-such-host.invalid")
+    assert_plain_refusal(unknown, 2, "cannot listen on no-such-host.invalid:8000: ")
+
+
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 def test_an_unreachable_database_is_one_line_and_verbose_shows_the_traceback(app_env):
     env = {"COURSEDASH_DATABASE_URL": "postgresql+psycopg2://nobody:hunter2@127.0.0.1:1/none"}
