@@ -1,14 +1,76 @@
-"""`coursedash`: the command line of CONTRACT §5."""
+"""`coursedash`: the command line (CONTRACT §5); docs/cli.md describes every command.
+
+A mistake the user can fix is one line on stderr and exit status 2; anything else is
+one line and exit status 1. The full detail (tracebacks, Spark's output) goes to
+var/log/coursedash.log, and to the terminal too with --verbose.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import logging
 import os
 import sys
+from pathlib import Path
 
+from coursedash.errors import UserError
 from coursedash.store import RequestError
+
+log = logging.getLogger("coursedash.cli")
+
+DESCRIPTION = """\
+Course Dashboard: a sample lake, the dashboard's figures, report requests, the web page.
+Settings come from COURSEDASH_* environment variables (see the README's Configuration);
+every command is described in docs/cli.md, and `coursedash COMMAND --help` lists its options."""
+EPILOG = "The HTTP API is described by the served OpenAPI document: http://HOST:PORT/api/v1/openapi.json"
+
+
+# --- argument types: refused by argparse with a one-line message ---------------------
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (1 to 65535)")
+    return value
+
+
+def _positive_hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} hours: a token must last more than 0 hours")
+    return value
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-11-28") from None
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a user id cannot be empty")
+    return text
+
+
+# --- helpers ----------------------------------------------------------------------
 
 
 def _password(args) -> str | None:
@@ -16,6 +78,8 @@ def _password(args) -> str | None:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if args.ask_password:
+        if not sys.stdin.isatty():
+            raise UserError("--ask-password needs a terminal to prompt on; pipe the password in with --password-stdin")
         return getpass.getpass("Report password: ")
     return None
 
@@ -25,7 +89,51 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
     for r in rows:
         lines.append("  ".join(str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _session():
+    """A session on an up-to-date database that has been synced at least once."""
+    from sqlalchemy import select
+
+    from coursedash import db
+    from coursedash.db import Course
+
+    db.migrate()  # cheap when up to date; a fresh database gets its tables
+    s = db.session()
+    if s.scalar(select(Course.course_id).limit(1)) is None:
+        s.close()
+        raise UserError("the dashboard database has no courses yet: run `coursedash sync` first")
+    return s
+
+
+class _AsUser:
+    """A synced session for the acting user, who is told when they have no role at all."""
+
+    def __init__(self, user: str):
+        self.user = user
+
+    def __enter__(self):
+        self.s = _session()
+        return self.s
+
+    def __exit__(self, kind, error, _tb):
+        from coursedash import reports, store
+
+        try:
+            # A 404 for a user with no role anywhere is a wrong --user, not a missing
+            # batch; it says nothing about other users' courses.
+            if isinstance(error, store.NotFound) and not reports.visible_courses(self.s, self.user):
+                raise UserError(
+                    f"user {self.user!r} has no role on any course (course creator, batch creator or mentor); "
+                    "check --user or COURSEDASH_USER"
+                ) from None
+        finally:
+            self.s.close()
+        return False
+
+
+# --- commands ---------------------------------------------------------------------
 
 
 def cmd_generate_lake(args) -> None:
@@ -54,39 +162,58 @@ def cmd_migrate(args) -> None:
 
 
 def cmd_submit(args) -> None:
-    from coursedash import db, store
+    from coursedash import store
 
-    db.migrate()
-    with db.session() as s:
-        r = store.submit(s, args.user, args.course, args.batch, args.type, _password(args))
-        print(r.request_id)
+    password = _password(args)  # before any work: a refused prompt changes nothing
+    with _AsUser(args.user) as s:
+        print(store.submit(s, args.user, args.course, args.batch, args.type, password).request_id)
 
 
 def cmd_list(args) -> None:
-    from coursedash import db, reports
+    from coursedash import reports
 
-    with db.session() as s:
+    with _AsUser(args.user) as s:
         rows = [reports.as_json(r) for r in reports.downloadable(s, args.user, args.course, args.batch)]
-    print(_table(rows, ["request_id", "report_type", "status", "submitted_at", "row_count", "file_size", "error"]))
+    if not rows:
+        print("no report requested for this batch yet")
+        return
+    print(_table(rows, ["request_id", "report_type", "status", "requested_by", "submitted_at", "row_count", "error"]))
 
 
 def cmd_show(args) -> None:
     import json
 
-    from coursedash import db, reports
+    from coursedash import reports
 
-    with db.session() as s:
+    with _AsUser(args.user) as s:
         print(json.dumps(reports.as_json(reports.visible_request(s, args.user, args.request_id)), indent=2))
+
+
+def _download_target(out: str | None, name: str) -> Path:
+    """--out as a folder or a file; by default var/downloads/<report name>."""
+    from coursedash.config import var_dir
+
+    if out is None:
+        folder = var_dir() / "downloads"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+    target = Path(out)
+    if target.is_dir():
+        return target / name
+    if not target.parent.is_dir():
+        raise UserError(f"folder {str(target.parent)!r} does not exist; create it first or choose another --out")
+    return target
 
 
 def cmd_download(args) -> None:
     import shutil
 
-    from coursedash import db, reports
+    from coursedash import reports
 
-    with db.session() as s:
-        _request, name, _url, stream = reports.open_download(s, args.user, args.request_id, client_address="cli")
-    target = args.out or name
+    with _AsUser(args.user) as s:
+        # Checked before the download is opened, so a refused one leaves no audit row.
+        target = _download_target(args.out, reports.download_name(reports.ready_request(s, args.user, args.request_id)))
+        request, _name, _url, stream = reports.open_download(s, args.user, args.request_id, client_address="cli")
     with stream, open(target, "wb") as f:
         shutil.copyfileobj(stream, f)
     print(target)
@@ -98,81 +225,210 @@ def cmd_token(args) -> None:
     print(mint_token(args.user_id, hours=args.hours))
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """uvicorn would start, fail to bind and print five lines; say it in one, up front."""
+    import errno
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise UserError(f"{host}:{port} is in use; is another server running? Choose another --port") from None
+        # create_server appends the address to the reason: drop it, the message names it.
+        reason = (e.strerror or str(e)).split(" (while attempting")[0]
+        raise UserError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
 def cmd_serve(args) -> None:
     import uvicorn
 
     from coursedash import db
 
+    _check_port_free(args.host, args.port)
     db.migrate()
     uvicorn.run("coursedash.api:app", host=args.host, port=args.port, log_level="info")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coursedash", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def cmd_demo(args) -> None:
+    from coursedash.demo import run
 
-    g = sub.add_parser("generate-lake", help="write a deterministic synthetic lake")
-    g.add_argument("--learners", type=int, default=200)
-    g.add_argument("--seed", type=int, default=7)
-    g.add_argument("--out", help="folder (default: COURSEDASH_LAKE_URI)")
+    run(args.learners, args.date)
+
+
+# --- the parser -------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line naming the fix, rather than the usage block; --help has the rest.
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    # --verbose works before or after the command; SUPPRESS keeps a subcommand from
+    # resetting what was given before it.
+    verbose = _Parser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="print the full log (Spark's output, tracebacks) on the terminal too")
+
+    p = _Parser(prog="coursedash", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", default=False,
+                   help="print the full log (Spark's output, tracebacks) on the terminal too")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, **kw):
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[verbose], **kw)
+
+    g = command("generate-lake", "write a deterministic synthetic lake (replaces its tables)")
+    g.add_argument("--learners", metavar="N", type=_non_negative_int, default=200, help="number of learners (default: 200)")
+    g.add_argument("--seed", metavar="N", type=int, default=7, help="random seed; the same seed gives the same lake (default: 7)")
+    g.add_argument("--out", metavar="DIR", help="folder to write (default: COURSEDASH_LAKE_URI, else var/lake)")
     g.set_defaults(func=cmd_generate_lake)
 
-    sub.add_parser("sync", help="refresh courses, batches and figures from the lake").set_defaults(func=cmd_sync)
-    sub.add_parser("migrate", help="create or upgrade the application database").set_defaults(func=cmd_migrate)
+    command("sync", "refresh the dashboard's courses, batches and enrolment figures from the lake (runs Spark)"
+            ).set_defaults(func=cmd_sync)
+    command("migrate", "create or upgrade the application database").set_defaults(func=cmd_migrate)
 
-    t = sub.add_parser("token", help="mint a development token")
-    t.add_argument("user_id")
-    t.add_argument("--hours", type=float, default=12)
+    t = command("token", "print a development token to sign in to the dashboard with")
+    t.add_argument("user_id", type=_not_blank, help="the user the token signs in, e.g. user_creator_01")
+    t.add_argument("--hours", metavar="H", type=_positive_hours, default=12, help="how long the token is valid (default: 12)")
     t.set_defaults(func=cmd_token)
 
-    s = sub.add_parser("serve", help="the HTTP API and the web dashboard")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s = command("serve", "serve the web dashboard and the HTTP API (runs until Ctrl-C)")
+    s.add_argument("--host", metavar="ADDRESS", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
+    s.add_argument("--port", metavar="PORT", type=_port, default=8000, help="TCP port (default: 8000)")
     s.set_defaults(func=cmd_serve)
 
-    r = sub.add_parser("request", help="report requests").add_subparsers(dest="action", required=True)
-    user = argparse.ArgumentParser(add_help=False)
-    user.add_argument("--user", default=os.environ.get("COURSEDASH_USER"), required="COURSEDASH_USER" not in os.environ,
-                      help="acting user id (default: COURSEDASH_USER)")
+    r = command("request", "submit, list, show and download report requests")
+    actions = r.add_subparsers(dest="action", required=True, metavar="ACTION")
+    env_user = os.environ.get("COURSEDASH_USER") or None
+    user = _Parser(add_help=False)
+    user.add_argument(
+        "--user", metavar="USER_ID", type=_not_blank, default=env_user, required=env_user is None,
+        help=f"the acting user id (default: COURSEDASH_USER, now {env_user!r})" if env_user
+        else "the acting user id; required unless COURSEDASH_USER is set",
+    )
 
-    submit = r.add_parser("submit", parents=[user], help="request a report")
-    submit.add_argument("--course", required=True)
-    submit.add_argument("--batch", required=True)
-    submit.add_argument("--type", required=True, choices=["progress", "userinfo", "response"])
+    def action(name: str, help: str):
+        return actions.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                                  parents=[user, verbose])
+
+    submit = action("submit", "request a report for a batch; prints the new request id")
+    submit.add_argument("--course", metavar="COURSE_ID", required=True, help="course id, e.g. do_course_0001")
+    submit.add_argument("--batch", metavar="BATCH_ID", required=True, help="batch id, e.g. batch_0001")
+    submit.add_argument("--type", required=True, choices=["progress", "userinfo", "response"],
+                        help="progress: Course Progress; userinfo: User Profile (password required); "
+                             "response: Question Set")
     how = submit.add_mutually_exclusive_group()
-    how.add_argument("--password-stdin", action="store_true", help="read the zip password from standard input")
-    how.add_argument("--ask-password", action="store_true", help="prompt for the zip password")
+    how.add_argument("--password-stdin", action="store_true",
+                     help="read the zip password from the first line of standard input (default: no password)")
+    how.add_argument("--ask-password", action="store_true", help="prompt for the zip password on the terminal")
     submit.set_defaults(func=cmd_submit)
 
-    ls = r.add_parser("list", parents=[user], help="the last ten requests of a batch you may download")
-    ls.add_argument("--course", required=True)
-    ls.add_argument("--batch", required=True)
+    ls = action("list", "the last ten requests of a batch that you may download, newest first")
+    ls.add_argument("--course", metavar="COURSE_ID", required=True, help="course id, e.g. do_course_0001")
+    ls.add_argument("--batch", metavar="BATCH_ID", required=True, help="batch id, e.g. batch_0001")
     ls.set_defaults(func=cmd_list)
 
-    show = r.add_parser("show", parents=[user], help="one request")
-    show.add_argument("request_id")
+    show = action("show", "one request as JSON: status, attempts, error, data notes")
+    show.add_argument("request_id", help="as printed by `request submit`")
     show.set_defaults(func=cmd_show)
 
-    dl = r.add_parser("download", parents=[user], help="save a ready report's zip")
-    dl.add_argument("request_id")
-    dl.add_argument("--out", help="file to write (default: the report's name)")
+    dl = action("download", "save a ready report's zip; prints where")
+    dl.add_argument("request_id", help="as printed by `request submit`")
+    dl.add_argument("--out", metavar="PATH",
+                    help="file, or existing folder, to write to (default: var/downloads/<batch>_<type>_<yyyymmdd>.zip)")
     dl.set_defaults(func=cmd_download)
 
-    d = sub.add_parser("demo", help="sample lake, sync, requests, one nightly run, a table of results")
-    d.add_argument("--learners", type=int, default=200)
-    d.add_argument("--date", help="the run's logical date (default: today)")
-    d.set_defaults(func=lambda a: __import__("coursedash.demo", fromlist=["run"]).run(a.learners, a.date))
+    d = command("demo", "the whole night on sample data: lake, sync, four requests, one nightly run, a table")
+    d.add_argument("--learners", metavar="N", type=_non_negative_int, default=200, help="learners in the sample lake (default: 200)")
+    d.add_argument("--date", metavar="YYYY-MM-DD", type=_iso_date, help="the run's logical date, YYYY-MM-DD (default: today)")
+    d.set_defaults(func=cmd_demo)
     return p
 
 
+# --- running ----------------------------------------------------------------------
+
+QUIET = ("alembic", "py4j", "httpx", "botocore", "boto3", "urllib3")
+
+
+def _log_file() -> Path | None:
+    from coursedash.config import log_path
+
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError:
+        return None  # an unwritable var/ still lets the command run
+    return path
+
+
+def setup_logging(verbose: bool) -> Path | None:
+    """INFO and up into var/log/coursedash.log; on the terminal only warnings, unless verbose."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "coursedash: %(message)s"))
+    root.addHandler(console)
+    path = _log_file()
+    if path is not None:
+        file = logging.FileHandler(path, encoding="utf-8")
+        file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(file)
+    for name in QUIET:
+        # Their INFO lines (alembic's "Context impl SQLiteImpl." on every command) are
+        # noise even in the file; --verbose shows them.
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    return path
+
+
+def _explain(e: BaseException) -> tuple[str, int]:
+    """The one line a user sees for an error, and the exit status."""
+    from sqlalchemy.exc import OperationalError
+
+    from coursedash.spark import SparkJobFailed
+
+    if isinstance(e, RequestError):
+        return e.message, 2
+    if isinstance(e, UserError):
+        return str(e), 2
+    if isinstance(e, OperationalError):
+        from coursedash.config import settings
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings().database_url).render_as_string(hide_password=True)
+        return f"cannot use the database {url} (COURSEDASH_DATABASE_URL): {str(e.orig).strip().splitlines()[0]}", 1
+    if isinstance(e, SparkJobFailed):
+        return str(e), 1
+    if isinstance(e, OSError) and e.filename:  # a path the user gave or configured
+        return f"{e.strerror or e}: {e.filename}", 2
+    return f"unexpected error: {type(e).__name__}: {e}", 1
+
+
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
+    path = setup_logging(args.verbose)
     try:
         args.func(args)
-    except RequestError as e:
-        print(f"coursedash: {e.message}", file=sys.stderr)
-        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - every error becomes one line; the log keeps the rest
+        message, status = _explain(e)
+        # The traceback goes to the log file, and to the terminal with --verbose.
+        log.info("%s failed: %s", args.command, message, exc_info=status == 1)
+        print(f"coursedash: {message}", file=sys.stderr)
+        if status == 1 and not args.verbose:
+            where = f" in {path}" if path else ""
+            print(f"coursedash: the full detail is{where}; or run again with --verbose", file=sys.stderr)
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,11 @@ def var_dir() -> Path:
     return Path(os.environ.get("COURSEDASH_VAR_DIR", "./var")).resolve()
 
 
+def log_path() -> Path:
+    """The full log of commands, Spark jobs and the demo's Airflow run."""
+    return var_dir() / "log" / "coursedash.log"
+
+
 def _local_secret(name: str) -> str:
     """A random secret kept in var/ so that the embedded setup needs no configuration."""
     path = var_dir() / name

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import deque
 from functools import lru_cache
 from pathlib import Path
 
@@ -107,6 +108,23 @@ def spark_submit_command(
     return command + [str(PROJECT_ROOT / application), *args]
 
 
+class SparkJobFailed(RuntimeError):
+    """A Spark application exited non-zero; the message names its most telling output line."""
+
+
+# A Python or Java exception line: "pyspark.errors...AnalysisException: [PATH_NOT_FOUND] ...".
+_ERROR_LINE = re.compile(r"^(?:\S+\.)?\w*(?:Exception|Error)\b:? ")
+
+
+def failure_reason(lines) -> str | None:
+    """The last exception line of a failed job's output, without its stack."""
+    for line in reversed(list(lines)):
+        text = line.strip()
+        if _ERROR_LINE.match(text) and not text.startswith(("at ", "File ")):
+            return re.sub(r"^(?:\w+\.)+(?=\w+:)", "", text)[:500]  # the class, not its module path
+    return None
+
+
 def submit(
     application: str,
     args: list[str],
@@ -121,7 +139,10 @@ def submit(
     with subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=spark_env(master), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     ) as process:
+        tail = deque(maxlen=400)
         for line in process.stdout:
             log.info("%s", line.rstrip())
+            tail.append(line)
     if process.returncode != 0:
-        raise RuntimeError(f"{application} failed with exit code {process.returncode}; its log is above")
+        reason = failure_reason(tail) or f"exit code {process.returncode}"
+        raise SparkJobFailed(f"{Path(application).stem} failed: {reason}")

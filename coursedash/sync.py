@@ -12,9 +12,30 @@ from sqlalchemy.exc import DBAPIError
 from coursedash import db
 from coursedash.config import settings
 from coursedash.db import Batch, Course, utcnow
+from coursedash.errors import UserError
 from coursedash.manifest import SKIPPED_FILE
 
 log = logging.getLogger(__name__)
+
+FIGURE_TABLES = ("courses", "batches", "enrolments")  # what jobs/dashboard_figures.py reads
+
+
+def check_lake(uri: str) -> None:
+    """Refuse a missing local lake before a JVM starts for nothing.
+
+    Remote lakes (s3a://, hdfs://) are left to Spark, which alone can read them.
+    """
+    if "://" in uri and not uri.startswith("file://"):
+        return
+    root = Path(uri.removeprefix("file://"))
+    if not root.is_dir():
+        raise UserError(
+            f"there is no lake at {root}: run `coursedash generate-lake` for a sample one, "
+            "or set COURSEDASH_LAKE_URI to your lake's folder"
+        )
+    missing = [t for t in FIGURE_TABLES if not (root / t).exists()]
+    if missing:
+        raise UserError(f"the lake at {root} has no {', '.join(missing)} table: one folder per table is expected")
 
 
 def sync(work_dir: str | None = None) -> dict:
@@ -25,6 +46,7 @@ def sync(work_dir: str | None = None) -> dict:
     """
     from coursedash.spark import submit
 
+    check_lake(settings().lake_uri)
     db.migrate()
     base = Path(work_dir or settings().work_uri)
     base.mkdir(parents=True, exist_ok=True)

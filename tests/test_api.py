@@ -285,7 +285,10 @@ def test_request_is_created_and_a_repeat_while_open_is_409_naming_it(api):
     }
     submitted = dt.datetime.fromisoformat(created["submitted_at"])
     assert created["submitted_at"].endswith("Z") and abs(submitted - utcnow()) < dt.timedelta(minutes=1)
-    assert "password" not in str(created).lower()
+    # Whether it has a password is told; the password itself never is.
+    assert created["password_protected"] is True
+    assert PASSWORD not in str(created)
+    assert [k for k in created if "password" in k] == ["password_protected"]
     assert api.get(f"/api/v1/reports/{rid}", headers=as_(CREATOR)).json() == created
 
     again = ask(api, CREATOR, password=OTHER_PASSWORD)

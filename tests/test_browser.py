@@ -21,6 +21,7 @@ from coursedash.packaging import read_zip
 from tests import handlake
 from tests.conftest import ROOT
 from tests.lakefixtures import write_lake
+from tests.published import add_request
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +34,8 @@ SECRET = "browser-test-jwt-secret-0123456789abcdef"
 PASSWORD = 'Tr1cky,pass"word'
 RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
 SCREENSHOT = ROOT / "test-artifacts" / "dashboard.png"
+PHONE_SCREENSHOT = ROOT / "test-artifacts" / "dashboard-390px.png"
+INDIC_NAME = "डिजिटल साक्षरता · கணிதம் · গণিত"  # Devanagari, Tamil, Bengali
 
 
 @pytest.fixture
@@ -69,8 +72,8 @@ def server(app_env, monkeypatch):
     log_path = app_env / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("coursedash")), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=dict(os.environ), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "coursedash", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -113,14 +116,20 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
 
-    # Sign in with a development token.
+    # Sign in with a development token; a bad one is told so without "any more".
     page.goto(server + "/")
     page.get_by_label("Development token").fill("not a token")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#sign-in-message")).to_contain_text("not valid")
+    expect(page.locator("#sign-in-message")).to_have_text(
+        "This token was not accepted (the bearer token is malformed). "
+        "Paste the whole output of coursedash token YOUR_USER_ID.")
     page.get_by_label("Development token").fill(mint_token(handlake.CREATOR))
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_contain_text("Signed in as u_creator")
+
+    # The caller's courses are listed straight away, and the page says what they are.
+    expect(page.locator("#course-list li")).to_have_text([re.compile("Maths, Part 1"), re.compile("Science")])
+    expect(page.locator("#courses-message")).to_contain_text("Your courses (2): those you created")
 
     # Find the course by part of its name, by keyboard.
     page.get_by_label("Course id or name").fill("maths")
@@ -162,7 +171,9 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     row = page.locator("#download-table tbody tr")
     expect(row).to_have_count(1)
     expect(row.locator("th, td").nth(0)).to_have_text("Course Progress Exhaust")
+    expect(row.locator("td").nth(0)).to_contain_text("by you")
     expect(row.locator("td").nth(1)).to_have_text("Submitted")
+    expect(row.locator("td").nth(4)).to_have_text("password: yours")
 
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Request report").click()
@@ -175,6 +186,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     expect(row.locator("td").nth(1)).to_have_text("Success")
     expect(row.locator("td").nth(3)).to_have_text("3")
     expect(row.locator("td").nth(2)).to_contain_text("UTC")
+    expect(row.locator("td").nth(4)).to_have_text("password: yours")  # read from the published zip
     page.get_by_role("button", name="Refresh").click()
     expect(page.locator("#downloads-message")).to_contain_text("Updated")
 
@@ -201,4 +213,91 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     # Chromium logs every 4xx answer; the refusals above were meant. Anything else is a fault.
     expected = re.compile(r"Failed to load resource: the server responded with a status of (400|401|409) ")
     assert [p for p in problems if not expected.match(p)] == [], f"the page logged errors: {problems}"
+    context.close()
+
+
+def page_overflow(page) -> int:
+    """How far the page itself scrolls sideways, in CSS pixels (0: it does not)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browser, app_env, server):
+    from playwright.sync_api import expect
+
+    add_request(app_env, handlake.CREATOR, "progress", password=PASSWORD)
+    add_request(app_env, handlake.MENTOR, "response", data_notes=[
+        {"reason": "2 enrolments without a learner were left out", "rows": 2},
+        {"reason": "1 assessment attempt scored above its maximum; shown as computed", "rows": 1},
+    ])
+    from coursedash.store import failure_message
+
+    # The errors as the nightly run stores them: why, and whether it is tried again.
+    add_request(app_env, handlake.MENTOR, "progress", status="FAILED", error_transient=True,
+                error=failure_message("the lake's enrolments table could not be read", 1, transient=True))
+    add_request(app_env, handlake.MENTOR, "response", status="FAILED", attempts=3, error_transient=False,
+                error=failure_message("the batch is gone from the lake", 3, transient=False))
+    add_request(app_env, handlake.BATCH_CREATOR, "userinfo", password=PASSWORD)  # a type mentors may not see
+    # A course named in the generated lake's scripts: the screenshot shows whether the fonts cover them.
+    from coursedash import db
+    from coursedash.db import Batch, Course, utcnow
+
+    with db.session() as s:
+        s.add_all([
+            Course(course_id="c_indic", name=INDIC_NAME, created_by="u_someone", synced_at=utcnow()),
+            Batch(batch_id="b_indic", course_id="c_indic", name="बैच 1", created_by="u_someone",
+                  mentors=[handlake.MENTOR], synced_at=utcnow()),
+        ])
+        s.commit()
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    # A link to a course the mentor has no role on, opened before signing in.
+    page.goto(server + "/#course=c2&batch=b9")
+    page.get_by_label("Development token").fill(mint_token(handlake.MENTOR))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#courses-message")).to_contain_text(
+        "Course “c2” is not one you can see: it does not exist, or you have no role on it. Your courses (2)")
+    expect(page.locator("#course-list li")).to_have_text([re.compile("Maths, Part 1"), re.compile(INDIC_NAME)])
+    expect(page.locator("#batches")).to_be_hidden()
+    assert page_overflow(page) == 0
+    page.screenshot(path=str(PHONE_SCREENSHOT.with_name("dashboard-390px-no-access.png")), full_page=True)
+
+    # A batch of a visible course that is not theirs.
+    page.goto(server + "/#course=c1&batch=b2")
+    page.reload()
+    expect(page.locator("#batches-message")).to_contain_text("Batch “b2” is not one you can see in this course")
+    expect(page.locator("#batch")).to_be_hidden()
+
+    page.goto(server + "/#course=c1&batch=b1")
+    page.reload()
+    rows = page.locator("#download-table tbody tr")
+    expect(rows).to_have_count(4)
+    # Newest first: the two failures, then the mentor's own zip, then the creator's.
+    failed_for_good, retried, own, creators = (rows.nth(i) for i in range(4))
+    expect(creators.locator("td").nth(0)).to_contain_text("by u_creator")
+    expect(creators.locator("td").nth(4)).to_have_text("password: set by u_creator")
+    expect(creators.locator("td svg.lock")).to_have_count(1)
+    expect(own.locator("td").nth(0)).to_contain_text("by you")
+    expect(own.locator("td").nth(4)).to_have_text("no password")
+    # Beside the download, what the report left out, in plain words.
+    expect(own.locator(".notes li")).to_have_text([
+        "2 enrolments without a learner were left out.",
+        "1 assessment attempt scored above its maximum; shown as computed.",
+    ])
+    expect(retried.locator("td .pill")).to_have_text("Failure")
+    expect(retried.locator("td").nth(1).locator(".detail")).to_have_text(
+        "The lake's enrolments table could not be read. It will be retried in the next nightly run (attempt 2 of 3).")
+    expect(failed_for_good.locator("td").nth(1).locator(".detail")).to_have_text(
+        "The batch is gone from the lake. It will not be retried.")
+
+    # Readable at 390 px: the tables scroll inside their box, the page does not.
+    assert page_overflow(page) == 0
+    page.get_by_role("button", name="Refresh").scroll_into_view_if_needed()
+    PHONE_SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(PHONE_SCREENSHOT), full_page=True)
+    assert problems == []
     context.close()

@@ -1,21 +1,36 @@
-"""The `coursedash` command: clear refusals with a non-zero exit, and no password echoed."""
+"""The `coursedash` command: clear refusals with a non-zero exit, no traceback, no password echoed."""
 
+import argparse
 import json
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from coursedash import db
-from coursedash.db import Batch, Course, utcnow
+from coursedash import cli, db, packaging
+from coursedash.db import Batch, Course, Download, utcnow
+from tests.conftest import ROOT
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, STRANGER
+from tests.published import add_request
 
-COURSEDASH = str(Path(sys.executable).with_name("coursedash"))
+OTHER_CREATOR = "u_other_creator"  # has a role, but not on c1
 
 
-def run(*args, stdin=""):
-    return subprocess.run([COURSEDASH, *args], input=stdin, capture_output=True, text=True, timeout=120)
+def run(*args, stdin="", env=None):
+    """This checkout's command line in its own process, as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "coursedash", *args], input=stdin, capture_output=True,
+                          text=True, timeout=180, cwd=ROOT, env=env)
+
+
+def assert_plain_refusal(done, status, message):
+    """Exit status, the message, and nothing a user has to dig through."""
+    assert done.returncode == status, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and "\tat " not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2, done.stderr
 
 
 @pytest.fixture
@@ -25,8 +40,10 @@ def catalog(app_env):
         s.add_all([
             Course(course_id="c1", name="Maths", created_by=CREATOR, user_consent_required=True, synced_at=now),
             Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now),
+            Course(course_id="c3", name="Art", created_by=OTHER_CREATOR, synced_at=now),
         ])
         s.commit()
+    return app_env
 
 
 SUBMIT = ["request", "submit", "--course", "c1", "--batch", "b1"]
@@ -36,33 +53,217 @@ SUBMIT = ["request", "submit", "--course", "c1", "--batch", "b1"]
 def test_submit_list_show(catalog):
     done = run(*SUBMIT, "--user", CREATOR, "--type", "userinfo", "--password-stdin", stdin="Secret123\n")
     assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no alembic or other INFO lines on a successful command
     request_id = done.stdout.strip()
     listing = run("request", "list", "--user", CREATOR, "--course", "c1", "--batch", "b1")
-    assert request_id in listing.stdout and "SUBMITTED" in listing.stdout
+    assert request_id in listing.stdout and "SUBMITTED" in listing.stdout and CREATOR in listing.stdout
     shown = json.loads(run("request", "show", request_id, "--user", CREATOR).stdout)
     assert shown["status"] == "SUBMITTED" and shown["report_type"] == "userinfo"
+    assert shown["password_protected"] is True
     for output in (done.stdout + done.stderr, listing.stdout, json.dumps(shown)):
         assert "Secret123" not in output
     # Not ready yet: refused with a reason.
     early = run("request", "download", request_id, "--user", CREATOR)
-    assert early.returncode == 2 and "not ready" in early.stderr
+    assert_plain_refusal(early, 2, "not ready")
     # Asking again while it is open names the open request.
     again = run(*SUBMIT, "--user", CREATOR, "--type", "userinfo", "--password-stdin", stdin="Secret123\n")
-    assert again.returncode == 2 and request_id in again.stderr
+    assert_plain_refusal(again, 2, request_id)
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     "user, args, stdin, message",
     [
-        (STRANGER, ["--type", "progress"], "", "no batch 'b1'"),
+        (OTHER_CREATOR, ["--type", "progress"], "", "no batch 'b1' in course 'c1'"),
+        (STRANGER, ["--type", "progress"], "", "user 'u_stranger' has no role on any course"),
         (MENTOR, ["--type", "userinfo", "--password-stdin"], "Secret123\n", "may not request a userinfo"),
         (CREATOR, ["--type", "userinfo"], "", "password is mandatory"),
         (CREATOR, ["--type", "progress", "--password-stdin"], "short1\n", "8 to 64 printable ASCII"),
+        (CREATOR, ["--type", "progress", "--ask-password"], "Secret123\n", "--ask-password needs a terminal"),
     ],
 )
 def test_refusals_exit_non_zero_with_a_message(catalog, user, args, stdin, message):
-    refused = run(*SUBMIT, "--user", user, *args, stdin=stdin)
-    assert refused.returncode == 2
-    assert message in refused.stderr
-    assert "Traceback" not in refused.stderr
+    assert_plain_refusal(run(*SUBMIT, "--user", user, *args, stdin=stdin), 2, message)
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_an_empty_database_says_to_sync_first(app_env):
+    listing = run("request", "list", "--user", CREATOR, "--course", "c1", "--batch", "b1")
+    assert_plain_refusal(listing, 2, "run `coursedash sync` first")
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_sync_without_a_lake_says_where_it_looked_before_starting_spark(app_env):
+    missing = app_env / "no-lake-here"
+    done = run("sync", env={"COURSEDASH_LAKE_URI": str(missing)})
+    assert_plain_refusal(done, 2, f"there is no lake at {missing}: run `coursedash generate-lake`")
+    (missing / "courses").mkdir(parents=True)
+    done = run("sync", env={"COURSEDASH_LAKE_URI": str(missing)})
+    assert_plain_refusal(done, 2, "has no batches, enrolments table")
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_an_unreadable_lake_is_one_line_and_the_log_keeps_spark_output(app_env):
+    from tests import handlake
+    from tests.lakefixtures import write_lake
+
+    write_lake(app_env / "lake", handlake.TABLES)
+    for part in (app_env / "lake" / "courses").iterdir():
+        part.write_bytes(b"not parquet")
+    done = run("sync")
+    assert_plain_refusal(done, 1, "dashboard_figures failed: LakeSchemaError: lake table 'courses' cannot be read")
+    log = app_env / "log" / "coursedash.log"
+    assert f"the full detail is in {log}" in done.stderr
+    assert "spark-submit" in log.read_text()  # Spark's own output went to the file
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate-lake", "--learners", "-5"], "argument --learners: -5 is negative"),
+        (["demo", "--learners", "ten"], "argument --learners: 'ten' is not a whole number"),
+        (["demo", "--date", "28/11/2026"], "argument --date: '28/11/2026' is not a date; write it as YYYY-MM-DD"),
+        (["serve", "--port", "70000"], "argument --port: 70000 is not a TCP port"),
+        (["token", "u1", "--hours", "0"], "a token must last more than 0 hours"),
+        (["request", "list", "--course", "c1", "--batch", "b1"], "required: --user"),
+    ],
+)
+def test_bad_arguments_are_one_line(args, message):
+    done = run(*args, env={"COURSEDASH_USER": ""})  # empty counts as unset
+    assert_plain_refusal(done, 2, message)
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_lake_that_cannot_be_written_names_the_path(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    done = run("generate-lake", "--learners", "1", "--out", str(tmp_path / "a-file" / "lake"))
+    assert_plain_refusal(done, 2, f"Not a directory: {tmp_path / 'a-file' / 'lake'}")
+
+
+def test_serve_on_a_port_in_use_is_one_line():
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = run("serve", "--port", str(port))
+    assert_plain_refusal(done, 2, f"127.0.0.1:{port} is in use; is another server running? Choose another --port")
+    unknown = run("serve", "--host", "no-such-host.invalid")
+    assert_plain_refusal(unknown, 2, "cannot listen on no-such-host.invalid:8000: ")
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_an_unreachable_database_is_one_line_and_verbose_shows_the_traceback(app_env):
+    env = {"COURSEDASH_DATABASE_URL": "postgresql+psycopg2://nobody:hunter2@127.0.0.1:1/none"}
+    done = run("request", "list", "--user", CREATOR, "--course", "c1", "--batch", "b1", env=env)
+    assert_plain_refusal(done, 1, "cannot use the database postgresql+psycopg2://nobody:***@127.0.0.1:1/none")
+    assert "hunter2" not in done.stderr
+    verbose = run("--verbose", "request", "list", "--user", CREATOR, "--course", "c1", "--batch", "b1", env=env)
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+    after = run("request", "list", "--verbose", "--user", CREATOR, "--course", "c1", "--batch", "b1", env=env)
+    assert "Traceback" in after.stderr  # --verbose after the command works too
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_download_goes_to_var_downloads_and_refuses_a_missing_folder(catalog):
+    request_id = add_request(catalog, CREATOR, "progress", password="Secret123")
+    refused = run("request", "download", request_id, "--user", MENTOR, "--out", str(catalog / "nowhere" / "r.zip"))
+    assert_plain_refusal(refused, 2, f"folder '{catalog / 'nowhere'}' does not exist")
+    with db.session() as s:
+        assert s.scalars(select(Download)).all() == []  # a refused download is not recorded as one
+
+    done = run("request", "download", request_id, "--user", MENTOR)
+    assert done.returncode == 0, done.stderr
+    saved = catalog / "downloads" / "b1_progress_20261128.zip"
+    assert done.stdout.strip() == str(saved)
+    assert packaging.read_zip(saved, "Secret123") == {"b1_x.csv": "\ufeffUser UUID\r\nL1\r\n".encode()}
+
+    into_folder = run("request", "download", request_id, "--user", MENTOR, "--out", str(catalog))
+    assert into_folder.stdout.strip() == str(catalog / "b1_progress_20261128.zip")
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_show_gives_what_the_report_left_out_in_words(catalog):
+    from tests.published import add_request
+
+    notes = [{"reason": "1 enrolment without a learner was left out", "rows": 1}]
+    request_id = add_request(catalog, CREATOR, "progress", data_notes=notes)
+    shown = json.loads(run("request", "show", request_id, "--user", CREATOR).stdout)
+    assert (shown["status"], shown["data_notes"]) == ("SUCCESS", notes)
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_password_protected_is_read_from_the_published_zip(catalog):
+    locked = add_request(catalog, CREATOR, "progress", password="Secret123")
+    plain = add_request(catalog, MENTOR, "response")
+    shown = {rid: json.loads(run("request", "show", rid, "--user", CREATOR).stdout) for rid in (locked, plain)}
+    assert shown[locked]["password_protected"] is True
+    assert shown[plain]["password_protected"] is False
+
+
+def all_parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from all_parsers(child)
+
+
+def subparser(parser, *names):
+    for name in names:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return parser
+
+
+def test_help_explains_every_option_with_its_default_and_points_nowhere_private(monkeypatch):
+    monkeypatch.delenv("COURSEDASH_USER", raising=False)
+    for parser in all_parsers(cli.parser()):
+        text = parser.format_help()
+        assert "CONTRACT" not in text and "shared" not in text, parser.prog
+        for action in parser._actions:
+            if not action.option_strings or action.help == "show this help message and exit":
+                continue
+            assert action.help, f"{parser.prog} {action.option_strings} has no help"
+            flag = action.const is True  # a switch: off unless given
+            assert flag or action.required or "default" in action.help or action.choices, \
+                f"{parser.prog} {action.option_strings[-1]} does not say its default"
+
+
+def test_user_is_optional_when_coursedash_user_is_set(monkeypatch):
+    monkeypatch.setenv("COURSEDASH_USER", "user_creator_01")
+    listing = subparser(cli.parser(), "request", "list")
+    assert "[--user USER_ID]" in listing.format_usage()
+    assert "default: COURSEDASH_USER, now 'user_creator_01'" in " ".join(listing.format_help().split())
+    monkeypatch.delenv("COURSEDASH_USER")
+    assert " --user USER_ID " in subparser(cli.parser(), "request", "list").format_usage()
+
+
+@pytest.fixture
+def root_logging():
+    """setup_logging replaces the root logger's handlers: give pytest its own back."""
+    import logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in cli.QUIET})
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_the_terminal_gets_warnings_only_and_the_log_file_everything(root_logging, capsys, tmp_path, monkeypatch):
+    import logging
+
+    monkeypatch.setenv("COURSEDASH_VAR_DIR", str(tmp_path))
+    path = cli.setup_logging(verbose=False)
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    logging.getLogger("coursedash.sync").info("26/11/29 WARN NativeCodeLoader: Unable to load native-hadoop library")
+    logging.getLogger("coursedash.demo").warning("a progress report is already requested")
+    assert capsys.readouterr().err == "coursedash: a progress report is already requested\n"
+    assert path == tmp_path / "log" / "coursedash.log"
+    assert "NativeCodeLoader" in path.read_text() and "already requested" in path.read_text()
+    assert "SQLiteImpl" not in path.read_text()

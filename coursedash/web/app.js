@@ -24,7 +24,7 @@
     return sessionStorage.getItem(TOKEN_KEY);
   }
 
-  async function api(method, path, body) {
+  async function api(method, path, body, { signOutOn401 = true } = {}) {
     const headers = { Accept: "application/json", Authorization: `Bearer ${token()}` };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, {
@@ -41,7 +41,9 @@
     }
     if (!response.ok) {
       const err = new ApiError(response.status, data);
-      if (response.status === 401) signOut("Your sign-in is not valid any more (" + err.message + "). Paste a new token.");
+      if (response.status === 401 && signOutOn401) {
+        signOut("Your sign-in is not valid any more (" + err.message + "). Paste a new token.");
+      }
       throw err;
     }
     return data;
@@ -162,22 +164,29 @@
     }
     sessionStorage.setItem(TOKEN_KEY, value);
     try {
-      await api("GET", "/api/v1/courses?q=");
+      await api("GET", "/api/v1/courses?q=", undefined, { signOutOn401: false });
     } catch (err) {
-      if (err.status !== 401) signOut("Could not sign in: " + err.message);
+      signOut(err.status === 401
+        ? "This token was not accepted (" + err.message + "). Paste the whole output of coursedash token YOUR_USER_ID."
+        : "Could not sign in: " + err.message);
       return;
     }
     $("token").value = "";
     say("sign-in-message", "");
     showSignedIn(true);
     $("q").focus();
+    await restore(); // a deep link opened before signing in, or else the caller's courses
   }
 
   // --- courses and batches ---------------------------------------------------------
 
-  async function search(event) {
+  function search(event) {
     event.preventDefault();
-    const q = $("q").value.trim();
+    listCourses($("q").value.trim());
+  }
+
+  // With an empty q the API lists every course the caller may see: shown on sign-in.
+  async function listCourses(q, notice) {
     const list = $("course-list");
     list.replaceChildren();
     say("courses-message", "Searching…");
@@ -188,8 +197,16 @@
       say("courses-message", refusal(err), "error");
       return;
     }
-    say("courses-message", courses.length ? `${courses.length} course(s) found.` :
-      "No course found that you created or mentor.");
+    let text;
+    if (q) {
+      text = courses.length ? `${courses.length} of your courses match “${q}”.` : `None of your courses matches “${q}”.`;
+    } else {
+      text = courses.length
+        ? `Your courses (${courses.length}): those you created, or where you created or mentor a batch. ` +
+          "Type part of a name or id to narrow the list."
+        : "You have no course yet: none that you created, and no batch that you created or mentor.";
+    }
+    say("courses-message", notice ? `${notice} ${text}` : text, notice ? "error" : "");
     for (const course of courses) {
       list.append(el("li", {}, el("button", {
         type: "button", class: "choice", onclick: () => chooseCourse(course),
@@ -220,11 +237,12 @@
     for (const b of state.batches) {
       body.append(el("tr", {},
         el("th", { scope: "row", text: b.name || b.batch_id }),
-        el("td", { text: formatDate(b.start_date) }),
-        el("td", { text: b.end_date ? formatDate(b.end_date) : "No end date" }),
-        el("td", {}, el("span", { class: "pill " + b.status, text: BATCH_STATUS[b.status] || b.status })),
-        el("td", { class: "num", text: formatCount(b.enrolment_count) }),
-        el("td", { class: "num", text: formatCount(b.completed_count) }),
+        el("td", { "data-label": "Start date", text: formatDate(b.start_date) }),
+        el("td", { "data-label": "End date", text: b.end_date ? formatDate(b.end_date) : "No end date" }),
+        el("td", { "data-label": "Status" },
+          el("span", { class: "pill " + b.status, text: BATCH_STATUS[b.status] || b.status })),
+        el("td", { class: "num", "data-label": "Total enrolment", text: formatCount(b.enrolment_count) }),
+        el("td", { class: "num", "data-label": "Completed", text: formatCount(b.completed_count) }),
         el("td", {}, el("button", {
           type: "button", "aria-label": `Choose batch ${b.name || b.batch_id}`, onclick: () => chooseBatch(b),
         }, "Choose")),
@@ -234,8 +252,11 @@
     $("figures-as-of").textContent = times.length
       ? `Enrolment figures as of ${formatTime(times[0])}.`
       : "Enrolment figures have not been computed yet.";
-    const again = batchId && state.batches.find((b) => b.batch_id === batchId);
+    if (!batchId) return;
+    const again = state.batches.find((b) => b.batch_id === batchId);
     if (again) chooseBatch(again);
+    else say("batches-message", `Batch “${batchId}” is not one you can see in this course: it does not exist, ` +
+      "or you are not its creator or mentor. Choose one of the batches below.", "error");
   }
 
   function chooseBatch(batch) {
@@ -309,20 +330,75 @@
     body.replaceChildren();
     say("downloads-message", rows.length ? `Updated ${formatTime(new Date().toISOString())}.` :
       "No report has been requested for this batch yet.");
-    for (const r of rows) {
-      const action = r.status === "SUCCESS"
-        ? el("button", { type: "button", "aria-label": `Download ${r.report_name} requested ${formatTime(r.submitted_at)}`,
-          onclick: () => download(r) }, "Download")
-        : (r.status === "FAILED" && r.error ? el("span", { class: "hint", text: r.error }) : "");
-      body.append(el("tr", {},
-        el("th", { scope: "row", text: r.report_name }),
-        el("td", { text: formatTime(r.submitted_at) }),
-        el("td", {}, el("span", { class: "pill " + r.status.toLowerCase(), text: r.status_label })),
-        el("td", { text: r.status === "SUCCESS" || r.status === "EXPIRED" ? formatTime(r.completed_at) : "—" }),
-        el("td", { class: "num", text: formatCount(r.row_count) }),
-        el("td", {}, action),
-      ));
+    for (const r of rows) body.append(downloadRow(r));
+  }
+
+  function requester(r) {
+    return r.requested_by === userOf(token()) ? "you" : r.requested_by;
+  }
+
+  function sentence(text) {
+    const s = text.trim();
+    return s.charAt(0).toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".");
+  }
+
+  // Why a request failed; the stored message also says whether and when it is tried again.
+  function statusDetail(r) {
+    if (r.status !== "FAILED") return null;
+    return el("span", { class: "detail" }, sentence(r.error || "the report could not be built"));
+  }
+
+  function lockIcon() {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 16 16");
+    svg.setAttribute("class", "lock");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", "M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7h1zm2 0h4V5a2 2 0 0 0-4 0v2z");
+    svg.append(path);
+    return svg;
+  }
+
+  // Whose password opens the zip: a mentor needs to know it is the creator's.
+  function passwordCell(r) {
+    if (r.password_protected === true) {
+      const whose = requester(r) === "you" ? "yours" : `set by ${r.requested_by}`;
+      return el("td", { class: "password" }, lockIcon(), `password: ${whose}`);
     }
+    // null: failed for good or expired, there is no zip to open.
+    return el("td", { class: "password", text: r.password_protected === false ? "no password" : "" });
+  }
+
+  // What the report left out or showed as it came, beside its download: counts and reasons only.
+  function dataNotes(r) {
+    const notes = r.data_notes || [];
+    if (!notes.length) return "";
+    return el("div", { class: "notes" },
+      el("span", { class: "detail", text: "About the data:" }),
+      el("ul", {}, ...notes.map((n) => el("li", { text: sentence(n.reason) }))));
+  }
+
+  function actionCell(r) {
+    if (r.status !== "SUCCESS") return el("td", {});
+    return el("td", {}, el("button", {
+      type: "button", "aria-label": `Download ${r.report_name} requested ${formatTime(r.submitted_at)}`,
+      onclick: () => download(r),
+    }, "Download"), dataNotes(r));
+  }
+
+  function downloadRow(r) {
+    return el("tr", { "data-request-id": r.request_id },
+      el("th", { scope: "row", text: r.report_name }),
+      el("td", { "data-label": "Requested" }, formatTime(r.submitted_at),
+        el("span", { class: "detail", text: `by ${requester(r)}` })),
+      el("td", { "data-label": "Status" },
+        el("span", { class: "pill " + r.status.toLowerCase(), text: r.status_label }), statusDetail(r) || ""),
+      el("td", { "data-label": "Generated",
+        text: r.status === "SUCCESS" || r.status === "EXPIRED" ? formatTime(r.completed_at) : "—" }),
+      el("td", { class: "num", "data-label": "Rows", text: formatCount(r.row_count) }),
+      passwordCell(r),
+      actionCell(r),
+    );
   }
 
   async function download(r) {
@@ -340,16 +416,22 @@
 
   // --- start -----------------------------------------------------------------------
 
+  // Back to the course and batch of the address (a reload or a shared link), else the caller's courses.
   async function restore() {
     const where = readHash();
-    if (!where.course) return;
+    if (!where.course) return listCourses("");
+    let courses;
     try {
-      const courses = await api("GET", "/api/v1/courses?q=" + encodeURIComponent(where.course));
-      const course = courses.find((c) => c.course_id === where.course);
-      if (course) await chooseCourse(course, where.batch);
+      courses = await api("GET", "/api/v1/courses?q=" + encodeURIComponent(where.course));
     } catch (err) {
       say("courses-message", refusal(err), "error");
+      return;
     }
+    const course = courses.find((c) => c.course_id === where.course);
+    if (course) return chooseCourse(course, where.batch);
+    history.replaceState(null, "", "#");
+    return listCourses("", `Course “${where.course}” is not one you can see: it does not exist, ` +
+      "or you have no role on it.");
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -1,0 +1,5 @@
+"""`python -m coursedash`: the same command line as `coursedash`."""
+
+from coursedash.cli import main
+
+main()
