@@ -97,17 +97,30 @@ def cmd_token(args) -> None:
 
 
 def cmd_serve(args) -> None:
-    import uvicorn
-
     from coursedash import db
+    from coursedash.server import serve
 
     db.migrate()
-    uvicorn.run("coursedash.api:app", host=args.host, port=args.port, log_level="info")
+    serve(args.host, args.port, args.workers)
+
+
+def _parser(**kwargs) -> argparse.ArgumentParser:
+    # No abbreviations: `--password X` must never be read as `--password-stdin`.
+    return argparse.ArgumentParser(allow_abbrev=False, **kwargs)
+
+
+def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Arguments, refusing unknown ones by name only: a mistyped option's value may be a password."""
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        names = sorted({a.split("=", 1)[0] for a in unknown if a.startswith("-")})
+        p.error(f"unrecognized options: {' '.join(names) or '(none)'}; their values are not shown")
+    return args
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coursedash", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _parser(prog="coursedash", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_parser)
 
     g = sub.add_parser("generate-lake", help="write a deterministic synthetic lake")
     g.add_argument("--learners", type=int, default=200)
@@ -126,10 +139,12 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="the HTTP API and the web dashboard")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1,
+                   help="server processes; see the README on the database connections each one opens")
     s.set_defaults(func=cmd_serve)
 
-    r = sub.add_parser("request", help="report requests").add_subparsers(dest="action", required=True)
-    user = argparse.ArgumentParser(add_help=False)
+    r = sub.add_parser("request", help="report requests").add_subparsers(dest="action", required=True, parser_class=_parser)
+    user = _parser(add_help=False)
     user.add_argument("--user", default=os.environ.get("COURSEDASH_USER"), required="COURSEDASH_USER" not in os.environ,
                       help="acting user id (default: COURSEDASH_USER)")
 
@@ -165,7 +180,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parser().parse_args(argv)
+    args = _parse(parser(), argv)
     try:
         args.func(args)
     except RequestError as e:

@@ -1,6 +1,7 @@
 """The `coursedash` command: clear refusals with a non-zero exit, and no password echoed."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +10,16 @@ import pytest
 
 from coursedash import db
 from coursedash.db import Batch, Course, utcnow
+from tests.conftest import ROOT
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, STRANGER
 
 COURSEDASH = str(Path(sys.executable).with_name("coursedash"))
 
 
 def run(*args, stdin=""):
-    return subprocess.run([COURSEDASH, *args], input=stdin, capture_output=True, text=True, timeout=120)
+    # This checkout's package, not the one the virtualenv's script was installed from.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([COURSEDASH, *args], input=stdin, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.fixture
@@ -66,3 +70,28 @@ def test_refusals_exit_non_zero_with_a_message(catalog, user, args, stdin, messa
     assert refused.returncode == 2
     assert message in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("password_args", [["--password", "Leak3dPass"], ["--password=Leak3dPass"], ["--pass", "Leak3dPass"]])
+def test_a_password_given_as_an_option_is_refused_without_echoing_it(catalog, password_args):
+    refused = run(*SUBMIT, "--user", CREATOR, "--type", "progress", *password_args)
+    assert refused.returncode == 2
+    assert "unrecognized options: --pass" in refused.stderr
+    assert "Leak3dPass" not in refused.stdout + refused.stderr
+    listing = run("request", "list", "--user", CREATOR, "--course", "c1", "--batch", "b1")
+    assert "SUBMITTED" not in listing.stdout  # nothing was submitted
+
+
+def test_no_parser_takes_abbreviations():
+    from coursedash.cli import parser
+
+    def parsers(p):
+        yield p
+        for action in p._actions:
+            for sub in getattr(action, "choices", None) or {}:
+                if isinstance(action.choices, dict):
+                    yield from parsers(action.choices[sub])
+
+    found = list(parsers(parser()))
+    assert len(found) >= 12 and all(p.allow_abbrev is False for p in found)
