@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import logging
 import re
+
+import anyio.to_thread
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coursedash import REPORT_TYPES, access, auth, db, passwords, reports, store
+from coursedash.config import settings
+from coursedash.guard import Guard, has_control
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +61,31 @@ class RedactTickets(logging.Filter):
 logging.getLogger("uvicorn.access").addFilter(RedactTickets())
 
 
+def _no_control(value: str) -> str:
+    if has_control(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Clean = Annotated[str, AfterValidator(_no_control)]
+
+
 class ReportIn(BaseModel):
     """The body of POST /api/v1/reports."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    course_id: str = Field(min_length=1, max_length=200)
-    batch_id: str = Field(min_length=1, max_length=200)
+    course_id: Clean = Field(min_length=1, max_length=200)
+    batch_id: Clean = Field(min_length=1, max_length=200)
     report_type: Literal[REPORT_TYPES]
-    password: str | None = Field(default=None, max_length=1024)
+    password: Clean | None = Field(default=None, max_length=1024)
 
 
 @asynccontextmanager
 async def _lifespan(_app: FastAPI):
     db.migrate()  # cheap when the database is up to date
+    # Sync endpoints run on these threads; the database pool has one connection for each.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings().api_threads
     yield
 
 
@@ -81,6 +98,24 @@ app = FastAPI(
     redoc_url=None,
     openapi_url="/api/v1/openapi.json",
 )
+
+
+class _Route(APIRoute):
+    """A route whose answer is serialised on the event loop, not on a second worker thread.
+
+    FastAPI validates a sync endpoint's return value on a worker thread while the
+    request's session still holds its connection: under load, requests holding
+    connections queue for threads behind requests holding threads that wait for
+    connections, and the pool runs dry. The answers are plain dicts: nothing to validate.
+    """
+
+    def __init__(self, path: str, endpoint, **kwargs):
+        if isinstance(kwargs.get("response_model"), DefaultPlaceholder):
+            kwargs["response_model"] = None
+        super().__init__(path, endpoint, **kwargs)
+
+
+app.router.route_class = _Route
 
 
 # --- errors -------------------------------------------------------------------------
@@ -123,12 +158,6 @@ async def _http_error(_request: Request, e: StarletteHTTPException) -> JSONRespo
     return _error(e.status_code, codes.get(e.status_code, "http_error"), message, getattr(e, "headers", None))
 
 
-@app.exception_handler(Exception)
-async def _crashed(_request: Request, e: Exception) -> JSONResponse:
-    log.exception("unexpected error")
-    return _error(500, "internal_error", "something went wrong on the server; try again later")
-
-
 @app.middleware("http")
 async def _headers(request: Request, call_next):
     response = await call_next(request)
@@ -139,14 +168,19 @@ async def _headers(request: Request, call_next):
     return response
 
 
+app.add_middleware(Guard)  # outermost of ours: it answers for any crash inside
+
+
 # --- dependencies -------------------------------------------------------------------
 
 
-def current_user(authorization: str | None = Header(default=None)) -> str:
+# Dependencies are async so that they never wait for a worker thread: a session closed
+# on a worker thread could hold its connection while queued behind requests waiting for one.
+async def current_user(authorization: str | None = Header(default=None)) -> str:
     return auth.user_from_header(authorization)
 
 
-def session():
+async def session():
     s = db.session()
     try:
         yield s
