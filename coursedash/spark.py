@@ -6,8 +6,10 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -103,6 +105,73 @@ def spark_submit_command(
     return command + [str(PROJECT_ROOT / application), *args]
 
 
+def _die_with_parent():
+    """Linux: the kernel kills spark-submit if the process that started it dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+class SparkSubmit:
+    """One spark-submit, in a process group of its own so that it can be stopped whole.
+
+    spark-submit is a JVM that starts the application's Python driver as its child; a
+    signal to the JVM alone leaves the driver running. `kill` signals the whole group,
+    and the JVM is killed by the kernel if the process that started it dies.
+    """
+
+    def __init__(self, application: str, args: list[str], master: str | None = None,
+                 conf: dict[str, str] | None = None, log: logging.Logger | None = None):
+        self.application = application
+        self.command = spark_submit_command(application, args, master, conf)
+        self.master = master
+        self.log = log or logging.getLogger("coursedash.spark")
+        self.process: subprocess.Popen | None = None
+
+    def run(self) -> None:
+        """Run it to the end, its output line by line into the log; stopped whole if interrupted."""
+        self.log.info("running %s", " ".join(self.command))
+        self.process = subprocess.Popen(
+            self.command, cwd=PROJECT_ROOT, env=spark_env(self.master), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True, preexec_fn=_die_with_parent(),
+        )
+        try:
+            for line in self.process.stdout:
+                self.log.info("%s", line.rstrip())
+            self.process.wait()
+        except BaseException:  # Airflow's SIGTERM handler raises here; so does Ctrl-C
+            self.kill()
+            raise
+        finally:
+            self.process.stdout.close()
+        if self.process.returncode != 0:
+            raise RuntimeError(f"{self.application} failed with exit code {self.process.returncode}; its log is above")
+
+    def kill(self, grace_seconds: float = 10) -> None:
+        """SIGTERM to the whole group (Spark stops its context), SIGKILL to what is left after the grace."""
+        if self.process is None:
+            return
+        group = self.process.pid  # start_new_session: the group is named after the leader
+        for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                return
+            self.log.warning("sent %s to spark-submit process group %d", sig.name, group)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                self.process.poll()  # reap the JVM, or it stays in the group as a zombie
+                try:
+                    os.killpg(group, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.1)
+
+
 def submit(
     application: str,
     args: list[str],
@@ -111,13 +180,4 @@ def submit(
     conf: dict[str, str] | None = None,
 ) -> None:
     """Run a Spark application with spark-submit, its output line by line into `log`."""
-    log = log or logging.getLogger("coursedash.spark")
-    command = spark_submit_command(application, args, master, conf)
-    log.info("running %s", " ".join(command))
-    with subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=spark_env(master), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as process:
-        for line in process.stdout:
-            log.info("%s", line.rstrip())
-    if process.returncode != 0:
-        raise RuntimeError(f"{application} failed with exit code {process.returncode}; its log is above")
+    SparkSubmit(application, args, master, conf, log).run()
