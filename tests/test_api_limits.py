@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -29,13 +30,13 @@ CONTROLS = ["\x00", "\x01", "\x1b", "\x7f", "\x85"]
 
 
 @contextmanager
-def real_server(log_path, **env):
+def real_server(log_path, *args, **env):
     """`coursedash serve` in its own process on a free loopback port; yields its base URL."""
     port = _free_port()
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "coursedash.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "coursedash.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             env=environment, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -114,6 +115,15 @@ def test_200_concurrent_readers_get_answers_and_no_5xx(catalogue, tmp_path):
     assert len(results) == 400 and statuses == [200]
     # Generous for a shared 2-core machine; before the fix a third of them were 500s or timed out.
     assert p99 < 15 and after < 5
+
+
+@pytest.mark.parametrize("app_env", ["postgresql"], indirect=True)
+def test_several_workers_serve_one_port(catalogue, tmp_path):
+    log_path = tmp_path / "server.log"
+    with real_server(log_path, "--workers", "2") as url:
+        results = asyncio.run(_burst(url, ["/api/v1/courses"], clients=20, per_client=2, give_up_after=None))
+    assert sorted({status for status, _ in results}) == [200] and len(results) == 40
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", log_path.read_text()))) == 2
 
 
 # --- a request waiting too long, and one whose client left ------------------------------
