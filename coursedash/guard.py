@@ -43,6 +43,8 @@ def has_control(text: str) -> bool:
 
 
 def error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    # Answered outside the app's own middleware: the headers every API answer has.
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", **(headers or {})}
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 
 

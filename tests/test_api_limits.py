@@ -144,7 +144,7 @@ def test_a_request_not_answered_in_time_is_503_and_one_whose_client_left_is_drop
         lock.execute("BEGIN EXCLUSIVE")
         writer = threading.Thread(target=ask, args=("writer", "POST", "/api/v1/reports"), kwargs={"json": body})
         writer.start()
-        time.sleep(0.5)
+        time.sleep(1)  # the submit has the thread
         ask("queued", "GET", "/api/v1/courses?q=timed-out")  # waits for the thread, then gives up
         with pytest.raises(httpx.TimeoutException):  # a client that leaves while queued
             ask("gone", "GET", "/api/v1/courses?q=went-away", timeout=0.5)
@@ -246,6 +246,7 @@ def test_a_500_is_the_error_json_with_a_logged_correlation_id_and_the_connection
             message = error_of(crashed, 500, "internal_error")
             correlation_id = crashed.json()["error"]["correlation_id"]
             assert correlation_id in message and crashed.headers["x-correlation-id"] == correlation_id
+            assert crashed.headers["cache-control"] == "no-store"
             # The same connection serves the next request.
             page = client.get("/")
             assert page.status_code == 200
