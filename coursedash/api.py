@@ -34,17 +34,6 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).with_name("web")
 CHUNK = 64 * 1024
-SECURITY_HEADERS = {
-    # The page loads nothing from anywhere else and runs no inline script.
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    # Download links carry a ticket in their query string: never hand it on.
-    "Referrer-Policy": "no-referrer",
-}
 
 
 class RedactTickets(logging.Filter):
@@ -158,17 +147,7 @@ async def _http_error(_request: Request, e: StarletteHTTPException) -> JSONRespo
     return _error(e.status_code, codes.get(e.status_code, "http_error"), message, getattr(e, "headers", None))
 
 
-@app.middleware("http")
-async def _headers(request: Request, call_next):
-    response = await call_next(request)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.url.path.startswith("/api/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
-app.add_middleware(Guard)  # outermost of ours: it answers for any crash inside
+app.add_middleware(Guard)  # it also sets the security headers of every answer
 
 
 # --- dependencies -------------------------------------------------------------------

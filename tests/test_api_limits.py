@@ -74,7 +74,9 @@ def error_of(response, status, code):
 async def _burst(url: str, paths: list[str], clients: int, per_client: int, give_up_after: float | None):
     """`clients` connections at once, each asking `per_client` paths in turn; (status, seconds) per answer."""
     results = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Like a browser, an idle connection is not reused once the server may be closing it
+    # (uvicorn's keep-alive is 5 s).
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=1)
     async with httpx.AsyncClient(base_url=url, headers=as_(CREATOR), timeout=give_up_after or 60, limits=limits) as client:
 
         async def one(i: int):
@@ -82,10 +84,10 @@ async def _burst(url: str, paths: list[str], clients: int, per_client: int, give
                 started = time.monotonic()
                 try:
                     response = await client.get(paths[(i + j) % len(paths)])
-                except httpx.TimeoutException:
+                except (httpx.TimeoutException, httpx.TransportError):
                     if give_up_after is None:
                         raise
-                    return  # this client went away
+                    return  # this client went away (its connection torn down mid-way)
                 results.append((response.status_code, time.monotonic() - started))
 
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(clients))), timeout=240)
@@ -157,7 +159,9 @@ def test_a_request_not_answered_in_time_is_503_and_one_whose_client_left_is_drop
         # The submit was done when its answer was given up on: asking again names it.
         again = httpx.post(url + "/api/v1/reports", json=body, headers=as_(MENTOR), timeout=30)
     assert "too busy" in error_of(answers["queued"], 503, "timeout")
-    error_of(answers["writer"], 503, "timeout")
+    # The submit's thread cannot be interrupted: it finishes, answered 201 or, when that
+    # came after its deadline, 503. Either way it was stored once, and asking again names it.
+    assert answers["writer"].status_code in (201, 503)
     assert answers["later"].status_code == 200
     with db.session() as s:
         [stored] = s.scalars(select(ReportRequest)).all()
