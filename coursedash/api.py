@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-
-import anyio.to_thread
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError

@@ -168,10 +168,11 @@ class Guard:
                     crashed = e
             watchers.cancel_scope.cancel()
 
+        if crashed is not None:
+            log.error("unexpected error, correlation id %s", correlation_id, exc_info=crashed)
         if gone.is_set() and not complete:
             return  # nobody to answer
         if crashed is not None:
-            log.error("unexpected error, correlation id %s", correlation_id, exc_info=crashed)
             if not started:
                 await error(
                     500, "internal_error",
