@@ -122,3 +122,13 @@ def test_a_task_process_stopped_or_killed_takes_its_spark_application_along(app_
                 p.kill()
             except (ProcessLookupError, psutil.NoSuchProcess):
                 pass
+
+
+def test_a_build_with_no_requests_of_its_type_is_skipped_without_starting_spark():
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    operator = BuildReportsOperator(task_id="build_userinfo_reports", report_type="userinfo")
+    with pytest.raises(AirflowSkipException, match="no userinfo requests tonight"):
+        operator.build({"run_id": "r1", "manifests": {"progress": "/work/progress.manifest.json"}})
+    assert operator._hook is None
+    operator.on_kill()  # nothing to stop
