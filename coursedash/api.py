@@ -11,34 +11,28 @@ import logging
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coursedash import REPORT_TYPES, access, auth, db, passwords, reports, store
+from coursedash.config import settings
+from coursedash.guard import Guard, has_control
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).with_name("web")
 CHUNK = 64 * 1024
-SECURITY_HEADERS = {
-    # The page loads nothing from anywhere else and runs no inline script.
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    # Download links carry a ticket in their query string: never hand it on.
-    "Referrer-Policy": "no-referrer",
-}
 
 
 class RedactTickets(logging.Filter):
@@ -55,20 +49,31 @@ class RedactTickets(logging.Filter):
 logging.getLogger("uvicorn.access").addFilter(RedactTickets())
 
 
+def _no_control(value: str) -> str:
+    if has_control(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Clean = Annotated[str, AfterValidator(_no_control)]
+
+
 class ReportIn(BaseModel):
     """The body of POST /api/v1/reports."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    course_id: str = Field(min_length=1, max_length=200)
-    batch_id: str = Field(min_length=1, max_length=200)
+    course_id: Clean = Field(min_length=1, max_length=200)
+    batch_id: Clean = Field(min_length=1, max_length=200)
     report_type: Literal[REPORT_TYPES]
-    password: str | None = Field(default=None, max_length=1024)
+    password: Clean | None = Field(default=None, max_length=1024)
 
 
 @asynccontextmanager
 async def _lifespan(_app: FastAPI):
     db.migrate()  # cheap when the database is up to date
+    # Sync endpoints run on these threads; the database pool has one connection for each.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings().api_threads
     yield
 
 
@@ -81,6 +86,24 @@ app = FastAPI(
     redoc_url=None,
     openapi_url="/api/v1/openapi.json",
 )
+
+
+class _Route(APIRoute):
+    """A route whose answer is serialised on the event loop, not on a second worker thread.
+
+    FastAPI validates a sync endpoint's return value on a worker thread while the
+    request's session still holds its connection: under load, requests holding
+    connections queue for threads behind requests holding threads that wait for
+    connections, and the pool runs dry. The answers are plain dicts: nothing to validate.
+    """
+
+    def __init__(self, path: str, endpoint, **kwargs):
+        if isinstance(kwargs.get("response_model"), DefaultPlaceholder):
+            kwargs["response_model"] = None
+        super().__init__(path, endpoint, **kwargs)
+
+
+app.router.route_class = _Route
 
 
 # --- errors -------------------------------------------------------------------------
@@ -123,30 +146,19 @@ async def _http_error(_request: Request, e: StarletteHTTPException) -> JSONRespo
     return _error(e.status_code, codes.get(e.status_code, "http_error"), message, getattr(e, "headers", None))
 
 
-@app.exception_handler(Exception)
-async def _crashed(_request: Request, e: Exception) -> JSONResponse:
-    log.exception("unexpected error")
-    return _error(500, "internal_error", "something went wrong on the server; try again later")
-
-
-@app.middleware("http")
-async def _headers(request: Request, call_next):
-    response = await call_next(request)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.url.path.startswith("/api/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+app.add_middleware(Guard)  # it also sets the security headers of every answer
 
 
 # --- dependencies -------------------------------------------------------------------
 
 
-def current_user(authorization: str | None = Header(default=None)) -> str:
+# Dependencies are async so that they never wait for a worker thread: a session closed
+# on a worker thread could hold its connection while queued behind requests waiting for one.
+async def current_user(authorization: str | None = Header(default=None)) -> str:
     return auth.user_from_header(authorization)
 
 
-def session():
+async def session():
     s = db.session()
     try:
         yield s

@@ -25,7 +25,8 @@ from pathlib import Path
 import jwt
 
 from coursedash.config import settings
-from coursedash.store import RequestError
+from coursedash.guard import has_control
+from coursedash.store import BadRequest, RequestError
 
 ISSUER = "coursedash"
 TICKET_AUDIENCE = "coursedash-download"
@@ -90,6 +91,8 @@ def verify_token(token: str) -> str:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
         raise Unauthorized("the bearer token names no user")
+    if has_control(sub):
+        raise BadRequest("the bearer token's user id contains a control character")
     return sub
 
 

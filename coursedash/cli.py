@@ -242,13 +242,21 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def cmd_serve(args) -> None:
-    import uvicorn
-
     from coursedash import db
+    from coursedash.server import serve
 
     _check_port_free(args.host, args.port)
     db.migrate()
-    uvicorn.run("coursedash.api:app", host=args.host, port=args.port, log_level="info")
+    serve(args.host, args.port, args.workers)
+
+
+def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Arguments, refusing unknown ones by name only: a mistyped option's value may be a password."""
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        names = sorted({a.split("=", 1)[0] for a in unknown if a.startswith("-")})
+        p.error(f"unrecognized options: {' '.join(names) or '(none)'}; their values are not shown")
+    return args
 
 
 def cmd_demo(args) -> None:
@@ -261,6 +269,10 @@ def cmd_demo(args) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # No abbreviations: `--password X` must never be read as `--password-stdin`.
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
     def error(self, message: str):
         # One line naming the fix, rather than the usage block; --help has the rest.
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
@@ -301,6 +313,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", metavar="ADDRESS", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
     s.add_argument("--port", metavar="PORT", type=_port, default=8000, help="TCP port (default: 8000)")
+    s.add_argument("--workers", metavar="N", type=int, default=1,
+                   help="server processes; each opens its own database connections, see the README (default: 1)")
     s.set_defaults(func=cmd_serve)
 
     r = command("request", "submit, list, show and download report requests")
@@ -414,7 +428,7 @@ def _explain(e: BaseException) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    args = _parse(parser(), argv)
     path = setup_logging(args.verbose)
     try:
         args.func(args)

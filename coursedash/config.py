@@ -53,6 +53,11 @@ class Settings:
     stale_after_minutes: int
     max_attempts: int
     retention_days: int
+    # The API's worker threads; each holds at most one database connection at a time.
+    api_threads: int
+    max_body_bytes: int
+    max_header_bytes: int
+    request_timeout_seconds: float
 
     @property
     def secret_key(self) -> str:
@@ -78,4 +83,8 @@ def settings() -> Settings:
         stale_after_minutes=int(env("COURSEDASH_STALE_AFTER_MINUTES") or 360),
         max_attempts=int(env("COURSEDASH_MAX_ATTEMPTS") or 3),
         retention_days=int(env("COURSEDASH_RETENTION_DAYS") or 30),
+        api_threads=int(env("COURSEDASH_API_THREADS") or 40),
+        max_body_bytes=int(env("COURSEDASH_MAX_BODY_BYTES") or 1024 * 1024),
+        max_header_bytes=int(env("COURSEDASH_MAX_HEADER_BYTES") or 32 * 1024),
+        request_timeout_seconds=float(env("COURSEDASH_REQUEST_TIMEOUT_SECONDS") or 30),
     )

@@ -139,11 +139,18 @@ class Download(Base):
     downloaded_at: Mapped[dt.datetime] = mapped_column(UTC)
 
 
+def _pool_options() -> dict:
+    # One connection per API worker thread (a request opens and closes its session in
+    # its thread), so no thread ever waits for a connection another one holds; the
+    # overflow is for work outside the threads (migrations at start-up).
+    return {"pool_size": settings().api_threads, "max_overflow": 10, "pool_timeout": 30}
+
+
 @lru_cache(maxsize=None)
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **_pool_options())
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -152,7 +159,7 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **_pool_options())
 
 
 def engine() -> Engine:

@@ -61,6 +61,7 @@ def claim_requests(run_id: str, report_date: dt.date) -> dict:
     db.migrate()
     with db.session() as s:
         claimed = store.claim(s, run_id)
+    discard_earlier_runs(run_id)
     shutil.rmtree(run_dir(run_id), ignore_errors=True)  # a rerun starts clean
     manifests = {}
     for report_type in REPORT_TYPES:
@@ -80,11 +81,38 @@ def claim_requests(run_id: str, report_date: dt.date) -> dict:
     return {"run_id": run_id, "request_ids": [r.request_id for r in claimed], "manifests": manifests}
 
 
+def staged_rows_dir(run_id: str, request: ReportRequest) -> Path:
+    return output_dir(run_id, request.report_type) / "rows" / f"request_id={request.request_id}"
+
+
+def discard_staged_rows(run_id: str, request: ReportRequest) -> None:
+    """A request's staged rows (learners' data in clear) go once this run is done with it.
+
+    Done means published, or failed and recorded: a retry rebuilds from the lake.
+    """
+    shutil.rmtree(staged_rows_dir(run_id, request), ignore_errors=True)
+
+
+def discard_earlier_runs(run_id: str) -> list[str]:
+    """Delete the work folders of every other run, with whatever rows a run that died left.
+
+    Only one nightly run is active at a time (max_active_runs=1), so any other run's
+    folder is finished or dead. A run folder is known by its manifests; other folders
+    under COURSEDASH_WORK_URI (a sync's figures, running beside the claim) are left alone.
+    """
+    base, mine = Path(settings().work_uri), run_dir(run_id)
+    earlier = [f for f in (base.iterdir() if base.is_dir() else []) if f != mine and any(f.glob("*.manifest.json"))]
+    for folder in earlier:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("deleted the work folder of earlier run %s", folder.name)
+    return sorted(f.name for f in earlier)
+
+
 def _staged_rows(run_id: str, request: ReportRequest):
     """The staged cells of one request, in order, a batch of rows at a time."""
     import pyarrow.parquet as pq
 
-    folder = output_dir(run_id, request.report_type) / "rows" / f"request_id={request.request_id}"
+    folder = staged_rows_dir(run_id, request)
     files = sorted(folder.glob("*.parquet")) if folder.exists() else []
     if len(files) > 1:
         raise RuntimeError(f"expected one staged file for request {request.request_id}, found {len(files)}")
@@ -142,6 +170,7 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
                         s, request.request_id, run_id, rows=rows, size=size, key=key, report_date=report_date, notes=notes
                     ):
                         log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows, size, key)
+            discard_staged_rows(run_id, request)
             s.refresh(request)
             outcome[request.status] = outcome.get(request.status, 0) + 1
     dirt = left_out(summaries)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import re
 
-from sqlalchemy import Text, cast, or_, select
+from sqlalchemy import Text, cast, or_, select, update
 from sqlalchemy.orm import Session
 
 from coursedash import access, store
 from coursedash.config import settings
 from coursedash.db import Batch, Course, Download, ReportRequest, utcnow
-from coursedash.storage import report_store
+from coursedash.storage import Missing, report_store
+
+log = logging.getLogger(__name__)
 
 STATUS_LABELS = {
     "SUBMITTED": "Submitted",
@@ -35,6 +38,9 @@ class NotReady(store.RequestError):
 
 class Expired(store.RequestError):
     status, code = 410, "expired"
+
+
+FILE_GONE = "the file is no longer available; request the report again"
 
 
 def _iso(value) -> str | None:
@@ -214,7 +220,26 @@ def open_download(s: Session, user_id: str, request_id: str, client_address: str
     request = ready_request(s, user_id, request_id)
     name = download_name(request)
     store_ = report_store()
-    url = store_.signed_url(request.object_key, name) if signed else None
-    stream = None if url else store_.open(request.object_key)
+    try:
+        if not request.object_key or (signed and not store_.exists(request.object_key)):
+            raise Missing(request.object_key)
+        url = store_.signed_url(request.object_key, name) if signed else None
+        stream = None if url else store_.open(request.object_key)
+    except Missing:
+        _file_gone(s, request)
+        raise Expired(FILE_GONE) from None
     record_download(s, user_id, request, client_address)
     return request, name, url, stream
+
+
+def _file_gone(s: Session, request: ReportRequest) -> None:
+    """A SUCCESS whose file left the store is EXPIRED: nobody can download it again."""
+    log.warning("request %s is SUCCESS but %s is not in the report store; marking it EXPIRED",
+                request.request_id, request.object_key)
+    s.execute(
+        update(ReportRequest)
+        .where(ReportRequest.request_id == request.request_id, ReportRequest.status == "SUCCESS")
+        .values(status="EXPIRED")
+        .execution_options(synchronize_session=False)
+    )
+    s.commit()

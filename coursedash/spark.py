@@ -6,8 +6,10 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
@@ -125,6 +127,76 @@ def failure_reason(lines) -> str | None:
     return None
 
 
+def _die_with_parent():
+    """Linux: the kernel kills spark-submit if the process that started it dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+class SparkSubmit:
+    """One spark-submit, in a process group of its own so that it can be stopped whole.
+
+    spark-submit is a JVM that starts the application's Python driver as its child; a
+    signal to the JVM alone leaves the driver running. `kill` signals the whole group,
+    and the JVM is killed by the kernel if the process that started it dies.
+    """
+
+    def __init__(self, application: str, args: list[str], master: str | None = None,
+                 conf: dict[str, str] | None = None, log: logging.Logger | None = None):
+        self.application = application
+        self.command = spark_submit_command(application, args, master, conf)
+        self.master = master
+        self.log = log or logging.getLogger("coursedash.spark")
+        self.process: subprocess.Popen | None = None
+
+    def run(self) -> None:
+        """Run it to the end, its output line by line into the log; stopped whole if interrupted."""
+        self.log.info("running %s", " ".join(self.command))
+        self.process = subprocess.Popen(
+            self.command, cwd=PROJECT_ROOT, env=spark_env(self.master), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True, preexec_fn=_die_with_parent(),
+        )
+        tail = deque(maxlen=400)  # to name the failure by its last exception line
+        try:
+            for line in self.process.stdout:
+                self.log.info("%s", line.rstrip())
+                tail.append(line)
+            self.process.wait()
+        except BaseException:  # Airflow's SIGTERM handler raises here; so does Ctrl-C
+            self.kill()
+            raise
+        finally:
+            self.process.stdout.close()
+        if self.process.returncode != 0:
+            reason = failure_reason(tail) or f"exit code {self.process.returncode}"
+            raise SparkJobFailed(f"{Path(self.application).stem} failed: {reason}")
+
+    def kill(self, grace_seconds: float = 10) -> None:
+        """SIGTERM to the whole group (Spark stops its context), SIGKILL to what is left after the grace."""
+        if self.process is None:
+            return
+        group = self.process.pid  # start_new_session: the group is named after the leader
+        for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                return
+            self.log.warning("sent %s to spark-submit process group %d", sig.name, group)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                self.process.poll()  # reap the JVM, or it stays in the group as a zombie
+                try:
+                    os.killpg(group, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.1)
+
+
 def submit(
     application: str,
     args: list[str],
@@ -133,16 +205,4 @@ def submit(
     conf: dict[str, str] | None = None,
 ) -> None:
     """Run a Spark application with spark-submit, its output line by line into `log`."""
-    log = log or logging.getLogger("coursedash.spark")
-    command = spark_submit_command(application, args, master, conf)
-    log.info("running %s", " ".join(command))
-    with subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=spark_env(master), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as process:
-        tail = deque(maxlen=400)
-        for line in process.stdout:
-            log.info("%s", line.rstrip())
-            tail.append(line)
-    if process.returncode != 0:
-        reason = failure_reason(tail) or f"exit code {process.returncode}"
-        raise SparkJobFailed(f"{Path(application).stem} failed: {reason}")
+    SparkSubmit(application, args, master, conf, log).run()

