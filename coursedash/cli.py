@@ -56,7 +56,7 @@ def cmd_submit(args) -> None:
 
     db.migrate()
     with db.session() as s:
-        r = store.submit(s, args.user, args.course, args.batch, args.type, _password(args))
+        r = store.submit(s, args.user, args.course, args.batch, args.type, _password(args), args.email)
         print(r.request_id)
 
 
@@ -77,6 +77,14 @@ def cmd_show(args) -> None:
         print(json.dumps(reports.as_json(reports.visible_request(s, args.user, args.request_id)), indent=2))
 
 
+def cmd_cancel(args) -> None:
+    from coursedash import db, store
+
+    with db.session() as s:
+        store.cancel(s, args.user, args.request_id)
+    print(f"request {args.request_id} cancelled")
+
+
 def cmd_download(args) -> None:
     import shutil
 
@@ -93,7 +101,7 @@ def cmd_download(args) -> None:
 def cmd_token(args) -> None:
     from coursedash.auth import mint_token
 
-    print(mint_token(args.user_id, hours=args.hours))
+    print(mint_token(args.user_id, hours=args.hours, email=args.email))
 
 
 def cmd_serve(args) -> None:
@@ -121,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("token", help="mint a development token")
     t.add_argument("user_id")
     t.add_argument("--hours", type=float, default=12)
+    t.add_argument("--email", help="the token's email claim: where report-ready notices go")
     t.set_defaults(func=cmd_token)
 
     s = sub.add_parser("serve", help="the HTTP API and the web dashboard")
@@ -137,6 +146,7 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--course", required=True)
     submit.add_argument("--batch", required=True)
     submit.add_argument("--type", required=True, choices=["progress", "userinfo", "response"])
+    submit.add_argument("--email", help="e-mail me when it is ready (needs COURSEDASH_SMTP_URL)")
     how = submit.add_mutually_exclusive_group()
     how.add_argument("--password-stdin", action="store_true", help="read the zip password from standard input")
     how.add_argument("--ask-password", action="store_true", help="prompt for the zip password")
@@ -150,6 +160,10 @@ def parser() -> argparse.ArgumentParser:
     show = r.add_parser("show", parents=[user], help="one request")
     show.add_argument("request_id")
     show.set_defaults(func=cmd_show)
+
+    cancel = r.add_parser("cancel", parents=[user], help="take back your request before tonight's run builds it")
+    cancel.add_argument("request_id")
+    cancel.set_defaults(func=cmd_cancel)
 
     dl = r.add_parser("download", parents=[user], help="save a ready report's zip")
     dl.add_argument("request_id")

@@ -48,6 +48,15 @@ class Settings:
     stale_after_minutes: int
     max_attempts: int
     retention_days: int
+    # Report-ready notices: none are sent unless a channel is configured.
+    smtp_url: str | None
+    mail_from: str
+    public_url: str
+    webhook_url: str | None
+
+    @property
+    def webhook_secret(self) -> str | None:
+        return os.environ.get("COURSEDASH_WEBHOOK_SECRET") or None
 
     @property
     def secret_key(self) -> str:
@@ -73,4 +82,8 @@ def settings() -> Settings:
         stale_after_minutes=int(env("COURSEDASH_STALE_AFTER_MINUTES") or 360),
         max_attempts=int(env("COURSEDASH_MAX_ATTEMPTS") or 3),
         retention_days=int(env("COURSEDASH_RETENTION_DAYS") or 30),
+        smtp_url=env("COURSEDASH_SMTP_URL") or None,
+        mail_from=env("COURSEDASH_MAIL_FROM") or "Course Dashboard <coursedash@localhost>",
+        public_url=(env("COURSEDASH_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        webhook_url=env("COURSEDASH_WEBHOOK_URL") or None,
     )
