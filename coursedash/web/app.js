@@ -103,6 +103,8 @@
         return "This report is not ready yet.";
       case "expired":
         return "This report has expired; request it again.";
+      case "not_cancellable":
+        return "This request can no longer be cancelled: " + err.message;
       default:
         return err.message;
     }
@@ -281,15 +283,39 @@
     if (password) body.password = password;
     $("request-button").disabled = true;
     try {
-      await api("POST", "/api/v1/reports", body);
+      const created = await api("POST", "/api/v1/reports", body);
       $("password").value = "";
-      say("request-message", `${t.name} requested. It will be ready to download after tonight's run.`, "ok");
+      say("request-message", `${t.name} requested. It will be ready to download after tonight's run.` +
+        (noticeHint(created) ? " " + noticeHint(created) : ""), "ok");
     } catch (err) {
       say("request-message", refusal(err), "error");
     } finally {
       $("request-button").disabled = false;
     }
     loadDownloads();
+  }
+
+  // Whether someone will be told when this request is final; never says to whom.
+  function noticeHint(r) {
+    const notify = r.notify || {};
+    if (notify.email === "pending") {
+      return r.requested_by === userOf(token()) ? "We will e-mail you when it is ready."
+        : "The requester will be e-mailed when it is ready.";
+    }
+    return notify.webhook === "pending" ? "A notice will be sent when it is ready." : "";
+  }
+
+  async function cancelRequest(r) {
+    try {
+      await api("DELETE", `/api/v1/reports/${encodeURIComponent(r.request_id)}`);
+    } catch (err) {
+      await loadDownloads();
+      say("downloads-message", refusal(err), "error");
+      return;
+    }
+    say("request-message", ""); // its "requested" line no longer holds
+    await loadDownloads();
+    say("downloads-message", `${r.report_name} request cancelled. You can request it again.`, "ok");
   }
 
   async function loadDownloads() {
@@ -309,18 +335,26 @@
     body.replaceChildren();
     say("downloads-message", rows.length ? `Updated ${formatTime(new Date().toISOString())}.` :
       "No report has been requested for this batch yet.");
+    const me = userOf(token());
     for (const r of rows) {
       const action = r.status === "SUCCESS"
         ? el("button", { type: "button", "aria-label": `Download ${r.report_name} requested ${formatTime(r.submitted_at)}`,
           onclick: () => download(r) }, "Download")
         : (r.status === "FAILED" && r.error ? el("span", { class: "hint", text: r.error }) : "");
+      const more = [];
+      if (r.cancellable && r.requested_by === me) {
+        more.push(el("button", { type: "button", class: "cancel",
+          "aria-label": `Cancel ${r.report_name} requested ${formatTime(r.submitted_at)}`,
+          onclick: () => cancelRequest(r) }, "Cancel"));
+      }
+      if (noticeHint(r)) more.push(el("span", { class: "hint notice", text: noticeHint(r) }));
       body.append(el("tr", {},
         el("th", { scope: "row", text: r.report_name }),
         el("td", { text: formatTime(r.submitted_at) }),
         el("td", {}, el("span", { class: "pill " + r.status.toLowerCase(), text: r.status_label })),
         el("td", { text: r.status === "SUCCESS" || r.status === "EXPIRED" ? formatTime(r.completed_at) : "—" }),
         el("td", { class: "num", text: formatCount(r.row_count) }),
-        el("td", {}, action),
+        el("td", {}, action, ...more),
       ));
     }
   }
