@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import smtplib
@@ -144,15 +145,19 @@ class Mailer:
             smtp = smtplib.SMTP_SSL(parts.hostname, parts.port or 465, timeout=SMTP_TIMEOUT, context=context)
         else:
             smtp = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=SMTP_TIMEOUT)
-            smtp.ehlo()
-            if smtp.has_extn("starttls"):
-                smtp.starttls(context=context)
+        try:
+            if parts.scheme == "smtp":
                 smtp.ehlo()
-        if parts.username:
-            if not isinstance(smtp.sock, ssl.SSLSocket):
-                smtp.close()
-                raise ChannelDown("the mail server offers no TLS: the SMTP password is not sent in clear")
-            smtp.login(unquote(parts.username), unquote(parts.password or ""))
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+            if parts.username:
+                if not isinstance(smtp.sock, ssl.SSLSocket):
+                    raise ChannelDown("the mail server offers no TLS: the SMTP password is not sent in clear")
+                smtp.login(unquote(parts.username), unquote(parts.password or ""))
+        except BaseException:
+            smtp.close()
+            raise
         return smtp
 
     def send(self, msg: EmailMessage) -> None:
@@ -221,7 +226,7 @@ class Webhook:
                 if e.code < 500:
                     raise Refused(f"the webhook answered {e.code}") from None
                 problem = f"the webhook answered {e.code}"
-            except (urllib.error.URLError, OSError) as e:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
                 problem = f"the webhook could not be reached ({getattr(e, 'reason', e)})"
             log.warning("request %s: %s (try %d of %d)", r.request_id, problem, attempt, WEBHOOK_TRIES)
             if attempt < WEBHOOK_TRIES:
