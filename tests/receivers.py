@@ -79,8 +79,8 @@ def _authenticator(server, session, envelope, mechanism, auth_data):
 
 
 @contextmanager
-def smtp_server(port: int, tls_folder: Path | None = None, refuse: tuple[str, ...] = ()):
-    """An aiosmtpd server; with `tls_folder`, STARTTLS and a login are required first."""
+def smtp_server(port: int, tls_folder: Path | None = None, refuse: tuple[str, ...] = (), implicit_tls: bool = False):
+    """An aiosmtpd server; with `tls_folder`, STARTTLS (or TLS from the start) and a login are required."""
     from aiosmtpd.controller import Controller
 
     mailbox = Mailbox(refuse)
@@ -89,7 +89,11 @@ def smtp_server(port: int, tls_folder: Path | None = None, refuse: tuple[str, ..
         cert, key = self_signed_cert(tls_folder)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
-        kwargs = dict(tls_context=context, require_starttls=True, authenticator=_authenticator, auth_required=True)
+        kwargs = dict(authenticator=_authenticator, auth_required=True)
+        if implicit_tls:  # the port speaks only TLS, which aiosmtpd's own AUTH check does not see
+            kwargs.update(ssl_context=context, auth_require_tls=False)
+        else:
+            kwargs.update(tls_context=context, require_starttls=True)
     controller = Controller(mailbox, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     try:

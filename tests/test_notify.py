@@ -174,6 +174,19 @@ def test_an_unsent_e_mail_waits_for_the_next_run(catalog, monkeypatch, tmp_path,
     assert request(rid).email_notice == "sent"
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the port is TLS-only
+def test_smtps_speaks_tls_from_the_start(catalog, monkeypatch, tmp_path):
+    port = free_port()
+    with smtp_server(port, tls_folder=tmp_path, implicit_tls=True) as mailbox:
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "smtp-cert.pem"))
+        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtps://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
+        rid = submit(CREATOR)
+        build("run-1", {rid: ("SUCCESS", 2)})
+        assert notify.notify_requesters("run-1")["email"]["sent"] == 1
+    [m] = mailbox.messages
+    assert m["to"] == [MAIL[CREATOR]] and m["authenticated"]
+
+
 def test_without_smtp_no_address_is_kept(catalog):
     rid = submit(CREATOR)
     assert (request(rid).notify_email, request(rid).email_notice) == (None, None)
