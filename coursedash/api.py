@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
@@ -158,6 +158,11 @@ async def current_user(authorization: str | None = Header(default=None)) -> str:
     return auth.user_from_header(authorization)
 
 
+async def current_claims(authorization: str | None = Header(default=None)) -> dict:
+    """All the token's claims: a submit keeps its `email` for the report-ready notice."""
+    return auth.claims_from_header(authorization)
+
+
 async def session():
     s = db.session()
     try:
@@ -236,14 +241,17 @@ def list_reports(
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ReportIn.model_json_schema()}}}},
 )
 def create_report(
-    user: str = Depends(current_user), raw: bytes = Depends(_raw_body), s: Session = Depends(session)
+    claims: dict = Depends(current_claims), raw: bytes = Depends(_raw_body), s: Session = Depends(session)
 ) -> JSONResponse:
     # Parsed here, after authentication, so that a caller without a token learns nothing.
     try:
         body = ReportIn.model_validate_json(raw or b"null")
     except ValidationError as e:
         raise store.BadRequest(_describe(e.errors(include_input=False))) from None
-    request = store.submit(s, user, body.course_id, body.batch_id, body.report_type, body.password)
+    # An address the identity provider has not verified may be someone else's: no notice to it.
+    verified = claims.get("email_verified", True) is not False
+    email = claims.get("email") if isinstance(claims.get("email"), str) and verified else None
+    request = store.submit(s, claims["sub"], body.course_id, body.batch_id, body.report_type, body.password, email)
     return JSONResponse(
         reports.as_json(request), status_code=201, headers={"Location": f"/api/v1/reports/{request.request_id}"}
     )
@@ -252,6 +260,12 @@ def create_report(
 @app.get("/api/v1/reports/{request_id}")
 def show_report(request_id: str, user: str = Depends(current_user), s: Session = Depends(session)) -> dict:
     return reports.as_json(reports.visible_request(s, user, request_id))
+
+
+@app.delete("/api/v1/reports/{request_id}", status_code=204)
+def cancel_report(request_id: str, user: str = Depends(current_user), s: Session = Depends(session)) -> Response:
+    store.cancel(s, user, request_id)
+    return Response(status_code=204)
 
 
 @app.post("/api/v1/reports/{request_id}/download-link")

@@ -42,12 +42,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def mint_token(user_id: str, hours: float = 12) -> str:
+def mint_token(user_id: str, hours: float = 12, email: str | None = None) -> str:
     """A development token for `user_id`, HS256 with the configured secret."""
     if not user_id:
         raise ValueError("a token needs a user id")
     now = _now()
     claims = {"sub": user_id, "iss": ISSUER, "iat": now, "exp": now + dt.timedelta(hours=hours)}
+    if email:
+        claims["email"] = email
     return jwt.encode(claims, settings().jwt_secret, algorithm="HS256")
 
 
@@ -66,6 +68,11 @@ def _public_key():
 
 def verify_token(token: str) -> str:
     """The user id of a valid bearer token; Unauthorized otherwise (never says which check failed)."""
+    return token_claims(token)["sub"]
+
+
+def token_claims(token: str) -> dict:
+    """The claims of a valid bearer token, its `sub` a non-empty user id."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -93,17 +100,22 @@ def verify_token(token: str) -> str:
         raise Unauthorized("the bearer token names no user")
     if has_control(sub):
         raise BadRequest("the bearer token's user id contains a control character")
-    return sub
+    return claims
 
 
 def user_from_header(authorization: str | None) -> str:
     """The user of an `Authorization: Bearer <JWT>` header value."""
+    return claims_from_header(authorization)["sub"]
+
+
+def claims_from_header(authorization: str | None) -> dict:
+    """The claims of an `Authorization: Bearer <JWT>` header value's token."""
     if not authorization:
         raise Unauthorized("sign in: send Authorization: Bearer <token>")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be: Bearer <token>")
-    return verify_token(token.strip())
+    return token_claims(token.strip())
 
 
 def _ticket_key() -> bytes:

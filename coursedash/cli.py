@@ -166,7 +166,7 @@ def cmd_submit(args) -> None:
 
     password = _password(args)  # before any work: a refused prompt changes nothing
     with _AsUser(args.user) as s:
-        print(store.submit(s, args.user, args.course, args.batch, args.type, password).request_id)
+        print(store.submit(s, args.user, args.course, args.batch, args.type, password, args.email).request_id)
 
 
 def cmd_list(args) -> None:
@@ -205,6 +205,14 @@ def _download_target(out: str | None, name: str) -> Path:
     return target
 
 
+def cmd_cancel(args) -> None:
+    from coursedash import store
+
+    with _AsUser(args.user) as s:
+        store.cancel(s, args.user, args.request_id)
+    print(f"request {args.request_id} cancelled")
+
+
 def cmd_download(args) -> None:
     import shutil
 
@@ -222,7 +230,7 @@ def cmd_download(args) -> None:
 def cmd_token(args) -> None:
     from coursedash.auth import mint_token
 
-    print(mint_token(args.user_id, hours=args.hours))
+    print(mint_token(args.user_id, hours=args.hours, email=args.email))
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -307,6 +315,8 @@ def parser() -> argparse.ArgumentParser:
     t = command("token", "print a development token to sign in to the dashboard with")
     t.add_argument("user_id", type=_not_blank, help="the user the token signs in, e.g. user_creator_01")
     t.add_argument("--hours", metavar="H", type=_positive_hours, default=12, help="how long the token is valid (default: 12)")
+    t.add_argument("--email", metavar="ADDRESS",
+                   help="the token's email claim: where report-ready notices go (default: none)")
     t.set_defaults(func=cmd_token)
 
     s = command("serve", "serve the web dashboard and the HTTP API (runs until Ctrl-C)")
@@ -337,6 +347,8 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument("--type", required=True, choices=["progress", "userinfo", "response"],
                         help="progress: Course Progress; userinfo: User Profile (password required); "
                              "response: Question Set")
+    submit.add_argument("--email", metavar="ADDRESS",
+                        help="e-mail this address when the report is final; needs COURSEDASH_SMTP_URL (default: none)")
     how = submit.add_mutually_exclusive_group()
     how.add_argument("--password-stdin", action="store_true",
                      help="read the zip password from the first line of standard input (default: no password)")
@@ -351,6 +363,10 @@ def parser() -> argparse.ArgumentParser:
     show = action("show", "one request as JSON: status, attempts, error, data notes")
     show.add_argument("request_id", help="as printed by `request submit`")
     show.set_defaults(func=cmd_show)
+
+    cancel = action("cancel", "take back your request before tonight's run builds it")
+    cancel.add_argument("request_id", help="as printed by `request submit`")
+    cancel.set_defaults(func=cmd_cancel)
 
     dl = action("download", "save a ready report's zip; prints where")
     dl.add_argument("request_id", help="as printed by `request submit`")

@@ -58,6 +58,15 @@ class Settings:
     max_body_bytes: int
     max_header_bytes: int
     request_timeout_seconds: float
+    # Report-ready notices: none are sent unless a channel is configured.
+    smtp_url: str | None
+    mail_from: str
+    public_url: str
+    webhook_url: str | None
+
+    @property
+    def webhook_secret(self) -> str | None:
+        return os.environ.get("COURSEDASH_WEBHOOK_SECRET") or None
 
     @property
     def secret_key(self) -> str:
@@ -87,4 +96,8 @@ def settings() -> Settings:
         max_body_bytes=int(env("COURSEDASH_MAX_BODY_BYTES") or 1024 * 1024),
         max_header_bytes=int(env("COURSEDASH_MAX_HEADER_BYTES") or 32 * 1024),
         request_timeout_seconds=float(env("COURSEDASH_REQUEST_TIMEOUT_SECONDS") or 30),
+        smtp_url=env("COURSEDASH_SMTP_URL") or None,
+        mail_from=env("COURSEDASH_MAIL_FROM") or "Course Dashboard <coursedash@localhost>",
+        public_url=(env("COURSEDASH_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        webhook_url=env("COURSEDASH_WEBHOOK_URL") or None,
     )

@@ -113,6 +113,16 @@ class ReportRequest(Base):
     # [{"reason": text, "rows": n}]: rows of the batch the report left out or passed
     # through (CONTRACT §3); counts and reasons only, never a learner's identity.
     data_notes: Mapped[list | None] = mapped_column(JSON)
+    # Report-ready notices, per channel: NULL (none), pending, sent or failed (given up).
+    # The address is personal data: kept only until its notice is settled or cancelled.
+    notify_email: Mapped[str | None] = mapped_column(Text)
+    email_notice: Mapped[str | None] = mapped_column(String(10))
+    email_notice_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    webhook_notice: Mapped[str | None] = mapped_column(String(10))
+    webhook_notice_at: Mapped[dt.datetime | None] = mapped_column(UTC)
+    # Which notify run is sending this request's notices: two runs never send the same.
+    notice_claimed_by: Mapped[str | None] = mapped_column(String(250))
+    notice_claimed_at: Mapped[dt.datetime | None] = mapped_column(UTC)
 
     __table_args__ = (
         # One open request per requester x batch x type, enforced by the database so

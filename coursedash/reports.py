@@ -23,6 +23,7 @@ STATUS_LABELS = {
     "SUCCESS": "Success",
     "FAILED": "Failure",
     "EXPIRED": "Expired",
+    "CANCELLED": "Cancelled",
 }
 LAST_N = 10
 REPORT_NAMES = {
@@ -48,7 +49,7 @@ def _iso(value) -> str | None:
 
 
 def as_json(r: ReportRequest) -> dict:
-    """A request as the API shows it: never its password."""
+    """A request as the API shows it: never its password, nor the address a notice goes to."""
     return {
         "request_id": r.request_id,
         "course_id": r.course_id,
@@ -68,6 +69,9 @@ def as_json(r: ReportRequest) -> dict:
         "error": r.error,
         "data_notes": list(r.data_notes or []),
         "password_protected": password_protected(r),
+        "cancellable": store.cancellable(r),
+        # Per channel: null (none), "pending" (sent once it is final), "sent" or "failed".
+        "notify": {"email": r.email_notice, "webhook": r.webhook_notice},
     }
 
 

@@ -2,6 +2,7 @@
 
 SUBMITTED -> PROCESSING -> SUCCESS | FAILED; a transient FAILED with attempts left is
 taken again by the next run, so it keeps its (encrypted) password until it is final.
+Its requester may cancel it while SUBMITTED or waiting for that retry: CANCELLED.
 Every status change is a compare-and-set UPDATE, so two runs can never both own a
 request and a late, stale run cannot overwrite what a newer run recorded.
 """
@@ -55,6 +56,10 @@ class NotRequestable(RequestError):
     status, code = 422, "not_requestable"
 
 
+class NotCancellable(RequestError):
+    status, code = 409, "not_cancellable"
+
+
 def visible_batch(s: Session, user_id: str, course_id: str, batch_id: str) -> tuple[Course, Batch]:
     """The course and batch, if the user has a role on them; 404 otherwise so ids cannot be probed."""
     course = s.get(Course, course_id)
@@ -73,7 +78,9 @@ def submit(
     batch_id: str,
     report_type: str,
     password: str | None = None,
+    email: str | None = None,
 ) -> ReportRequest:
+    """A new request; `email` (the token's claim) gets an e-mail notice when SMTP is configured."""
     if report_type not in REPORT_TYPES:
         raise BadRequest(f"unknown report type {report_type!r}: use one of {', '.join(REPORT_TYPES)}")
     course, batch = visible_batch(s, user_id, course_id, batch_id)
@@ -94,6 +101,7 @@ def submit(
         except passwords.PasswordPolicyError as e:
             raise BadRequest(str(e)) from None
 
+    address = _notice_address(email) if settings().smtp_url else None
     _supersede_retries(s, user_id, batch_id, report_type)
     request = ReportRequest(
         request_id=str(uuid.uuid4()),
@@ -105,6 +113,9 @@ def submit(
         password_token=passwords.encrypt(password) if password else None,
         submitted_at=utcnow(),
         attempts=0,
+        notify_email=address,
+        email_notice="pending" if address else None,
+        webhook_notice="pending" if settings().webhook_url else None,
     )
     s.add(request)
     try:
@@ -121,6 +132,23 @@ def submit(
     return request
 
 
+def _notice_address(email: str | None) -> str | None:
+    """The token's address if it is one (it goes into a mail header); None otherwise."""
+    from email.errors import HeaderParseError
+    from email.headerregistry import Address
+
+    if not email:
+        return None
+    try:
+        address = Address(addr_spec=email.strip())
+    except (HeaderParseError, ValueError, IndexError):
+        address = None
+    if address is None or not address.username or "." not in address.domain or len(email) > 254:
+        log.warning("the token's email claim is not an e-mail address; no e-mail notice")
+        return None
+    return address.addr_spec
+
+
 def open_request(s: Session, user_id: str, batch_id: str, report_type: str) -> ReportRequest | None:
     return s.scalars(
         select(ReportRequest).where(
@@ -133,17 +161,19 @@ def open_request(s: Session, user_id: str, batch_id: str, report_type: str) -> R
 
 
 def _supersede_retries(s: Session, user_id: str, batch_id: str, report_type: str) -> None:
-    """A new request replaces a failed one still waiting for its retry: run only one."""
+    """A new request replaces a failed one still waiting for its retry: run only one.
+
+    The new request carries the notice; the replaced one sends none.
+    """
     s.execute(
         update(ReportRequest)
         .where(
             ReportRequest.requested_by == user_id,
             ReportRequest.batch_id == batch_id,
             ReportRequest.report_type == report_type,
-            ReportRequest.status == "FAILED",
-            ReportRequest.error_transient.is_(True),
+            _retryable(),
         )
-        .values(error_transient=False, password_token=None)
+        .values(error_transient=False, password_token=None, notify_email=None, email_notice=None, webhook_notice=None)
     )
 
 
@@ -225,6 +255,46 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
             .execution_options(populate_existing=True)
         ).all()
     )
+
+
+def cancel(s: Session, user_id: str, request_id: str) -> ReportRequest:
+    """The requester takes back a request not yet being built (CONTRACT §2, §5).
+
+    One compare-and-set UPDATE: a cancel racing the nightly claim is settled by the
+    database, and exactly one of them wins.
+    """
+    request = s.get(ReportRequest, request_id)
+    course = s.get(Course, request.course_id) if request else None
+    batch = s.get(Batch, request.batch_id) if request else None
+    if course is None or batch is None or not access.can_see_batch(user_id, course, batch):
+        raise NotFound(f"no report request {request_id!r}")
+    if request.requested_by != user_id:
+        raise Forbidden(f"only the person who requested report {request_id} may cancel it")
+    result = s.execute(
+        update(ReportRequest)
+        .where(
+            ReportRequest.request_id == request_id,
+            ReportRequest.requested_by == user_id,
+            or_(ReportRequest.status == "SUBMITTED", _retryable()),
+        )
+        .values(
+            status="CANCELLED", completed_at=utcnow(), error=None, error_transient=False,
+            password_token=None, notify_email=None, email_notice=None, webhook_notice=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    s.commit()
+    s.refresh(request)
+    if result.rowcount != 1:
+        if request.status == "PROCESSING":
+            raise NotCancellable(f"report {request_id} is being built now and can no longer be cancelled")
+        raise NotCancellable(f"report {request_id} has already ended ({request.status.lower()}); it cannot be cancelled")
+    log.info("request %s cancelled by %s", request_id, user_id)
+    return request
+
+
+def cancellable(r: ReportRequest) -> bool:
+    return r.status == "SUBMITTED" or will_retry(r)
 
 
 def _give_up(s: Session, r: ReportRequest) -> None:

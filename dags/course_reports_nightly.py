@@ -12,6 +12,10 @@ the dashboard (CONTRACT §2, §4):
 3. `publish_reports` writes each request's CSV, zips it (AES-256 with the request's
    password, read from the database here and nowhere else), publishes it under
    COURSEDASH_REPORTS_URI and records SUCCESS or FAILED per request.
+4. `notify_requesters` tells each requester whose request is now final (SUCCESS, or a
+   FAILED that will not be retried), by e-mail and/or signed webhook as configured;
+   each notice is recorded once sent. An unsent one waits for the next run: notices
+   never fail the night.
 
 Beside them, `sync_dashboard` refreshes the dashboard's courses, batches and their
 enrolment and completion figures from the lake, and `expire_reports` retires reports
@@ -73,6 +77,13 @@ def course_reports_nightly():
 
         return publish_reports(context["run_id"], _logical_time(context).date())
 
+    # Also after a failed publish: notices due from earlier runs still go.
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def notify_requesters(**context) -> dict:
+        from coursedash.notify import notify_requesters
+
+        return notify_requesters(context["run_id"])
+
     @task
     def sync_dashboard() -> dict:
         from coursedash.sync import sync
@@ -89,7 +100,7 @@ def course_reports_nightly():
     expire_reports()
     claimed = claim_requests()
     builds = [BuildReportsOperator(task_id=f"build_{t}_reports", report_type=t) for t in REPORT_TYPES]
-    claimed >> builds >> publish_reports()
+    claimed >> builds >> publish_reports() >> notify_requesters()
 
 
 course_reports_nightly()

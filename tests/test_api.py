@@ -135,6 +135,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/courses/c1/batches/b1/reports"),
     ("POST", "/api/v1/reports"),
     ("GET", "/api/v1/reports/some-id"),
+    ("DELETE", "/api/v1/reports/some-id"),
     ("GET", "/api/v1/reports/some-id/download"),
     ("POST", "/api/v1/reports/some-id/download-link"),
 ]
@@ -401,6 +402,89 @@ def test_one_request_shows_to_whoever_may_download_it(api):
     shown = api.get(f"/api/v1/reports/{progress}", headers=as_(CREATOR)).json()
     assert set(shown) >= {"request_id", "report_type", "status", "submitted_at", "completed_at", "row_count",
                           "file_size", "attempts", "error"}
+
+
+# --- cancelling -------------------------------------------------------------------
+
+
+def cancel(client, user, request_id):
+    return client.delete(f"/api/v1/reports/{request_id}", headers=as_(user))
+
+
+def test_only_the_requester_cancels_and_only_before_it_is_built(api, monkeypatch):
+    monkeypatch.setenv("COURSEDASH_SMTP_URL", "smtp://127.0.0.1:2525")  # so that the address is kept
+    response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "progress",
+                                                 "password": PASSWORD},
+                        headers={"Authorization": f"Bearer {mint_token(CREATOR, email='creator@example.org')}"})
+    rid = response.json()["request_id"]
+    assert response.json()["cancellable"] is True and response.json()["notify"] == {"email": "pending", "webhook": None}
+    with db.session() as s:
+        assert s.get(ReportRequest, rid).notify_email == "creator@example.org"
+    assert "creator@example.org" not in response.text
+    later = int((utcnow() + dt.timedelta(hours=1)).timestamp())
+    unverified = jwt.encode({"sub": MENTOR, "exp": later, "email": "mentor@example.org", "email_verified": False},
+                            SECRET, "HS256")
+    response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "response"},
+                        headers={"Authorization": f"Bearer {unverified}"})
+    assert response.status_code == 201 and response.json()["notify"]["email"] is None
+
+    # Someone who may see it is told they may not; someone who may not is told nothing.
+    assert "only the person who requested" in error_of(cancel(api, MENTOR, rid), 403, "forbidden")
+    assert "only the person who requested" in error_of(cancel(api, BATCH_CREATOR, rid), 403, "forbidden")
+    real, missing = cancel(api, STRANGER, rid), cancel(api, STRANGER, "r-none")
+    error_of(real, 404, "not_found")
+    assert real.json()["error"]["message"].replace(rid, "X") == missing.json()["error"]["message"].replace("r-none", "X")
+    error_of(cancel(api, MENTOR2, rid), 404, "not_found")  # mentor of another batch
+    error_of(cancel(api, CREATOR, "r-none"), 404, "not_found")
+
+    done = cancel(api, CREATOR, rid)
+    assert done.status_code == 204 and done.content == b""
+    shown = api.get(f"/api/v1/reports/{rid}", headers=as_(CREATOR)).json()
+    assert (shown["status"], shown["status_label"], shown["cancellable"]) == ("CANCELLED", "Cancelled", False)
+    assert shown["notify"] == {"email": None, "webhook": None}
+    assert abs(dt.datetime.fromisoformat(shown["completed_at"]) - utcnow()) < dt.timedelta(minutes=1)
+    with db.session() as s:
+        gone = s.get(ReportRequest, rid)
+        assert (gone.password_token, gone.notify_email) == (None, None)  # both erased
+    assert "cancelled" in error_of(cancel(api, CREATOR, rid), 409, "not_cancellable")
+    # The slot is free at once.
+    assert ask(api, CREATOR, password=PASSWORD).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "status, transient, attempts, expected",
+    [
+        ("SUBMITTED", False, 0, 204),
+        ("FAILED", True, 1, 204),  # its retry is due
+        ("PROCESSING", False, 1, 409),
+        ("SUCCESS", False, 1, 409),
+        ("FAILED", False, 1, 409),  # final
+        ("FAILED", True, 3, 409),  # out of attempts: final
+        ("EXPIRED", False, 1, 409),
+    ],
+)
+def test_cancel_answers_by_status(api, status, transient, attempts, expected):
+    rid = ask(api, MENTOR, report_type="response").json()["request_id"]
+    with db.session() as s:
+        s.execute(text("UPDATE report_requests SET status=:s, error_transient=:t, attempts=:a WHERE request_id=:id"),
+                  {"s": status, "t": transient, "a": attempts, "id": rid})
+        s.commit()
+    response = cancel(api, MENTOR, rid)
+    if expected == 204:
+        assert response.status_code == 204, response.text
+    else:
+        message = error_of(response, 409, "not_cancellable")
+        assert ("being built" if status == "PROCESSING" else "already ended") in message
+    with db.session() as s:
+        assert s.get(ReportRequest, rid).status == ("CANCELLED" if expected == 204 else status)
+    assert api.get(f"/api/v1/reports/{rid}", headers=as_(MENTOR)).json()["cancellable"] is False
+
+
+def test_a_mentor_cannot_cancel_a_userinfo_request_they_may_not_see(api):
+    rid = ask(api, CREATOR, report_type="userinfo", password=PASSWORD).json()["request_id"]
+    error_of(cancel(api, MENTOR, rid), 403, "forbidden")
+    with db.session() as s:
+        assert s.get(ReportRequest, rid).status == "SUBMITTED"
 
 
 # --- downloading ------------------------------------------------------------------

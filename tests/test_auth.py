@@ -71,6 +71,9 @@ def test_without_configured_secret_a_local_one_is_made_and_kept(monkeypatch, tmp
 def test_cli_token_prints_a_token_that_verifies(capsys):
     cli.main(["token", "u_mentor", "--hours", "1"])
     assert auth.verify_token(capsys.readouterr().out.strip()) == "u_mentor"
+    cli.main(["token", "u_mentor", "--email", "mentor@example.org"])
+    claims = auth.claims_from_header("Bearer " + capsys.readouterr().out.strip())
+    assert (claims["sub"], claims["email"]) == ("u_mentor", "mentor@example.org")
 
 
 def test_expired_token_is_refused():

@@ -22,6 +22,7 @@ from tests import handlake
 from tests.conftest import ROOT
 from tests.lakefixtures import write_lake
 from tests.published import add_request
+from tests.receivers import smtp_server
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +37,7 @@ RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
 SCREENSHOT = ROOT / "test-artifacts" / "dashboard.png"
 PHONE_SCREENSHOT = ROOT / "test-artifacts" / "dashboard-390px.png"
 INDIC_NAME = "डिजिटल साक्षरता · கணிதம் · গণিত"  # Devanagari, Tamil, Bengali
+CREATOR_EMAIL = "creator@example.org"
 
 
 @pytest.fixture
@@ -97,6 +99,15 @@ def server(app_env, monkeypatch):
             process.wait()
 
 
+@pytest.fixture
+def mail_sink(app_env, monkeypatch):
+    """A real SMTP server the served page and the nightly run send notices to (before `server`)."""
+    port = free_port()
+    with smtp_server(port) as mailbox:
+        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{port}")
+        yield mailbox
+
+
 def run_nightly_dag():
     from airflow.dag_processing.dagbag import DagBag
 
@@ -106,7 +117,7 @@ def run_nightly_dag():
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
-def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_db, server, tmp_path):
+def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_db, mail_sink, server, tmp_path):
     from playwright.sync_api import expect
 
     context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
@@ -123,7 +134,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     expect(page.locator("#sign-in-message")).to_have_text(
         "This token was not accepted (the bearer token is malformed). "
         "Paste the whole output of coursedash token YOUR_USER_ID.")
-    page.get_by_label("Development token").fill(mint_token(handlake.CREATOR))
+    page.get_by_label("Development token").fill(mint_token(handlake.CREATOR, email=CREATOR_EMAIL))
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_contain_text("Signed in as u_creator")
 
@@ -167,6 +178,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Request report").click()
     expect(page.locator("#request-message")).to_contain_text("Course Progress Exhaust requested")
+    expect(page.locator("#request-message")).to_contain_text("We will e-mail you when it is ready.")
     expect(page.get_by_label("Password")).to_have_value("")
     row = page.locator("#download-table tbody tr")
     expect(row).to_have_count(1)
@@ -174,6 +186,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     expect(row.locator("td").nth(0)).to_contain_text("by you")
     expect(row.locator("td").nth(1)).to_have_text("Submitted")
     expect(row.locator("td").nth(4)).to_have_text("password: yours")
+    expect(row.locator("td").nth(5)).to_contain_text("We will e-mail you when it is ready.")
 
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Request report").click()
@@ -181,6 +194,9 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
 
     # The nightly run builds it; a reload comes back to the same batch, now ready.
     assert run_nightly_dag().state == "success"
+    [notice] = mail_sink.messages
+    assert notice["to"] == [CREATOR_EMAIL] and "Course Progress Exhaust" in notice["message"]["Subject"]
+    assert "#course=c1&batch=b1" in notice["message"].get_content() and PASSWORD not in notice["raw"].decode()
     page.reload()
     expect(page.locator("#who")).to_contain_text("u_creator")
     expect(row.locator("td").nth(1)).to_have_text("Success")
@@ -206,6 +222,17 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     access_log = (app_env / "serve.log").read_text()
     assert "/download?ticket=[redacted]" in access_log
     assert not re.search(r"ticket=(?!\[redacted\])", access_log)
+
+    # A request made by mistake is taken back with its Cancel button; only its requester sees one.
+    report.select_option(label="Question Set Report")
+    page.get_by_role("button", name="Request report").click()
+    expect(page.locator("#request-message")).to_contain_text("Question Set Report requested")
+    mistake = page.locator("#download-table tbody tr", has_text="Question Set Report")
+    mistake.get_by_role("button", name=re.compile("^Cancel Question Set Report")).click()
+    expect(page.locator("#downloads-message")).to_contain_text("Question Set Report request cancelled")
+    expect(mistake.locator("td").nth(1)).to_have_text("Cancelled")
+    expect(page.get_by_role("button", name=re.compile("^Cancel"))).to_have_count(0)
+    expect(page.locator("#request-message")).to_have_text("")
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)

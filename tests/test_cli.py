@@ -291,3 +291,22 @@ def test_no_parser_takes_abbreviations():
 
     found = list(parsers(parser()))
     assert len(found) >= 12 and all(p.allow_abbrev is False for p in found)
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_show_says_who_will_be_told_and_cancel_takes_a_request_back(catalog, monkeypatch):
+    monkeypatch.setenv("COURSEDASH_SMTP_URL", "smtp://127.0.0.1:2525")
+    done = run(*SUBMIT, "--user", CREATOR, "--type", "progress", "--email", "creator@example.org")
+    assert done.returncode == 0, done.stderr
+    request_id = done.stdout.strip()
+    shown = run("request", "show", request_id, "--user", CREATOR).stdout
+    assert json.loads(shown)["notify"] == {"email": "pending", "webhook": None}
+    assert json.loads(shown)["cancellable"] is True and "creator@example.org" not in shown
+
+    refused = run("request", "cancel", request_id, "--user", MENTOR)
+    assert refused.returncode == 2 and "only the person who requested" in refused.stderr
+    cancelled = run("request", "cancel", request_id, "--user", CREATOR)
+    assert cancelled.returncode == 0 and f"request {request_id} cancelled" in cancelled.stdout
+    assert json.loads(run("request", "show", request_id, "--user", CREATOR).stdout)["status"] == "CANCELLED"
+    again = run("request", "cancel", request_id, "--user", CREATOR)
+    assert again.returncode == 2 and "cannot be cancelled" in again.stderr

@@ -16,10 +16,13 @@ from coursedash.packaging import read_zip
 from tests import handlake
 from tests.conftest import ROOT, SESSION_DIR
 from tests.lakefixtures import write_lake
+from tests.receivers import http_receiver, smtp_server
 
 DAG_ID = "course_reports_nightly"
 RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
 PASSWORD = "Tr1cky,pass\"word"
+CREATOR_EMAIL = "creator@example.org"
+HOOK_SECRET = "nightly-webhook-secret"
 
 
 def load_dag():
@@ -38,9 +41,15 @@ def test_dag_integrity_and_shape(airflow_db):
     assert all(t.retries >= 1 for t in dag.tasks)
     edges = {(t.task_id, d) for t in dag.tasks for d in sorted(t.downstream_task_ids)}
     builds = {f"build_{t}_reports" for t in ("progress", "userinfo", "response")}
-    assert edges == {("claim_requests", b) for b in builds} | {(b, "publish_reports") for b in builds}
-    assert {t.task_id for t in dag.tasks} == builds | {"claim_requests", "publish_reports", "sync_dashboard", "expire_reports"}
+    assert edges == (
+        {("claim_requests", b) for b in builds} | {(b, "publish_reports") for b in builds}
+        | {("publish_reports", "notify_requesters")}
+    )
+    assert {t.task_id for t in dag.tasks} == builds | {
+        "claim_requests", "publish_reports", "notify_requesters", "sync_dashboard", "expire_reports"
+    }
     assert dag.get_task("publish_reports").trigger_rule == "all_done"
+    assert dag.get_task("notify_requesters").trigger_rule == "all_done"
 
 
 def run_dag(day=RUN_DAY):
@@ -76,8 +85,28 @@ def fetch(key: str, to: Path) -> Path:
     return to
 
 
+@pytest.fixture
+def mailbox(app_env, monkeypatch):
+    """A real SMTP server on loopback that the night's e-mails go to."""
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    with smtp_server(port) as box:
+        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{port}")
+        yield box
+
+
+@pytest.fixture
+def receiver(app_env, monkeypatch):
+    """A real webhook endpoint on loopback that checks each event's signature."""
+    with http_receiver(HOOK_SECRET) as endpoint:
+        monkeypatch.setenv("COURSEDASH_WEBHOOK_URL", endpoint.url)
+        monkeypatch.setenv("COURSEDASH_WEBHOOK_SECRET", HOOK_SECRET)
+        yield endpoint
+
+
 @pytest.mark.parametrize("app_env, storage", [("sqlite", "folder"), ("postgresql", "s3")], indirect=["app_env"])
-def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
+def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request, mailbox, receiver):
     var = app_env
     s3 = request.getfixturevalue("s3_reports") if storage == "s3" else None
     prepare(var)
@@ -86,10 +115,10 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
         s.add(Batch(batch_id="b_gone", course_id="c1", name="Gone", created_by=handlake.CREATOR, mentors=[],
                     synced_at=utcnow()))
         s.commit()
-        by_creator = store.submit(s, handlake.CREATOR, "c1", "b1", "progress", PASSWORD).request_id
+        by_creator = store.submit(s, handlake.CREATOR, "c1", "b1", "progress", PASSWORD, CREATOR_EMAIL).request_id
         by_mentor = store.submit(s, handlake.MENTOR, "c1", "b1", "progress").request_id
         empty = store.submit(s, handlake.MENTOR2, "c1", "b2", "progress").request_id
-        gone = store.submit(s, handlake.CREATOR, "c1", "b_gone", "progress", PASSWORD).request_id
+        gone = store.submit(s, handlake.CREATOR, "c1", "b_gone", "progress", PASSWORD, CREATOR_EMAIL).request_id
         profiles = store.submit(s, handlake.CREATOR, "c1", "b1", "userinfo", PASSWORD).request_id
         responses = store.submit(s, handlake.MENTOR, "c1", "b1", "response").request_id
         # Left PROCESSING by a run that crashed hours ago: taken again.
@@ -159,6 +188,21 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
         "b2_progress_20261128.csv": handlake.B2_PROGRESS_CSV.encode()
     }
 
+    # Each requester with an address is e-mailed once; every final request goes to the webhook once.
+    mails = {m["message"]["Message-ID"]: m for m in mailbox.messages}
+    assert sorted(mails) == sorted(f"<notice-{rid}@coursedash>" for rid in (by_creator, gone))
+    assert all(m["to"] == [CREATOR_EMAIL] for m in mails.values())
+    ready, failed = mails[f"<notice-{by_creator}@coursedash>"], mails[f"<notice-{gone}@coursedash>"]
+    assert "ready to download" in ready["message"]["Subject"] and "Rows:      3" in ready["message"].get_content()
+    assert f"Why: {found[gone].error}" in failed["message"].get_content()
+    final = (by_creator, by_mentor, empty, crashed, profiles, responses, gone)
+    assert sorted(receiver.accepted) == sorted(f"coursedash-{rid}" for rid in final)
+    assert all(a["signed"] for a in receiver.attempts) and len(receiver.attempts) == len(final)
+    assert receiver.accepted[f"coursedash-{empty}"]["row_count"] == 0
+    with db.session() as s:
+        assert {(r.email_notice, r.webhook_notice, r.notify_email) for r in statuses(s).values()} == {
+            ("sent", "sent", None), (None, "sent", None)}
+
     # A second run of the same date has nothing to do and publishes nothing again.
     before = published(var, s3)
     assert sorted(before) == sorted(
@@ -168,9 +212,13 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request):
     assert published(var, s3) == before
     with db.session() as s:
         assert {k: v.status for k, v in statuses(s).items()} == {k: v.status for k, v in found.items()}
+    assert len(mailbox.messages) == 2 and len(receiver.attempts) == len(final)  # no notice twice
 
     # The password was never in clear in the database, the logs, or Airflow's storage.
     logs = capfd.readouterr()
+    notices = b"".join(m["raw"] for m in mailbox.messages) + b"".join(a["body"] for a in receiver.attempts)
+    for secret in (PASSWORD, ".zip", "X-Amz", *handlake.PII_VALUES):
+        assert secret not in notices.decode()
     everything = logs.out + logs.err + _airflow_storage_dump() + _database_dump()
     assert by_creator in everything  # the dumps are real
     assert PASSWORD not in everything

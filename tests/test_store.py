@@ -212,3 +212,103 @@ def test_a_retry_superseded_after_it_was_selected_is_not_claimed(s, monkeypatch)
     s.refresh(old)
     assert old.status == "FAILED" and old.password_token is None
     assert [r.request_id for r in store.claim(s, "run-3")] == [raced[0].request_id]
+
+
+# --- cancel, and its race with the nightly claim -------------------------------------
+
+
+def _retry_pending(s, user=CREATOR) -> ReportRequest:
+    r = store.submit(s, user, "c1", "b1", "progress", GOOD)
+    store.claim(s, "run-0")
+    store.fail(s, r.request_id, "run-0", "the report could not be built tonight; it will be retried", transient=True)
+    s.refresh(r)
+    assert store.will_retry(r)
+    return r
+
+
+def test_cancel_first_then_claim_finds_nothing(s):
+    submitted = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    assert store.cancel(s, CREATOR, submitted.request_id).status == "CANCELLED"
+    retrying = _retry_pending(s, MENTOR)
+    store.cancel(s, MENTOR, retrying.request_id)
+    assert store.claim(s, "run-1") == []
+    for r in (submitted, retrying):
+        s.refresh(r)
+        assert (r.status, r.password_token, r.error) == ("CANCELLED", None, None)
+
+
+def test_claim_first_then_cancel_is_refused(s):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    [claimed] = store.claim(s, "run-1")
+    with pytest.raises(store.NotCancellable) as refused:
+        store.cancel(s, CREATOR, r.request_id)
+    assert refused.value.status == 409
+    s.refresh(claimed)
+    assert claimed.status == "PROCESSING" and store.password_of(claimed) == GOOD  # the build still needs it
+
+
+def _before_first_update(s, monkeypatch, action):
+    """Runs `action` (in another session) just before `s` sends its first UPDATE; once."""
+    real_execute = s.execute
+    done = []
+
+    def execute(statement, *args, **kwargs):
+        if not done and getattr(statement, "is_update", False):
+            done.append(True)
+            with db.session() as other:
+                action(other)
+        return real_execute(statement, *args, **kwargs)
+
+    monkeypatch.setattr(s, "execute", execute)
+
+
+@pytest.mark.parametrize("start", ["submitted", "retry pending"])
+def test_a_cancel_landing_inside_the_claim_wins_and_the_claim_takes_nothing(s, monkeypatch, start):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD) if start == "submitted" else _retry_pending(s)
+    _before_first_update(s, monkeypatch, lambda other: store.cancel(other, CREATOR, r.request_id))
+    assert store.claim(s, "run-1") == []
+    s.refresh(r)
+    assert r.status == "CANCELLED" and r.claimed_by_run != "run-1"
+
+
+@pytest.mark.parametrize("start", ["submitted", "retry pending"])
+def test_a_claim_landing_inside_the_cancel_wins_and_the_cancel_is_refused(s, monkeypatch, start):
+    r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD) if start == "submitted" else _retry_pending(s)
+    _before_first_update(s, monkeypatch, lambda other: store.claim(other, "run-1"))
+    with pytest.raises(store.NotCancellable):
+        store.cancel(s, CREATOR, r.request_id)
+    s.refresh(r)
+    assert (r.status, r.claimed_by_run) == ("PROCESSING", "run-1") and store.password_of(r) == GOOD
+
+
+def test_a_simultaneous_cancel_and_claim_settle_on_exactly_one(s):
+    import threading
+
+    for round_ in range(8):
+        s.execute(text("DELETE FROM report_requests"))
+        s.commit()
+        r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD) if round_ % 2 else _retry_pending(s)
+        barrier = threading.Barrier(2)
+        outcome = {}
+
+        def cancel():
+            with db.session() as own:
+                barrier.wait()
+                try:
+                    outcome["cancelled"] = store.cancel(own, CREATOR, r.request_id).status == "CANCELLED"
+                except store.NotCancellable:
+                    outcome["cancelled"] = False
+
+        def claim():
+            with db.session() as own:
+                barrier.wait()
+                outcome["claimed"] = [x.request_id for x in store.claim(own, f"run-{round_ + 1}")] == [r.request_id]
+
+        threads = [threading.Thread(target=cancel), threading.Thread(target=claim)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        s.refresh(r)
+        assert outcome["cancelled"] != outcome["claimed"], (round_, outcome)
+        assert r.status == ("CANCELLED" if outcome["cancelled"] else "PROCESSING")

@@ -105,6 +105,8 @@
         return "This report is not ready yet.";
       case "expired":
         return "This report has expired; request it again.";
+      case "not_cancellable":
+        return "This request can no longer be cancelled: " + err.message;
       default:
         return err.message;
     }
@@ -302,15 +304,39 @@
     if (password) body.password = password;
     $("request-button").disabled = true;
     try {
-      await api("POST", "/api/v1/reports", body);
+      const created = await api("POST", "/api/v1/reports", body);
       $("password").value = "";
-      say("request-message", `${t.name} requested. It will be ready to download after tonight's run.`, "ok");
+      say("request-message", `${t.name} requested. It will be ready to download after tonight's run.` +
+        (noticeHint(created) ? " " + noticeHint(created) : ""), "ok");
     } catch (err) {
       say("request-message", refusal(err), "error");
     } finally {
       $("request-button").disabled = false;
     }
     loadDownloads();
+  }
+
+  // Whether someone will be told when this request is final; never says to whom.
+  function noticeHint(r) {
+    const notify = r.notify || {};
+    if (notify.email === "pending") {
+      return r.requested_by === userOf(token()) ? "We will e-mail you when it is ready."
+        : "The requester will be e-mailed when it is ready.";
+    }
+    return notify.webhook === "pending" ? "A notice will be sent when it is ready." : "";
+  }
+
+  async function cancelRequest(r) {
+    try {
+      await api("DELETE", `/api/v1/reports/${encodeURIComponent(r.request_id)}`);
+    } catch (err) {
+      await loadDownloads();
+      say("downloads-message", refusal(err), "error");
+      return;
+    }
+    say("request-message", ""); // its "requested" line no longer holds
+    await loadDownloads();
+    say("downloads-message", `${r.report_name} request cancelled. You can request it again.`, "ok");
   }
 
   async function loadDownloads() {
@@ -379,11 +405,22 @@
   }
 
   function actionCell(r) {
-    if (r.status !== "SUCCESS") return el("td", {});
-    return el("td", {}, el("button", {
-      type: "button", "aria-label": `Download ${r.report_name} requested ${formatTime(r.submitted_at)}`,
-      onclick: () => download(r),
-    }, "Download"), dataNotes(r));
+    const parts = [];
+    if (r.status === "SUCCESS") {
+      parts.push(el("button", {
+        type: "button", "aria-label": `Download ${r.report_name} requested ${formatTime(r.submitted_at)}`,
+        onclick: () => download(r),
+      }, "Download"));
+    }
+    if (r.cancellable && r.requested_by === userOf(token())) {
+      parts.push(el("button", {
+        type: "button", class: "cancel", "aria-label": `Cancel ${r.report_name} requested ${formatTime(r.submitted_at)}`,
+        onclick: () => cancelRequest(r),
+      }, "Cancel"));
+    }
+    const hint = noticeHint(r);
+    if (hint) parts.push(el("span", { class: "hint notice", text: hint }));
+    return el("td", {}, ...parts, dataNotes(r));
   }
 
   function downloadRow(r) {
