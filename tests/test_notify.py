@@ -119,7 +119,7 @@ def test_each_requester_is_e_mailed_once_when_final_and_never_a_secret(mail, cap
         assert fact in body
     bad = by_to[(MAIL[BATCH_CREATOR],)]["message"]
     assert subject(bad) == "User Profile Exhaust for Batch One Bcc: thief@example.net: could not be built"
-    assert "Why: batch b1 is no longer in the learner data" in bad.get_content()
+    assert "Why: Batch b1 is no longer in the learner data" in bad.get_content()
     assert "Status:    Failure" in bad.get_content()
     # Never the file, a link to it, a password or anything of a learner.
     everything = b"\n".join(m["raw"] for m in mail.messages).decode()

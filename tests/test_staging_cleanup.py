@@ -52,7 +52,7 @@ def test_staged_rows_go_once_published_and_a_dead_runs_folder_at_the_next_claim(
     stage(run_id, published, [["L1", "Ada Lovelace", "ada@example.org"], ["L2", "Alan Turing", "alan@example.org"]])
     stage(run_id, failing, [["L1", "", ""]])
     write_summary(nightly.output_dir(run_id, "userinfo"),
-                  {"requests": {published.request_id: {"header": HEADER, "rows": 2}}})
+                  {"requests": {published.request_id: {"header": HEADER, "rows": 2, "left_out": {}}}})
     write_summary(nightly.output_dir(run_id, "progress"),
                   {"requests": {failing.request_id: {"error": "the report failed its checks", "transient": False}}})
 
