@@ -99,6 +99,8 @@ class ReportRequest(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     # Fernet token of the zip password; NULL when none was given or once final.
     password_token: Mapped[str | None] = mapped_column(Text)
+    # Whether the zip has a password: told to whoever downloads it, after the token is erased.
+    password_protected: Mapped[bool | None] = mapped_column(Boolean)
     submitted_at: Mapped[dt.datetime] = mapped_column(UTC)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTC)
     claimed_by_run: Mapped[str | None] = mapped_column(String(250))

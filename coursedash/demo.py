@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sqlalchemy import select
@@ -23,6 +23,7 @@ from coursedash.airflow_env import airflow_env
 from coursedash.cli import _table
 from coursedash.config import log_path, settings
 from coursedash.db import Batch, Course, ReportRequest
+from coursedash.storage import report_store
 
 log = logging.getLogger(__name__)
 DEMO_PASSWORD = "Demo-pass-2026"  # printed below on purpose: it is sample data
@@ -110,10 +111,22 @@ def _submit(s, user, course, batch, report_type, password=None) -> str | None:
         return e.extra.get("request_id")
 
 
+def zip_is_encrypted(key: str) -> bool | None:
+    """Whether a published zip is encrypted, read from the zip itself: bit 0 of its first header's flags."""
+    try:
+        with closing(report_store().open(key)) as f:
+            head = f.read(8)
+    except Exception:  # noqa: BLE001 - a missing or unreachable file only leaves it unknown
+        return None
+    if len(head) < 8 or head[:4] != b"PK\x03\x04":
+        return None
+    return bool(int.from_bytes(head[6:8], "little") & 1)
+
+
 def _zip_column(r: ReportRequest) -> str:
     if r.status != "SUCCESS":
         return ""
-    encrypted = reports.zip_is_encrypted(r.object_key)
+    encrypted = zip_is_encrypted(r.object_key)
     if encrypted is None:
         return "?"
     return f"AES-256, password {DEMO_PASSWORD}" if encrypted else "plain, no password"

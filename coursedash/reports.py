@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import re
@@ -68,38 +67,11 @@ def as_json(r: ReportRequest) -> dict:
         "will_retry": store.will_retry(r),
         "error": r.error,
         "data_notes": list(r.data_notes or []),
-        "password_protected": password_protected(r),
+        "password_protected": r.password_protected,
         "cancellable": store.cancellable(r),
         # Per channel: null (none), "pending" (sent once it is final), "sent" or "failed".
         "notify": {"email": r.email_notice, "webhook": r.webhook_notice},
     }
-
-
-def zip_is_encrypted(key: str) -> bool | None:
-    """Whether a published zip is encrypted: bit 0 of its first local header's flags."""
-    try:
-        with contextlib.closing(report_store().open(key)) as f:
-            head = f.read(8)
-    except Exception:  # noqa: BLE001 - a missing or unreachable file only leaves it unknown
-        return None
-    if len(head) < 8 or head[:4] != b"PK\x03\x04":
-        return None
-    return bool(int.from_bytes(head[6:8], "little") & 1)
-
-
-def password_protected(r: ReportRequest) -> bool | None:
-    """Whether the request's zip has (or will have) a password; None once nobody can tell.
-
-    Derived rather than stored: the password is erased at a final state, but an open
-    request still holds its token and a published zip says whether it is encrypted.
-    """
-    if access.PASSWORD_REQUIRED[r.report_type] or r.password_token is not None:
-        return True
-    if r.status == "SUCCESS" and r.object_key:
-        return zip_is_encrypted(r.object_key)
-    if r.status in ("SUBMITTED", "PROCESSING") or store.will_retry(r):
-        return False
-    return None  # failed for good or expired: there is no zip to open
 
 
 def batch_status(batch: Batch, today: dt.date | None = None) -> str:

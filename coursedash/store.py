@@ -111,6 +111,7 @@ def submit(
         requested_by=user_id,
         status="SUBMITTED",
         password_token=passwords.encrypt(password) if password else None,
+        password_protected=password is not None,
         submitted_at=utcnow(),
         attempts=0,
         notify_email=address,

@@ -13,7 +13,7 @@ def add_request(work_dir, user, report_type, status="SUCCESS", password=None, co
     request_id = str(uuid.uuid4())
     now = utcnow()
     row = dict(request_id=request_id, course_id=course, batch_id=batch, report_type=report_type, requested_by=user,
-               status=status, submitted_at=now, attempts=1)
+               status=status, submitted_at=now, attempts=1, password_protected=password is not None)
     if status == "SUCCESS":
         csv, zipped = work_dir / f"{request_id}.csv", work_dir / f"{request_id}.zip"
         packaging.write_csv(csv, ["User UUID"], [["L1"]])

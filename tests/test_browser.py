@@ -202,7 +202,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     expect(row.locator("td").nth(1)).to_have_text("Success")
     expect(row.locator("td").nth(3)).to_have_text("3")
     expect(row.locator("td").nth(2)).to_contain_text("UTC")
-    expect(row.locator("td").nth(4)).to_have_text("password: yours")  # read from the published zip
+    expect(row.locator("td").nth(4)).to_have_text("password: yours")  # kept after the password is erased
     page.get_by_role("button", name="Refresh").click()
     expect(page.locator("#downloads-message")).to_contain_text("Updated")
 

@@ -191,15 +191,6 @@ def test_show_gives_what_the_report_left_out_in_words(catalog):
     assert (shown["status"], shown["data_notes"]) == ("SUCCESS", notes)
 
 
-@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
-def test_password_protected_is_read_from_the_published_zip(catalog):
-    locked = add_request(catalog, CREATOR, "progress", password="Secret123")
-    plain = add_request(catalog, MENTOR, "response")
-    shown = {rid: json.loads(run("request", "show", rid, "--user", CREATOR).stdout) for rid in (locked, plain)}
-    assert shown[locked]["password_protected"] is True
-    assert shown[plain]["password_protected"] is False
-
-
 def all_parsers(parser):
     yield parser
     for action in parser._actions:

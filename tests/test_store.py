@@ -160,6 +160,19 @@ def test_a_request_whose_runs_keep_dying_is_given_up_saying_why(s):
     )
 
 
+def test_whether_a_zip_has_a_password_outlives_the_password(s):
+    from coursedash.reports import as_json
+
+    locked = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
+    plain = store.submit(s, CREATOR, "c1", "b2", "progress")
+    store.claim(s, "run-1")
+    for r in (locked, plain):
+        assert store.complete(s, r.request_id, "run-1", rows=1, size=1, key="k", report_date=dt.date(2026, 1, 1))
+        s.refresh(r)
+    assert locked.password_token is None  # erased at SUCCESS ...
+    assert (as_json(locked)["password_protected"], as_json(plain)["password_protected"]) == (True, False)  # ... known
+
+
 def test_permanent_failure_is_not_retried_and_erases_the_password(s):
     r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD)
     store.claim(s, "run-1")
