@@ -99,6 +99,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def mailbox(app_env, monkeypatch):
+    """A real SMTP server on loopback that the night's e-mails go to (set up before a served page)."""
+    from tests.receivers import smtp_server
+
+    port = _free_port()
+    with smtp_server(port) as box:
+        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{port}")
+        yield box
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3-compatible server (moto's), in its own process on loopback."""

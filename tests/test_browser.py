@@ -22,7 +22,6 @@ from tests import handlake
 from tests.conftest import ROOT
 from tests.lakefixtures import write_lake
 from tests.published import add_request
-from tests.receivers import smtp_server
 
 pytestmark = pytest.mark.browser
 
@@ -99,15 +98,6 @@ def server(app_env, monkeypatch):
             process.wait()
 
 
-@pytest.fixture
-def mail_sink(app_env, monkeypatch):
-    """A real SMTP server the served page and the nightly run send notices to (before `server`)."""
-    port = free_port()
-    with smtp_server(port) as mailbox:
-        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{port}")
-        yield mailbox
-
-
 def run_nightly_dag():
     from airflow.dag_processing.dagbag import DagBag
 
@@ -117,7 +107,7 @@ def run_nightly_dag():
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
-def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_db, mail_sink, server, tmp_path):
+def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_db, mailbox, server, tmp_path):
     from playwright.sync_api import expect
 
     context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
@@ -194,7 +184,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
 
     # The nightly run builds it; a reload comes back to the same batch, now ready.
     assert run_nightly_dag().state == "success"
-    [notice] = mail_sink.messages
+    [notice] = mailbox.messages
     assert notice["to"] == [CREATOR_EMAIL] and "Course Progress Exhaust" in notice["message"]["Subject"]
     assert "#course=c1&batch=b1" in notice["message"].get_content() and PASSWORD not in notice["raw"].decode()
     page.reload()

@@ -16,7 +16,7 @@ from coursedash.packaging import read_zip
 from tests import handlake
 from tests.conftest import ROOT, SESSION_DIR
 from tests.lakefixtures import write_lake
-from tests.receivers import http_receiver, smtp_server
+from tests.receivers import http_receiver
 
 DAG_ID = "course_reports_nightly"
 RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
@@ -83,17 +83,6 @@ def fetch(key: str, to: Path) -> Path:
     with report_store().open(key) as source:
         to.write_bytes(source.read())
     return to
-
-
-@pytest.fixture
-def mailbox(app_env, monkeypatch):
-    """A real SMTP server on loopback that the night's e-mails go to."""
-    from tests.conftest import _free_port
-
-    port = _free_port()
-    with smtp_server(port) as box:
-        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{port}")
-        yield box
 
 
 @pytest.fixture
