@@ -53,3 +53,10 @@ def test_the_table_says_which_zip_is_encrypted_and_with_which_password(app_env):
     assert rows[2]["file"] == "the batch is gone from the lake"
     table = _table(rows, ["type", "requested by", "status", "rows", "zip", "file"]).splitlines()
     assert len(table) == 4 and table[0].split() == ["type", "requested", "by", "status", "rows", "zip", "file"]
+    assert [r["e-mail"] for r in rows] == ["", "", ""]  # no notice asked for
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_with_smtp_the_table_says_whose_notice_was_sent(app_env):
+    sent = add_request(app_env, CREATOR, "progress", notify_email=None, email_notice="sent")
+    assert [r["e-mail"] for r in demo.results([sent])] == ["sent"]
