@@ -87,7 +87,7 @@ def test_on_kill_stops_a_build_whole(app_env):
     application = running_application(psutil.Process(), "jobs/progress_report.py")
     operator.on_kill()  # what Airflow calls when it stops the task
     thread.join(60)
-    assert not thread.is_alive() and "failed with exit code" in str(failures[0])
+    assert not thread.is_alive() and "progress_report failed: exit code" in str(failures[0])
     assert_all_gone(application)
     assert nightly.read_summary(nightly.output_dir("run-killed", "progress")) is None  # it did not finish
 
