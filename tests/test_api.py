@@ -1,7 +1,6 @@
 """The HTTP API of CONTRACT §5, on SQLite and PostgreSQL: every rule and status code."""
 
 import datetime as dt
-import socket
 import tempfile
 import threading
 import time
@@ -19,6 +18,7 @@ from coursedash.auth import mint_download_ticket, mint_token
 from coursedash.db import Batch, Course, Download, ReportRequest, utcnow
 from coursedash.storage import report_store
 from tests import handlake
+from tests.conftest import _free_port
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, MENTOR2, STRANGER
 from tests.lakefixtures import write_lake
 
@@ -617,16 +617,10 @@ def test_dashboard_figures_come_from_coursedash_sync(app_env, monkeypatch):
 # --- concurrency, through a real server ---------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_simultaneous_identical_requests_make_one_and_name_it_to_the_rest(api):
     import uvicorn
 
-    port = free_port()
+    port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

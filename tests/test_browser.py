@@ -7,11 +7,9 @@ Missing chromium fails this test, unless COURSEDASH_SKIP_BROWSER=1.
 import datetime as dt
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from coursedash.auth import mint_token
 from coursedash.packaging import read_zip
 from tests import handlake
-from tests.conftest import ROOT
+from tests.conftest import ROOT, _free_port
 from tests.lakefixtures import write_lake
 from tests.published import add_request
 
@@ -55,12 +53,6 @@ def browser():
             chromium.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(app_env, monkeypatch):
     """The synced hand lake, served by `coursedash serve` in its own process."""
@@ -69,7 +61,7 @@ def server(app_env, monkeypatch):
     monkeypatch.setenv("COURSEDASH_JWT_SECRET", SECRET)
     write_lake(app_env / "lake", handlake.TABLES)
     sync()
-    port = free_port()
+    port = _free_port()
     log_path = app_env / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -3,7 +3,6 @@
 import datetime as dt
 import json
 import logging
-import socket
 from urllib.parse import quote
 
 import pytest
@@ -12,6 +11,7 @@ from sqlalchemy import text
 from coursedash import db, notify, reports, store
 from coursedash.db import Batch, Course, ReportRequest, utcnow
 from tests import handlake
+from tests.conftest import _free_port
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, MENTOR2
 from tests.receivers import SMTP_PASSWORD, SMTP_USER, http_receiver, smtp_server
 
@@ -21,12 +21,6 @@ PUBLIC_URL = "https://dashboard.example.org"
 DAY = dt.date(2026, 11, 28)
 MAIL = {CREATOR: "creator@example.org", BATCH_CREATOR: "batch.creator@example.org", MENTOR: "mentor@example.org",
         MENTOR2: "mentor2@example.org"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -50,7 +44,7 @@ def catalog(app_env, monkeypatch):
 @pytest.fixture
 def mail(catalog, monkeypatch, tmp_path):
     """A real SMTP server requiring STARTTLS and a login; the notifier trusts its certificate."""
-    port = free_port()
+    port = _free_port()
     with smtp_server(port, tls_folder=tmp_path) as mailbox:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "smtp-cert.pem"))
         monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
@@ -151,7 +145,7 @@ def test_each_requester_is_e_mailed_once_when_final_and_never_a_secret(mail, cap
 
 
 def test_an_unsent_e_mail_waits_for_the_next_run(catalog, monkeypatch, tmp_path, caplog):
-    port = free_port()
+    port = _free_port()
     monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
     rid = submit(CREATOR)
     other = submit(MENTOR)
@@ -176,7 +170,7 @@ def test_an_unsent_e_mail_waits_for_the_next_run(catalog, monkeypatch, tmp_path,
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the port is TLS-only
 def test_smtps_speaks_tls_from_the_start(catalog, monkeypatch, tmp_path):
-    port = free_port()
+    port = _free_port()
     with smtp_server(port, tls_folder=tmp_path, implicit_tls=True) as mailbox:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "smtp-cert.pem"))
         monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtps://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
@@ -193,7 +187,7 @@ def test_without_smtp_no_address_is_kept(catalog):
 
 
 def test_a_refused_address_is_given_up_and_erased(catalog, monkeypatch, tmp_path):
-    port = free_port()
+    port = _free_port()
     with smtp_server(port, tls_folder=tmp_path, refuse=(MAIL[MENTOR],)) as mailbox:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "smtp-cert.pem"))
         monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
