@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from coursedash import db, reports, store
+from coursedash import db, store
 from coursedash.airflow_env import airflow_env
 from coursedash.cli import _table
 from coursedash.config import log_path, settings

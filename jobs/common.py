@@ -19,15 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from coursedash.manifest import Manifest, clear_summary, write_summary
-from jobs.frames import (  # noqa: F401  (the jobs' shared vocabulary, re-exported)
-    LakeSchemaError,
-    dedupe,
-    extract,
-    lake_file_error,
-    learners,
-    missing_batches,
-    read_table,
-)
+from jobs.frames import LakeSchemaError, lake_file_error, missing_batches
 from schemas.reports import FORMULA_START_RE
 
 log = logging.getLogger("coursedash.jobs")

@@ -15,13 +15,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from coursedash.manifest import SKIPPED_FILE
-from jobs import common
-from jobs.frames import active_enrolments, one_batch_each, one_course_each
+from jobs.frames import active_enrolments, one_batch_each, one_course_each, read_table
 
 log = logging.getLogger("coursedash.jobs.figures")
 
 def extract(spark: SparkSession, lake_uri: str) -> dict[str, DataFrame]:
-    return {name: common.read_table(spark, lake_uri, name) for name in ("courses", "batches", "enrolments")}
+    return {name: read_table(spark, lake_uri, name) for name in ("courses", "batches", "enrolments")}
 
 
 def _count(df: DataFrame) -> DataFrame:

@@ -8,7 +8,7 @@ Two kinds of finding, and only one of them stops a report:
 - Blocking: the report suite guards what would make a report untruthful (its columns,
   one row per learner, cell formats, no PII in a non-PII report). A request whose rows
   fail it fails; the other requests are untouched.
-Unreadable tables and wrong columns block too, earlier: see `jobs.common.read_table`.
+Unreadable tables and wrong columns block too, earlier: see `jobs.frames.read_table`.
 The job log lists every failing expectation with its count and example rows.
 """
 

@@ -14,8 +14,9 @@ from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
 from jobs import common
-from jobs.common import datetime_cell, dedupe, plain_number, text
-from jobs.frames import UNPLACED, one_batch_each, one_content_each, one_course_each
+from jobs.common import datetime_cell, plain_number, text
+import jobs.frames
+from jobs.frames import UNPLACED, dedupe, learners, one_batch_each, one_content_each, one_course_each
 from schemas.reports import RESPONSE_COLUMNS
 
 RESPONSE_KEY = ["user_id", "batch_id", "content_id", "attempt_id", "question_id"]
@@ -26,7 +27,7 @@ SORT_BY = ["user_id", "position", "attempt_id", "question_id", "content_id"]
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
-    return common.extract(spark, manifest, ("courses", "batches", "contents", "enrolments", "attempts", "responses"))
+    return jobs.frames.extract(spark, manifest, ("courses", "batches", "contents", "enrolments", "attempts", "responses"))
 
 
 def transform(
@@ -51,7 +52,7 @@ def transform(
     attempted = dedupe(attempts, ATTEMPT_KEY, F.col("last_attempted_on").desc_nulls_last()).select(
         *ATTEMPT_KEY, "last_attempted_on"
     )
-    enrolled = common.learners(requests, batches, enrolments).select("request_id", "user_id", F.lit(True).alias("_enrolled"))
+    enrolled = learners(requests, batches, enrolments).select("request_id", "user_id", F.lit(True).alias("_enrolled"))
     latest = dedupe(responses.filter(F.col("user_id").isNotNull()), RESPONSE_KEY, F.col("assessed_on").desc_nulls_last())
     rows = (
         # The request's course, checked against the batch by `learners`, names the contents.

@@ -15,13 +15,14 @@ from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
 from jobs import common
-from jobs.common import date_cell, dedupe, text
-from jobs.frames import one_batch_each, one_course_each
+from jobs.common import date_cell, text
+import jobs.frames
+from jobs.frames import dedupe, learners, one_batch_each, one_course_each
 from schemas.reports import USERINFO_COLUMNS
 
 
 def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
-    return common.extract(spark, manifest, ("courses", "batches", "enrolments", "users", "consents"))
+    return jobs.frames.extract(spark, manifest, ("courses", "batches", "enrolments", "users", "consents"))
 
 
 def latest_consents(consents: DataFrame) -> DataFrame:
@@ -63,7 +64,7 @@ def transform(
     """
     profile = dedupe(users, ["user_id"]).withColumn("_known", F.lit(True))
     rows = (
-        common.learners(requests, batches, enrolments)
+        learners(requests, batches, enrolments)
         .join(one_course_each(courses).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
         .join(one_batch_each(batches).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
         .join(latest_consents(consents), ["user_id", "course_id"], "left")

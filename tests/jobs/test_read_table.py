@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.common import LakeSchemaError, read_table
+from jobs.frames import LakeSchemaError, read_table
 from schemas.lake import TABLES, arrow_schema
 from tests.lakefixtures import write_lake
 
