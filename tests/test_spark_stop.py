@@ -19,11 +19,15 @@ from tests.conftest import ROOT
 from tests.lakefixtures import write_lake
 
 
-def running_application(root: psutil.Process, script: str) -> list[psutil.Process]:
-    """spark-submit's JVM and the Python driver of `script` under `root`, once both run."""
+def running_application(root: psutil.Process, script: str, before: set[int] = frozenset()) -> list[psutil.Process]:
+    """spark-submit's JVM and the Python driver of `script` under `root`, once both run.
+
+    `before`: pids already under `root` that are not the application (the test
+    process's own SparkSession JVM, when an earlier test started one).
+    """
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        family = root.children(recursive=True)
+        family = [p for p in root.children(recursive=True) if p.pid not in before]
         jvms = [p for p in family if _cmdline(p).count("org.apache.spark.deploy.SparkSubmit") and _is_java(p)]
         drivers = [p for p in family if script in _cmdline(p) and "python" in _name(p)]
         if jvms and drivers:
@@ -75,6 +79,7 @@ def test_on_kill_stops_a_build_whole(app_env):
     claimed = nightly.claim_requests("run-killed", dt.date(2026, 11, 28))
     operator = BuildReportsOperator(task_id="build_progress_reports", report_type="progress")
     failures = []
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
 
     def build():
         try:
@@ -84,7 +89,7 @@ def test_on_kill_stops_a_build_whole(app_env):
 
     thread = threading.Thread(target=build)
     thread.start()
-    application = running_application(psutil.Process(), "jobs/progress_report.py")
+    application = running_application(psutil.Process(), "jobs/progress_report.py", before)
     operator.on_kill()  # what Airflow calls when it stops the task
     thread.join(60)
     assert not thread.is_alive() and "progress_report failed: exit code" in str(failures[0])
