@@ -31,9 +31,30 @@ SPARK_CONF = {
 def _master_conf(master: str) -> dict[str, str]:
     """Settings that depend on where Spark runs."""
     if master.startswith("local"):
-        # One machine's cores, not a cluster's: 200 shuffle partitions only add overhead.
-        return {"spark.sql.shuffle.partitions": str(4 * (os.cpu_count() or 2))}
+        return {
+            # One machine's cores, not a cluster's: 200 shuffle partitions only add overhead.
+            "spark.sql.shuffle.partitions": str(4 * (os.cpu_count() or 2)),
+            # Local mode runs every task in the driver's JVM, whose 1g default spills a
+            # night of a million enrolments to disk: a quarter of the machine's memory.
+            "spark.driver.memory": f"{max(1, _memory_gib() // 4)}g",
+        }
     return {}
+
+
+def _memory_gib() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**30
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return 4
+
+
+def configured_conf() -> dict[str, str]:
+    """COURSEDASH_SPARK_CONF: extra Spark settings, `key=value` separated by spaces; they win."""
+    pairs = os.environ.get("COURSEDASH_SPARK_CONF", "").split()
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise ValueError(f"COURSEDASH_SPARK_CONF: expected key=value pairs, got {' '.join(bad)!r}")
+    return dict(p.split("=", 1) for p in pairs)
 
 
 def _java_major(java: str) -> int:
@@ -89,7 +110,7 @@ def get_session(app_name: str, master: str | None = None, conf: dict[str, str] |
         if master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # listen on loopback only
         builder = builder.master(master)
-        conf = {**_master_conf(master), **(conf or {})}
+        conf = {**_master_conf(master), **configured_conf(), **(conf or {})}
     for key, value in {**SPARK_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -104,7 +125,9 @@ def spark_submit_command(
     master = master or settings().spark_master
     command = [str(submit), "--master", master, "--name", Path(application).stem]
     log4j = f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'jobs' / 'log4j2.properties'}"
-    extra = {**SPARK_CONF, **_master_conf(master), "spark.driver.extraJavaOptions": log4j, **(conf or {})}
+    extra = {
+        **SPARK_CONF, **_master_conf(master), "spark.driver.extraJavaOptions": log4j, **configured_conf(), **(conf or {})
+    }
     for key, value in extra.items():
         command += ["--conf", f"{key}={value}"]
     return command + [str(PROJECT_ROOT / application), *args]

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 
 from coursedash import spark
 from tests.conftest import ROOT
@@ -33,3 +34,23 @@ def test_docker_compose_file_is_valid_and_configures_only_known_settings(monkeyp
     used = set(re.findall(r"\b(COURSEDASH_[A-Z0-9_]+):", (ROOT / "docker-compose.yaml").read_text()))
     documented = set(re.findall(r"`(COURSEDASH_[A-Z0-9_]+)`", (ROOT / "README.md").read_text()))
     assert used and used <= documented
+
+
+def test_spark_settings_from_the_environment_override_the_defaults(monkeypatch):
+    monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.sql.shuffle.partitions=3  spark.eventLog.dir=file:/tmp/a=b")
+    command = spark.spark_submit_command("jobs/progress_report.py", ["--x"], master="local[2]")
+    confs = _confs(command)
+    assert confs["spark.sql.shuffle.partitions"] == "3"
+    assert confs["spark.eventLog.dir"] == "file:/tmp/a=b"
+    assert re.fullmatch(r"[1-9][0-9]*g", confs["spark.driver.memory"])  # local: sized from the machine
+    # A cluster's partitions and driver memory are the cluster's business.
+    cluster = _confs(spark.spark_submit_command("jobs/progress_report.py", [], master="spark://h:7077"))
+    assert "spark.driver.memory" not in cluster and cluster["spark.sql.shuffle.partitions"] == "3"
+
+    monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.ui.enabled")
+    with pytest.raises(ValueError, match="COURSEDASH_SPARK_CONF: expected key=value pairs"):
+        spark.spark_submit_command("jobs/progress_report.py", [])
+
+
+def _confs(command: list[str]) -> dict[str, str]:
+    return dict(command[i + 1].split("=", 1) for i, c in enumerate(command) if c == "--conf")
