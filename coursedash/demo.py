@@ -50,14 +50,12 @@ def _step(what: str, out=print):
 
 
 def _task_words(counts: dict[str, int]) -> dict[str, str]:
-    def reports_of(kind: str) -> str:
-        n = counts.get(kind, 0)
-        return f"building {n} {kind} report{'s' if n != 1 else ''}"
-
+    n = sum(counts.values())
+    kinds = ", ".join(f"{counts[kind]} {kind}" for kind in ("progress", "userinfo", "response") if counts.get(kind))
     return {
         "claim_requests": "claiming the night's requests",
         "sync_dashboard": "refreshing the dashboard's figures (Spark)",
-        **{f"build_{kind}_reports": reports_of(kind) for kind in ("progress", "userinfo", "response")},
+        "build_reports": f"building {n} report{'s' if n != 1 else ''} ({kinds}) in one Spark application",
         "publish_reports": "zipping and publishing the reports",
         "expire_reports": "expiring reports past their retention",
     }

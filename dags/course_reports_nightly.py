@@ -7,8 +7,10 @@ the dashboard (CONTRACT §2, §4):
 1. `claim_requests` takes every SUBMITTED request, every transient failure with
    attempts left, and every request a crashed run left PROCESSING; it writes one
    manifest per report type (ids and batches only: no data, no passwords).
-2. `build_<type>_reports` runs one Spark application per report type, one pass over
-   the lake for all of that type's requests; skipped when there are none.
+2. `build_reports` runs one Spark application for every request of the night: each
+   lake table is read once, validated once, and each report type is built from it;
+   skipped when there are none. A report type that breaks fails the task, whose log and
+   error name it; the other types are still built and published.
 3. `publish_reports` writes each request's CSV, zips it (AES-256 with the request's
    password, read from the database here and nowhere else), publishes it under
    COURSEDASH_REPORTS_URI and records SUCCESS or FAILED per request.
@@ -36,7 +38,6 @@ import pendulum
 from airflow.sdk import dag, task
 from airflow.sdk import TriggerRule
 
-from coursedash import REPORT_TYPES
 from coursedash_airflow.operators import BuildReportsOperator
 
 
@@ -69,8 +70,8 @@ def course_reports_nightly():
 
         return claim_requests(context["run_id"], _logical_time(context).date())
 
-    # Publishing runs even when a build failed: that type's requests are then marked
-    # FAILED, to be retried, and the other types still publish.
+    # Publishing runs even when the build failed: the requests of a type it could not
+    # build are then marked FAILED, to be retried, and the other types still publish.
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def publish_reports(**context) -> dict:
         from coursedash.nightly import publish_reports
@@ -99,8 +100,7 @@ def course_reports_nightly():
     sync_dashboard()
     expire_reports()
     claimed = claim_requests()
-    builds = [BuildReportsOperator(task_id=f"build_{t}_reports", report_type=t) for t in REPORT_TYPES]
-    claimed >> builds >> publish_reports() >> notify_requesters()
+    claimed >> BuildReportsOperator(task_id="build_reports") >> publish_reports() >> notify_requesters()
 
 
 course_reports_nightly()

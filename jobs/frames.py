@@ -6,14 +6,16 @@ bytes, however its files are split): the named order first, then every column.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from coursedash.manifest import Manifest
 from schemas.lake import TABLES
+
+log = logging.getLogger("coursedash.jobs")
 
 
 class LakeSchemaError(ValueError):
@@ -35,26 +37,47 @@ FRAMES = {
 }
 
 
-def requests_frame(spark: SparkSession, manifest: Manifest) -> DataFrame:
+def requests_frame(spark: SparkSession, requests: list[dict]) -> DataFrame:
+    """The night's requests: id, course, batch and report type."""
     return spark.createDataFrame(
-        [(r["request_id"], r["course_id"], r["batch_id"]) for r in manifest.requests],
-        "request_id string, course_id string, batch_id string",
+        [(r["request_id"], r["course_id"], r["batch_id"], r["report_type"]) for r in requests],
+        "request_id string, course_id string, batch_id string, report_type string",
     )
 
 
-def extract(spark: SparkSession, manifest: Manifest, names: tuple[str, ...]) -> dict[str, DataFrame]:
-    """The named input frames, each read once and pruned to the night's batches and courses."""
-    wanted = {"batch_id": manifest.batch_ids, "course_id": manifest.course_ids}
-    frames = {"requests": requests_frame(spark, manifest)}
+def read_frames(
+    spark: SparkSession, lake_uri: str, requests: list[dict], names: set[str]
+) -> tuple[dict[str, DataFrame], dict[str, str]]:
+    """The named input frames, each read once, pruned to the night's batches and courses, and cached.
+
+    Also returns the frames that cannot be read, with why: each table is read in full
+    here, so that a broken one fails only the reports that read it.
+    """
+    wanted = {"batch_id": sorted({r["batch_id"] for r in requests}), "course_id": sorted({r["course_id"] for r in requests})}
+    frames = {"requests": requests_frame(spark, requests)}
+    unreadable: dict[str, str] = {}
     for name in sorted(names, key=lambda n: n == "users"):  # users after the enrolments they follow
         table, column = FRAMES[name]
-        df = read_table(spark, manifest.lake_uri, table)
-        if column:
-            frames[name] = df.filter(F.col(column).isin(wanted[column]))
-        else:
-            learner_ids = frames["enrolments"].select("user_id").distinct()
-            frames[name] = df.join(learner_ids, "user_id", "left_semi")
-    return frames
+        if column is None and "enrolments" not in frames:
+            continue  # no learners to prune it to; whoever reads users reads enrolments, and fails by them
+        try:
+            df = read_table(spark, lake_uri, table)
+            if column:
+                df = df.filter(F.col(column).isin(wanted[column]))
+            else:
+                df = df.join(frames["enrolments"].select("user_id").distinct(), "user_id", "left_semi")
+            df = df.persist()
+            rows = df.count()
+        except Exception as e:
+            problem = str(e) if isinstance(e, LakeSchemaError) else lake_file_error(e, lake_uri)
+            if problem is None:
+                raise
+            log.error("lake table %s cannot be used: %s", table, problem)
+            unreadable[name] = problem
+            continue
+        log.info("lake table %s: %d row(s) for the night's requests", table, rows)
+        frames[name] = df
+    return frames, unreadable
 
 
 def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
@@ -162,11 +185,11 @@ def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> 
     )
 
 
-def missing_batches(batches: DataFrame, manifest: Manifest) -> dict[str, dict]:
+def missing_batches(batches: DataFrame, requests: list[dict]) -> dict[str, dict]:
     """Errors for requests whose batch is no longer in the lake, or now in another course."""
     course_of = {r["batch_id"]: r["course_id"] for r in one_batch_each(batches).select("batch_id", "course_id").collect()}
     errors = {}
-    for r in manifest.requests:
+    for r in requests:
         if r["batch_id"] not in course_of:
             message = f"batch {r['batch_id']} is no longer in the learner data, so no report can be built"
         elif course_of[r["batch_id"]] != r["course_id"]:

@@ -1,25 +1,18 @@
 """Course Progress Exhaust for every progress request of the night, in one pass.
 
-    spark-submit jobs/progress_report.py --manifest M --out DIR
+Built by jobs/night.py, with the night's other report types.
 """
 
 from __future__ import annotations
 
-import sys
-
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import date_cell, text
-import jobs.frames
 from jobs.frames import UNPLACED, dedupe, learners, one_batch_each, one_content_each, one_course_each
 from schemas.reports import PROGRESS_COLUMNS, assessment_headers
-
-
-def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
-    return jobs.frames.extract(spark, manifest, ("courses", "batches", "contents", "enrolments", "attempts", "users"))
 
 
 def progress_percent(required_ids: str, content_status: str, completed_on: str):
@@ -141,9 +134,4 @@ def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: d
     return load(transform(**frames), out, manifest, header_by_course, errors)
 
 
-def main(argv: list[str] | None = None) -> None:
-    common.run("progress", argv, extract, finish)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+JOB = common.ReportJob(tables=("courses", "batches", "contents", "enrolments", "attempts", "users"), finish=finish)

@@ -29,25 +29,34 @@ log = logging.getLogger("coursedash.jobs.quality")
 REPORT_FAILED = "the report failed its final checks ({checks})"
 
 
-def _scoped(key: str, df: DataFrame, frames: dict[str, DataFrame], learner_rows: DataFrame) -> DataFrame:
+def _scoped(key: str, df: DataFrame, requests: DataFrame, learner_rows: DataFrame) -> DataFrame:
     """The rows of an input frame each request's report is built from, with its request_id."""
     if key == "users":
         return df.join(learner_rows.select(REQUEST, "user_id"), "user_id")
     if key == "consents":
         return df.join(learner_rows.select(REQUEST, "user_id", "course_id"), ["user_id", "course_id"])
     column = FRAMES[key][1]
-    return df.join(F.broadcast(frames["requests"].select(REQUEST, column)), column)
+    return df.join(F.broadcast(requests.select(REQUEST, column)), column)
 
 
-def lake_findings(frames: dict[str, DataFrame]) -> dict[str, dict[str, int]]:
-    """Per request: the rows of its inputs that break a lake expectation, by note code."""
-    learner_rows = learners(frames["requests"], frames["batches"], frames["enrolments"]).persist()
+def lake_findings(frames: dict[str, DataFrame], readers: dict[str, set[str]]) -> dict[str, dict[str, int]]:
+    """Per request: the rows of its inputs that break a lake expectation, by note code.
+
+    Each input frame is validated once for the whole night, joined to the requests of
+    the report types that read it (`readers`: frame name -> report types), so that a
+    request counts only the rows of the tables its own report reads.
+    """
+    requests = frames["requests"]
+    learner_rows = learners(requests, frames["batches"], frames["enrolments"]).persist()
     counts: dict[str, dict[str, int]] = {}
     for key, df in frames.items():
-        if key not in FRAMES:
+        types = sorted(readers.get(key, ()))
+        if key not in FRAMES or not types:
             continue
         table = FRAMES[key][0]
-        outcome = validate_lake(table, _scoped(key, df, frames, learner_rows), by=REQUEST)
+        of_readers = F.col("report_type").isin(types)
+        scoped = _scoped(key, df, requests.filter(of_readers), learner_rows.filter(of_readers))
+        outcome = validate_lake(table, scoped, by=REQUEST)
         if outcome.success:
             continue
         log.warning(

@@ -2,20 +2,17 @@
 
 One row per learner x attempt x question. It never reads `users`: no PII can reach it.
 
-    spark-submit jobs/response_report.py --manifest M --out DIR
+Built by jobs/night.py, with the night's other report types.
 """
 
 from __future__ import annotations
 
-import sys
-
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import datetime_cell, plain_number, text
-import jobs.frames
 from jobs.frames import UNPLACED, dedupe, learners, one_batch_each, one_content_each, one_course_each
 from schemas.reports import RESPONSE_COLUMNS
 
@@ -24,10 +21,6 @@ ATTEMPT_KEY = ["user_id", "batch_id", "content_id", "attempt_id"]
 # Within a learner: assessments in course order, then attempt and question; content_id
 # last, so that two contents sharing a position still sort the same way every time.
 SORT_BY = ["user_id", "position", "attempt_id", "question_id", "content_id"]
-
-
-def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
-    return jobs.frames.extract(spark, manifest, ("courses", "batches", "contents", "enrolments", "attempts", "responses"))
 
 
 def transform(
@@ -93,9 +86,4 @@ def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: d
     return load(transform(**frames), out, manifest, errors)
 
 
-def main(argv: list[str] | None = None) -> None:
-    common.run("response", argv, extract, finish)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+JOB = common.ReportJob(tables=("courses", "batches", "contents", "enrolments", "attempts", "responses"), finish=finish)

@@ -3,26 +3,19 @@
 The one report that carries PII (names, email, phone): only learners whose latest
 consent for the course is ACTIVE are in it.
 
-    spark-submit jobs/userinfo_report.py --manifest M --out DIR
+Built by jobs/night.py, with the night's other report types.
 """
 
 from __future__ import annotations
 
-import sys
-
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
 from jobs import common
 from jobs.common import date_cell, text
-import jobs.frames
 from jobs.frames import dedupe, learners, one_batch_each, one_course_each
 from schemas.reports import USERINFO_COLUMNS
-
-
-def extract(spark: SparkSession, manifest: Manifest) -> dict[str, DataFrame]:
-    return jobs.frames.extract(spark, manifest, ("courses", "batches", "enrolments", "users", "consents"))
 
 
 def latest_consents(consents: DataFrame) -> DataFrame:
@@ -99,9 +92,4 @@ def finish(frames: dict[str, DataFrame], out: str, manifest: Manifest, errors: d
     return load(transform(**frames), out, manifest, errors)
 
 
-def main(argv: list[str] | None = None) -> None:
-    common.run("userinfo", argv, extract, finish)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+JOB = common.ReportJob(tables=("courses", "batches", "enrolments", "users", "consents"), finish=finish)

@@ -61,7 +61,7 @@ def test_progress_job_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypat
         manifest
     )
     out = tmp_path / "out"
-    submit("jobs/progress_report.py", ["--manifest", str(manifest), "--out", str(out)])
+    submit("jobs/night.py", ["--manifest", str(manifest), "--out", str(out)])
 
     summary = read_summary(out)
     assert summary["requests"]["r1"]["rows"] == 3

@@ -17,10 +17,10 @@ from tests.published import add_request
 # Lines as `airflow dags test` writes them (Airflow 3), among many others.
 AIRFLOW_OUTPUT = """\
 2026-11-29T00:27:34.758291Z [info     ] Task instance state updated    [airflow.api_fastapi] new_state=success
-2026-11-29T00:27:34.771815Z [info     ] [DAG TEST] starting task_id=build_progress_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1501
-2026-11-29T00:27:34.772469Z [info     ] [DAG TEST] running task <TaskInstance: course_reports_nightly.build_progress_reports manual__2026 [TaskInstanceState.SCHEDULED]>
+2026-11-29T00:27:34.771815Z [info     ] [DAG TEST] starting task_id=build_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1501
+2026-11-29T00:27:34.772469Z [info     ] [DAG TEST] running task <TaskInstance: course_reports_nightly.build_reports manual__2026 [TaskInstanceState.SCHEDULED]>
 2026-11-29T00:27:35.078693Z [info     ] 26/11/29 00:27:39 WARN NativeCodeLoader: Unable to load native-hadoop library [airflow.task.hooks]
-2026-11-29T00:28:07.155384Z [info     ] [DAG TEST] end task task_id=build_progress_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1563
+2026-11-29T00:28:07.155384Z [info     ] [DAG TEST] end task task_id=build_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1563
 2026-11-29T00:28:07.155638Z [info     ] [DAG TEST] starting task_id=publish_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1501
 2026-11-29T00:28:07.155384Z [info     ] [DAG TEST] end task task_id=publish_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1563
 """
@@ -33,7 +33,7 @@ def test_each_airflow_task_is_one_progress_line_with_its_time():
     for line in AIRFLOW_OUTPUT.splitlines(keepends=True):
         on_line(line)
     assert printed.getvalue() == (
-        "  building 2 progress reports… 14 s\n"
+        "  building 2 reports (2 progress) in one Spark application… 14 s\n"
         "  zipping and publishing the reports… 1 min 01 s\n"
     )
 

@@ -12,12 +12,11 @@ from coursedash.db import Batch, Course, ReportRequest, utcnow
 from coursedash.manifest import Manifest
 from coursedash.packaging import read_zip
 from coursedash.storage import report_store
-from jobs import common, progress_report, response_report, userinfo_report
+from jobs import night as night_job
 from tests import dirtylake, handlake
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.lakefixtures import write_lake
 
-JOBS = {"progress": progress_report, "userinfo": userinfo_report, "response": response_report}
 PASSWORD = "Same-bytes-1"
 DAY = dt.date(2026, 11, 28)
 
@@ -37,11 +36,12 @@ def add_catalogue() -> None:
 def night(spark, run_id: str, unzip_to: Path) -> dict[str, bytes]:
     """Claim, build in this Spark session, publish: every report's unzipped CSV."""
     with db.session() as s:
-        ids = [store.submit(s, handlake.CREATOR, "c1", "b1", t, PASSWORD).request_id for t in JOBS]
+        ids = [store.submit(s, handlake.CREATOR, "c1", "b1", t, PASSWORD).request_id for t in night_job.REPORTS]
     claimed = nightly.claim_requests(run_id, DAY)
-    for report_type, path in claimed["manifests"].items():
-        job = JOBS[report_type]
-        common.build(spark, Manifest.load(path), str(nightly.output_dir(run_id, report_type)), job.extract, job.finish)
+    night_job.build(spark, [
+        (Manifest.load(path), str(nightly.output_dir(run_id, report_type)))
+        for report_type, path in claimed["manifests"].items()
+    ])
     assert nightly.publish_reports(run_id, DAY)["SUCCESS"] == 3
     with db.session() as s:
         requests = [s.get(ReportRequest, rid) for rid in ids]

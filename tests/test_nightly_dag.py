@@ -40,13 +40,11 @@ def test_dag_integrity_and_shape(airflow_db):
     assert dag.doc_md
     assert all(t.retries >= 1 for t in dag.tasks)
     edges = {(t.task_id, d) for t in dag.tasks for d in sorted(t.downstream_task_ids)}
-    builds = {f"build_{t}_reports" for t in ("progress", "userinfo", "response")}
-    assert edges == (
-        {("claim_requests", b) for b in builds} | {(b, "publish_reports") for b in builds}
-        | {("publish_reports", "notify_requesters")}
-    )
-    assert {t.task_id for t in dag.tasks} == builds | {
-        "claim_requests", "publish_reports", "notify_requesters", "sync_dashboard", "expire_reports"
+    assert edges == {
+        ("claim_requests", "build_reports"), ("build_reports", "publish_reports"), ("publish_reports", "notify_requesters")
+    }
+    assert {t.task_id for t in dag.tasks} == {
+        "claim_requests", "build_reports", "publish_reports", "notify_requesters", "sync_dashboard", "expire_reports"
     }
     assert dag.get_task("publish_reports").trigger_rule == "all_done"
     assert dag.get_task("notify_requesters").trigger_rule == "all_done"

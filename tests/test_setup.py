@@ -38,18 +38,18 @@ def test_docker_compose_file_is_valid_and_configures_only_known_settings(monkeyp
 
 def test_spark_settings_from_the_environment_override_the_defaults(monkeypatch):
     monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.sql.shuffle.partitions=3  spark.eventLog.dir=file:/tmp/a=b")
-    command = spark.spark_submit_command("jobs/progress_report.py", ["--x"], master="local[2]")
+    command = spark.spark_submit_command("jobs/night.py", ["--x"], master="local[2]")
     confs = _confs(command)
     assert confs["spark.sql.shuffle.partitions"] == "3"
     assert confs["spark.eventLog.dir"] == "file:/tmp/a=b"
     assert re.fullmatch(r"[1-9][0-9]*g", confs["spark.driver.memory"])  # local: sized from the machine
     # A cluster's partitions and driver memory are the cluster's business.
-    cluster = _confs(spark.spark_submit_command("jobs/progress_report.py", [], master="spark://h:7077"))
+    cluster = _confs(spark.spark_submit_command("jobs/night.py", [], master="spark://h:7077"))
     assert "spark.driver.memory" not in cluster and cluster["spark.sql.shuffle.partitions"] == "3"
 
     monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.ui.enabled")
     with pytest.raises(ValueError, match="COURSEDASH_SPARK_CONF: expected key=value pairs"):
-        spark.spark_submit_command("jobs/progress_report.py", [])
+        spark.spark_submit_command("jobs/night.py", [])
 
 
 def _confs(command: list[str]) -> dict[str, str]:

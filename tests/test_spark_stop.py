@@ -77,7 +77,7 @@ def test_on_kill_stops_a_build_whole(app_env):
         s.commit()
         store.submit(s, handlake.CREATOR, "c1", "b1", "progress")
     claimed = nightly.claim_requests("run-killed", dt.date(2026, 11, 28))
-    operator = BuildReportsOperator(task_id="build_progress_reports", report_type="progress")
+    operator = BuildReportsOperator(task_id="build_reports")
     failures = []
     before = {p.pid for p in psutil.Process().children(recursive=True)}
 
@@ -89,10 +89,10 @@ def test_on_kill_stops_a_build_whole(app_env):
 
     thread = threading.Thread(target=build)
     thread.start()
-    application = running_application(psutil.Process(), "jobs/progress_report.py", before)
+    application = running_application(psutil.Process(), "jobs/night.py", before)
     operator.on_kill()  # what Airflow calls when it stops the task
     thread.join(60)
-    assert not thread.is_alive() and "progress_report failed: exit code" in str(failures[0])
+    assert not thread.is_alive() and "night failed: exit code" in str(failures[0])
     assert_all_gone(application)
     assert nightly.read_summary(nightly.output_dir("run-killed", "progress")) is None  # it did not finish
 
@@ -129,11 +129,11 @@ def test_a_task_process_stopped_or_killed_takes_its_spark_application_along(app_
                 pass
 
 
-def test_a_build_with_no_requests_of_its_type_is_skipped_without_starting_spark():
+def test_a_night_without_requests_is_skipped_without_starting_spark():
     from airflow.sdk.exceptions import AirflowSkipException
 
-    operator = BuildReportsOperator(task_id="build_userinfo_reports", report_type="userinfo")
-    with pytest.raises(AirflowSkipException, match="no userinfo requests tonight"):
-        operator.build({"run_id": "r1", "manifests": {"progress": "/work/progress.manifest.json"}})
+    operator = BuildReportsOperator(task_id="build_reports")
+    with pytest.raises(AirflowSkipException, match="no report requests tonight"):
+        operator.build({"run_id": "r1", "request_ids": [], "manifests": {}})
     assert operator._hook is None
     operator.on_kill()  # nothing to stop

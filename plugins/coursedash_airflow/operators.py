@@ -1,4 +1,4 @@
-"""Builds one report type's reports for every request the night claimed."""
+"""Builds the night's reports, every type in one Spark application."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 
 class BuildReportsOperator(BaseOperator):
-    """spark-submit jobs/<report_type>_report.py with the manifest `claim_task_id` wrote.
+    """spark-submit jobs/night.py with the manifests `claim_task_id` wrote, one per report type.
+
+    One application builds every type, so the lake is read once and Spark and Great
+    Expectations start once a night. A type that breaks fails the task, which names it
+    (the other types' reports are built and published).
 
     Not the Spark provider's SparkSubmitOperator: its package needs pyspark-client,
     which installs an older `pyspark` over pyspark 4.3.0, and its on_kill signals
@@ -18,9 +22,8 @@ class BuildReportsOperator(BaseOperator):
 
     ui_color = "#f4a261"
 
-    def __init__(self, *, report_type: str, claim_task_id: str = "claim_requests", **kwargs):
+    def __init__(self, *, claim_task_id: str = "claim_requests", **kwargs):
         super().__init__(**kwargs)
-        self.report_type = report_type
         self.claim_task_id = claim_task_id
         self._hook = None
 
@@ -28,16 +31,18 @@ class BuildReportsOperator(BaseOperator):
         self.build(context["ti"].xcom_pull(task_ids=self.claim_task_id))
 
     def build(self, claimed: dict | None) -> None:
-        """Build this type's reports for what the claim returned; skip when it claimed none."""
+        """Build the reports of what the claim returned; skip when it claimed none."""
         from coursedash.nightly import output_dir
         from coursedash_airflow.hooks import SparkSubmitHook
 
-        manifest = (claimed or {}).get("manifests", {}).get(self.report_type)
-        if not manifest:
-            raise AirflowSkipException(f"no {self.report_type} requests tonight")
-        out = output_dir(claimed["run_id"], self.report_type)
+        manifests = (claimed or {}).get("manifests") or {}
+        if not manifests:
+            raise AirflowSkipException("no report requests tonight")
+        args = []
+        for report_type, manifest in sorted(manifests.items()):
+            args += ["--manifest", manifest, "--out", str(output_dir(claimed["run_id"], report_type))]
         self._hook = SparkSubmitHook()
-        self._hook.submit(f"jobs/{self.report_type}_report.py", ["--manifest", manifest, "--out", str(out)])
+        self._hook.submit("jobs/night.py", args)
 
     def on_kill(self) -> None:
         # Airflow calls this when it stops the task: timeout, marked failed, run stopped.

@@ -3,19 +3,18 @@
 import pytest
 
 from coursedash.manifest import Manifest
-from jobs import common, progress_report, response_report, userinfo_report
+from jobs import night
 from schemas.notes import data_notes
 from schemas.reports import PROGRESS_COLUMNS, RESPONSE_COLUMNS
 from tests import dirtylake, handlake
 from tests.lakefixtures import write_lake
 
-JOBS = {"progress": progress_report, "userinfo": userinfo_report, "response": response_report}
 
 
 def build(spark, lake, out, report_type, batches=("b1",)):
     requests = [{"request_id": f"r_{b}", "course_id": "c1", "batch_id": b} for b in batches]
     manifest = Manifest(report_type, "2026-11-28", str(lake), requests)
-    return common.build(spark, manifest, str(out), JOBS[report_type].extract, JOBS[report_type].finish)
+    return night.build(spark, [(manifest, str(out))])[report_type]
 
 
 def staged_cells(out, request_id):

@@ -5,9 +5,8 @@ import pytest
 
 from coursedash.lakegen import generate_lake
 from coursedash.manifest import Manifest
-from jobs import common, progress_report, response_report, userinfo_report
+from jobs import night
 
-JOBS = {"progress": progress_report, "response": response_report, "userinfo": userinfo_report}
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +31,7 @@ def cells_of(spark, lake, tmp_path, report_type) -> list[str]:
         for i, b in enumerate(summary["batches"])
     ]
     out = tmp_path / report_type
-    job = JOBS[report_type]
-    common.build(spark, Manifest(report_type, "2026-11-28", str(root), requests), str(out), job.extract, job.finish)
+    night.build(spark, [(Manifest(report_type, "2026-11-28", str(root), requests), str(out))])
     rows = [row for f in (out / "rows").rglob("*.parquet") for row in pq.read_table(f).column("cells").to_pylist()]
     return [cell for row in rows for cell in row if cell]
 

@@ -237,7 +237,7 @@ def test_spark_submit_stages_sorted_rows_and_the_summary(tmp_path):
     ]).save(manifest)
     out = tmp_path / "out"
 
-    submit("jobs/response_report.py", ["--manifest", str(manifest), "--out", str(out)])
+    submit("jobs/night.py", ["--manifest", str(manifest), "--out", str(out)])
 
     header = list(RESPONSE_COLUMNS)
     assert read_summary(out) == {

@@ -1,4 +1,4 @@
-"""One pass per report type: each lake table is scanned once a night, however many requests."""
+"""One pass a night: each lake table is scanned once, however many requests of however many types."""
 
 import re
 from collections import Counter
@@ -6,11 +6,10 @@ from collections import Counter
 import pytest
 
 from coursedash.manifest import Manifest
-from jobs import common, progress_report, response_report, userinfo_report
+from jobs import night
 from tests import handlake
 from tests.lakefixtures import write_lake
 
-JOBS = {"progress": progress_report, "userinfo": userinfo_report, "response": response_report}
 TABLES_READ = {
     "progress": {"courses", "batches", "course_contents", "enrolments", "assessment_attempts", "users"},
     "userinfo": {"courses", "batches", "enrolments", "users", "user_consents"},
@@ -58,11 +57,11 @@ def lake(tmp_path_factory):
     return write_lake(tmp_path_factory.mktemp("lake"), handlake.TABLES)
 
 
-def night(spark, lake, out, report_type, requests) -> tuple[Counter, dict]:
+def build_and_scan(spark, lake, out, report_type, requests) -> tuple[Counter, dict]:
     """Build one report type for these requests in-process; return the table scans and the summary."""
     manifest = Manifest(report_type, "2026-11-28", str(lake), requests)
     before = last_execution(spark)
-    summary = common.build(spark, manifest, str(out), JOBS[report_type].extract, JOBS[report_type].finish)
+    summary = night.build(spark, [(manifest, str(out))])[report_type]
     return table_scans(spark, before), summary
 
 
@@ -73,10 +72,10 @@ MANY = ONE + [
 ]
 
 
-@pytest.mark.parametrize("report_type", list(JOBS))
+@pytest.mark.parametrize("report_type", list(night.REPORTS))
 def test_each_table_is_scanned_once_for_one_request_or_many(spark, lake, tmp_path, report_type):
-    scans_one, summary_one = night(spark, lake, tmp_path / "one", report_type, ONE)
-    scans_many, summary_many = night(spark, lake, tmp_path / "many", report_type, MANY)
+    scans_one, summary_one = build_and_scan(spark, lake, tmp_path / "one", report_type, ONE)
+    scans_many, summary_many = build_and_scan(spark, lake, tmp_path / "many", report_type, MANY)
     assert scans_one == Counter({table: 1 for table in TABLES_READ[report_type]})
     assert scans_many == scans_one
     assert summary_many["requests"]["r0"] == summary_one["requests"]["r0"]
@@ -86,5 +85,21 @@ def test_each_table_is_scanned_once_for_one_request_or_many(spark, lake, tmp_pat
 def test_the_count_sees_a_second_scan(spark, lake, tmp_path, monkeypatch):
     """Without the cache the quality checks and the report would scan the lake again."""
     monkeypatch.setattr(type(spark.range(1)), "persist", lambda self, *a, **k: self)
-    scans, _ = night(spark, lake, tmp_path, "progress", ONE)
+    scans, _ = build_and_scan(spark, lake, tmp_path, "progress", ONE)
     assert scans["enrolments"] > 1
+
+
+def test_a_night_of_every_type_scans_each_table_once(spark, lake, tmp_path):
+    """Tables two report types read (batches, enrolments, users, ...) are read once for both."""
+    types = list(night.REPORTS)
+    manifests = [
+        (Manifest(t, "2026-11-28", str(lake), [{**r, "request_id": f"{t}-{r['request_id']}"} for r in MANY]),
+         str(tmp_path / t))
+        for t in types
+    ]
+    before = last_execution(spark)
+    summaries = night.build(spark, manifests)
+    assert table_scans(spark, before) == Counter({table: 1 for t in types for table in TABLES_READ[t]})
+    for t in types:  # each type built as it is alone
+        _, alone = build_and_scan(spark, lake, tmp_path / f"{t}-alone", t, MANY)
+        assert {k.removeprefix(f"{t}-"): v for k, v in summaries[t]["requests"].items()} == alone["requests"]

@@ -201,7 +201,7 @@ def test_spark_submit_stages_sorted_rows_and_the_summary(tmp_path):
     ]).save(manifest)
     out = tmp_path / "out"
 
-    submit("jobs/userinfo_report.py", ["--manifest", str(manifest), "--out", str(out)])
+    submit("jobs/night.py", ["--manifest", str(manifest), "--out", str(out)])
 
     header = list(USERINFO_COLUMNS)
     assert read_summary(out) == {

@@ -1,0 +1,151 @@
+"""Every report of the night in one Spark application: one JVM, one read of each lake table.
+
+    spark-submit jobs/night.py --manifest M --out DIR [--manifest M2 --out DIR2 ...]
+
+One manifest per report type (coursedash.nightly.claim_requests writes them), each with
+the folder its rows and summary are staged in. The tables any report reads are read
+once, pruned to the night's batches and cached (jobs.frames.read_frames); each is
+validated once for every request that reads it (jobs.quality.lake_findings); then each
+report type stages its rows and its `_SUMMARY.json`.
+
+A table that cannot be read fails the requests of the report types that read it, and
+no other. A report type that breaks for another reason (a bug) writes no summary: the
+others are still built, then the application exits non-zero naming the broken types,
+so that the Airflow task fails and says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from coursedash.manifest import Manifest, clear_summary, write_summary
+from jobs import progress_report, quality, response_report, userinfo_report
+from jobs.common import ReportJob
+from jobs.frames import lake_file_error, missing_batches, read_frames
+
+log = logging.getLogger("coursedash.jobs")
+
+REPORTS: dict[str, ReportJob] = {
+    "progress": progress_report.JOB,
+    "userinfo": userinfo_report.JOB,
+    "response": response_report.JOB,
+}
+
+
+class ReportsNotBuilt(RuntimeError):
+    """One or more report types broke while building; the others were built."""
+
+
+def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, dict]:
+    """Build each manifest's reports into its folder; return each report type's summary.
+
+    Raises ReportsNotBuilt after building what it could, if a report type broke.
+    """
+    for _, out in night:
+        clear_summary(out)
+    requests = [{**r, "report_type": m.report_type} for m, _ in night for r in m.requests]
+    jobs = {m.report_type: REPORTS[m.report_type] for m, _ in night}
+    lake_uri = night[0][0].lake_uri
+    summaries, broken = {}, {}
+    try:
+        frames, unreadable = read_frames(spark, lake_uri, requests, {t for job in jobs.values() for t in job.tables})
+        buildable = {t for t, job in jobs.items() if all(name in frames for name in job.tables)}
+        errors, findings = {}, {}
+        if buildable:
+            errors = missing_batches(frames["batches"], requests)
+            readers = {name: {t for t in buildable if name in jobs[t].tables} for name in frames}
+            findings = quality.lake_findings(frames, readers)
+        for manifest, out in night:
+            report_type = manifest.report_type
+            job = jobs[report_type]
+            # Every report reads enrolments, so a frame skipped for want of them is unreadable too.
+            problem = next((unreadable[name] for name in job.tables if name in unreadable), None)
+            if problem is None:
+                log.info("building %d %s report(s)", len(manifest.requests), report_type)
+                mine = {name: frames[name] for name in job.tables}
+                mine["requests"] = frames["requests"].filter(F.col("report_type") == report_type).drop("report_type")
+                try:
+                    summary = job.finish(mine, out, manifest, errors)
+                except Exception as e:
+                    problem = lake_file_error(e, lake_uri)
+                    if problem is None:
+                        log.exception("the %s reports could not be built", report_type)
+                        broken[report_type] = e
+                        continue
+                else:
+                    _add_findings(summary, findings)
+            if problem is not None:
+                summary = _all_failed(manifest, problem)
+            write_summary(out, summary)
+            summaries[report_type] = summary
+            _log_requests(summary)
+    finally:
+        spark.catalog.clearCache()  # the frames
+    if broken:
+        reasons = "; ".join(f"{t}: {type(e).__name__}: {e}" for t, e in broken.items())
+        raise ReportsNotBuilt(f"the {', '.join(broken)} reports could not be built ({reasons})"[:2000])
+    return summaries
+
+
+def _add_findings(summary: dict, findings: dict[str, dict[str, int]]) -> None:
+    """The lake suites' counts join each built request's `left_out`."""
+    for request_id, info in summary["requests"].items():
+        if "left_out" in info:
+            merged = {**info["left_out"], **findings.get(request_id, {})}
+            info["left_out"] = dict(sorted(merged.items()))
+
+
+def _all_failed(manifest: Manifest, problem: str) -> dict:
+    log.error("the lake cannot be used for the %s reports: %s", manifest.report_type, problem)
+    error = {"error": f"the learner data could not be read: {problem}", "transient": True}
+    return {"report_type": manifest.report_type, "requests": {r["request_id"]: error for r in manifest.requests}}
+
+
+def _log_requests(summary: dict) -> None:
+    for request_id, info in summary["requests"].items():
+        if "error" in info:
+            log.error("%s request %s: %s", summary["report_type"], request_id, info["error"])
+        else:
+            left_out = ", ".join(f"{code} {n}" for code, n in info["left_out"].items()) or "nothing"
+            log.info("%s request %s: %d rows; left out or passed through: %s",
+                     summary["report_type"], request_id, info["rows"], left_out)
+
+
+def parse_args(argv: list[str] | None) -> list[tuple[Manifest, str]]:
+    parser = argparse.ArgumentParser(description="Build every report of the night in one Spark application.")
+    parser.add_argument("--manifest", action="append", required=True, help="a report type's manifest (repeatable)")
+    parser.add_argument("--out", action="append", required=True, help="the folder for the manifest's rows and summary")
+    args = parser.parse_args(argv)
+    if len(args.manifest) != len(args.out):
+        parser.error("give one --out per --manifest")
+    night = [(Manifest.load(m), out) for m, out in zip(args.manifest, args.out)]
+    types = [m.report_type for m, _ in night]
+    if len(set(types)) != len(types) or not set(types) <= set(REPORTS):
+        parser.error(f"expected at most one manifest each of {', '.join(REPORTS)}, got {', '.join(types)}")
+    if len({m.lake_uri for m, _ in night}) != 1:
+        parser.error("the manifests name different lakes")
+    return night
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    night = parse_args(argv)
+    for manifest, _ in night:
+        log.info("%s: %d request(s) for %d batch(es)", manifest.report_type, len(manifest.requests),
+                 len(manifest.batch_ids))
+    from coursedash.spark import get_session
+
+    spark = get_session("course_reports")
+    try:
+        build(spark, night)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
