@@ -15,7 +15,9 @@ Validation runs in two passes so that clean data costs as little Spark as possib
 1. the whole suite with result_format BOOLEAN_ONLY: GX bundles every column-map
    expectation of a frame into one aggregate query (two queries in all: row count, then
    the unexpected counts; about 4 Spark jobs with adaptive execution), plus two `count()`
-   queries per column-pair expectation (attempts and responses have one each);
+   queries per column-pair expectation. So a key's uniqueness and a score's maximum are
+   checked as column-map expectations on derived columns (`_unique`, `_at_most`), and
+   join that one query instead of costing two more passes each;
 2. only if something failed: the failing expectations again with SUMMARY and
    `unexpected_index_column_names` (the row's key columns), which adds about two
    queries per failing expectation (its first 5 unexpected values and rows); validated
@@ -88,6 +90,7 @@ LAKE_UNIQUE: dict[str, tuple[str, ...]] = {
     "users": ("user_id",),
 }
 CONTENT_STATUS_KNOWN = "content_status_known"  # derived: every content_status value is 0, 1 or 2
+REPEATS = "_repeats"  # derived: the row's key, all of it present, is on another row too (see _unique)
 
 # Enumerated columns: (column, allowed values). Nulls are not checked here.
 LAKE_VALUE_SETS: dict[str, tuple[tuple[str, list], ...]] = {
@@ -204,7 +207,7 @@ def lake_expectations(table: str, by: str | None = None) -> list:
         return noted(gxe.ExpectColumnValuesToNotBeNull(column=column, description=f"{column} must not be null"), note)
 
     def unique(columns, note):
-        return noted(_unique(columns, f"({', '.join(c for c in columns if c != by)}) must be unique"), note)
+        return noted(_unique(f"({', '.join(c for c in columns if c != by)}) must be unique"), note)
 
     def at_least(column, minimum, note, strict=False):
         return noted(gxe.ExpectColumnValuesToBeBetween(
@@ -222,7 +225,7 @@ def lake_expectations(table: str, by: str | None = None) -> list:
             description=f"{column} must be one of {', '.join(map(str, values))} (or null)",
         ), f"{prefix}.unknown_{column}"))
     if table in LAKE_UNIQUE:
-        exps.append(unique([*([by] if by else []), *LAKE_UNIQUE[table]], f"{prefix}.duplicate"))
+        exps.append(unique(LAKE_UNIQUE[table], f"{prefix}.duplicate"))
     if table == "course_contents":
         exps.append(not_null("position", "contents.no_position"))
     if table == "enrolments":
@@ -234,7 +237,7 @@ def lake_expectations(table: str, by: str | None = None) -> list:
         ), "enrolments.unknown_content_status"))
     if table == "assessment_attempts":
         exps += [
-            noted(_at_most("total_score", "total_max_score"), "attempts.above_max"),
+            noted(_at_most(*AT_MOST[table]), "attempts.above_max"),
             at_least("total_score", 0, "attempts.negative_score"),
             at_least("total_max_score", 0, "attempts.negative_max"),
             noted(gxe.ExpectColumnValuesToNotBeInSet(
@@ -243,39 +246,63 @@ def lake_expectations(table: str, by: str | None = None) -> list:
         ]
     if table == "question_responses":
         exps += [
-            noted(_at_most("score", "max_score"), "responses.above_max"),
+            noted(_at_most(*AT_MOST[table]), "responses.above_max"),
             at_least("max_score", 0, "responses.negative_max"),
         ]
     return exps
 
 
-def _unique(columns: list[str], description: str):
-    """Rows unique by these columns (GX's compound expectation wants two or more)."""
-    gxe = _gx().expectations
-    if len(columns) == 1:
-        return gxe.ExpectColumnValuesToBeUnique(column=columns[0], description=description)
-    # A row missing part of its key is no repeat: the not-null expectations count it.
-    return gxe.ExpectCompoundColumnsToBeUnique(
-        column_list=list(columns), ignore_row_if="any_value_is_missing", description=description
-    )
+def _unique(description: str):
+    """Rows unique by their key: checked on the column `_mark_repeats` derives.
+
+    As a column-map expectation it joins the frame's one query of row checks; GX's
+    compound-unique expectation would cost two more passes over the frame.
+    """
+    return _gx().expectations.ExpectColumnValuesToBeInSet(column=REPEATS, value_set=[False], description=description)
+
+
+def _mark_repeats(df, key: list[str]):
+    """`df` with REPEATS: whether another row has the same key; null where part of the key is
+    missing (no repeat: the not-null expectations count such a row)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    complete = reduce(lambda a, b: a & b, [F.col(_quote(c)).isNotNull() for c in key])
+    repeated = F.count(F.lit(1)).over(Window.partitionBy(*[F.col(_quote(c)) for c in key])) > 1
+    return df.withColumn(REPEATS, F.when(complete, repeated))
+
+
+# Derived by validate_lake: a <= b where both are present, null (not checked) otherwise.
+AT_MOST = {
+    "assessment_attempts": ("total_score", "total_max_score"),
+    "question_responses": ("score", "max_score"),
+}
+WITHIN_MAX = "_within_max"
 
 
 def _at_most(a: str, b: str):
-    """a <= b where both are present (a null on either side is not checked)."""
-    return _gx().expectations.ExpectColumnPairValuesAToBeGreaterThanB(
-        column_A=b, column_B=a, or_equal=True, ignore_row_if="either_value_is_missing",
-        description=f"{a} must not exceed {b}",
+    """a <= b where both are present: checked on the column validate_lake derives (WITHIN_MAX).
+
+    Like `_unique`, so that it joins the frame's one query of row checks; GX's
+    column-pair expectation would cost two more passes.
+    """
+    return _gx().expectations.ExpectColumnValuesToBeInSet(
+        column=WITHIN_MAX, value_set=[True], description=f"{a} must not exceed {b}"
     )
 
 
 def report_expectations(
-    report_type: str, header: list[str], gx_name=lambda column: column, by_request: bool = False
+    report_type: str, header: list[str], gx_name=lambda column: column, by_request: bool = False,
+    derived: tuple[str, ...] = (),
 ) -> list:
     """The report's expectations (GX Expectation objects); every one blocks the report.
 
     `gx_name` gives the name GX knows a column by (see `_gx_names`); descriptions keep
     the report's own names. `by_request`: the frame holds several requests' rows, told
-    apart by a first column `request_id`.
+    apart by a first column `request_id`. `derived`: columns validation added after the
+    report's own (REPEATS).
     """
     if report_type not in COLUMNS:
         raise KeyError(f"no report type {report_type!r}")
@@ -290,12 +317,12 @@ def report_expectations(
 
     request = [REQUEST] if by_request else []
     exps = [gxe.ExpectTableColumnsToMatchOrderedList(
-        column_list=request + [gx_name(c) for c in columns],
+        column_list=request + [gx_name(c) for c in columns] + list(derived),
         description=f"the columns must be exactly the {report_type} report's, in order",
     )]
     exps += [not_empty(c) for c in REPORT_KEYS]
     keys = REPORT_ROW_KEYS[report_type]
-    exps.append(_unique(request + [gx_name(c) for c in keys], f"one row per {' x '.join(keys)}"))
+    exps.append(_unique(f"one row per {' x '.join(keys)}"))
     if report_type == "progress":
         exps += [
             not_empty("Progress"),
@@ -387,7 +414,17 @@ def validate_lake(table: str, df, by: str | None = None) -> Outcome:
     if table == "enrolments" and "content_status" in df.columns:
         known = F.forall(F.map_values("content_status"), lambda v: v.isin(0, 1, 2))
         df = df.withColumn(CONTENT_STATUS_KNOWN, known)
-    return _validate(f"lake.{table}", lake_expectations(table, by), df, index_columns, by=by)
+    real = {}
+    if table in AT_MOST:
+        a, b = AT_MOST[table]
+        index_columns += [a, b]  # an example row shows the two values
+        df = df.withColumn(WITHIN_MAX, F.when(F.col(a).isNotNull() & F.col(b).isNotNull(), F.col(a) <= F.col(b)))
+        real[WITHIN_MAX] = f"{a}, {b}"
+    if table in LAKE_UNIQUE:
+        key = [*([by] if by else []), *LAKE_UNIQUE[table]]
+        df = _mark_repeats(df, key)
+        real[REPEATS] = ", ".join(key)
+    return _validate(f"lake.{table}", lake_expectations(table, by), df, index_columns, real, by=by)
 
 
 def validate_report(report_type: str, header: list[str], df) -> Outcome:
@@ -410,14 +447,21 @@ def validate_report(report_type: str, header: list[str], df) -> Outcome:
     # Expectations on a column the frame lacks would only raise; the column list
     # expectation already reports the missing column.
     by = REQUEST if df.columns[:1] == [REQUEST] else None
+    cells = df.select(*[F.nullif(F.col(_quote(c)), F.lit("")).alias(names[c]) for c in df.columns])
     present = {names[c] for c in df.columns}
+    real = {gx_name: column for column, gx_name in names.items()}
+    key = [*([by] if by else []), *(names[c] for c in REPORT_ROW_KEYS[report_type])]
+    derived = ()
+    if set(key) <= present:  # else the column list expectation tells what is missing
+        cells = _mark_repeats(cells, key)
+        present.add(REPEATS)
+        real[REPEATS] = ", ".join(real.get(c, c) for c in key)
+        derived = (REPEATS,)
     expectations = [
-        e for e in report_expectations(report_type, header, names.__getitem__, by_request=by is not None)
+        e for e in report_expectations(report_type, header, names.__getitem__, by is not None, derived)
         if getattr(e, "column", None) in (None, *present)
     ]
-    cells = df.select(*[F.nullif(F.col(_quote(c)), F.lit("")).alias(names[c]) for c in df.columns])
     index_columns = ["User UUID"] if "User UUID" in present else []
-    real = {gx_name: column for column, gx_name in names.items()}
     outcome = _validate(f"report.{report_type}", expectations, cells, index_columns, real, by=by)
     outcome.failures = problems + outcome.failures
     outcome.success = outcome.success and not problems
@@ -494,18 +538,15 @@ def _failure(result, index_columns: list[str], real: dict[str, str], by: str | N
     def named(column):
         return real.get(column, column)
 
-    column = named(kwargs["column"]) if "column" in kwargs else (
-        f"{named(kwargs['column_B'])}, {named(kwargs['column_A'])}" if "column_A" in kwargs
-        else ", ".join(map(named, kwargs["column_list"])) if "column_list" in kwargs and "unique" in config.type
-        else None
-    )
+    column = named(kwargs["column"]) if "column" in kwargs else None
     info = dict(result.result or {})
     description = config.description or config.type
     error = _exception_message(result.exception_info)
     if error is not None:
         return Failure(config.type, column, f"{description} (could not be checked: {error})", None, [], note)
     if config.type == "expect_table_columns_to_match_ordered_list":
-        details = info.get("details", {}).get("mismatched") or []
+        # The derived columns come last on both sides: never a mismatch of the report's own.
+        details = [m for m in info.get("details", {}).get("mismatched") or [] if REPEATS not in m.values()]
         examples = [
             {"position": m.get("Expected Column Position"), "expected": named(m.get("Expected")),
              "found": named(m.get("Found"))}
@@ -517,7 +558,7 @@ def _failure(result, index_columns: list[str], real: dict[str, str], by: str | N
     if by and rows is not None:
         by_scope = dict(Counter(row.get(by) for row in rows if row.get(by) is not None))
     if rows:
-        examples = [{named(k): v for k, v in row.items() if k != by} for row in rows[:MAX_EXAMPLES]]
+        examples = [{named(k): v for k, v in row.items() if k not in (by, REPEATS, WITHIN_MAX)} for row in rows[:MAX_EXAMPLES]]
     else:
         examples = list(info.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]
     if column in PII_REPORT_COLUMNS:

@@ -74,7 +74,7 @@ def test_score_above_max_fails(spark):
     rows = CLEAN["assessment_attempts"] + [bad]
     outcome = validate_lake("assessment_attempts", frame(spark, "assessment_attempts", rows))
     assert [(f.expectation, f.column, f.unexpected_count) for f in outcome.failures] == [
-        ("expect_column_pair_values_a_to_be_greater_than_b", "total_score, total_max_score", 1)
+        ("expect_column_values_to_be_in_set", "total_score, total_max_score", 1)
     ]
     assert outcome.failures[0].examples == [{
         "user_id": "u1", "batch_id": "b1", "content_id": "q1", "attempt_id": "a9",
