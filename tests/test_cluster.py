@@ -52,7 +52,7 @@ def spark_cluster(tmp_path_factory):
             process.wait(30)
 
 
-def test_progress_job_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch):
+def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch):
     master_url, status_url = spark_cluster
     monkeypatch.setenv("COURSEDASH_SPARK_MASTER", master_url)
     lake = write_lake(tmp_path / "lake", handlake.TABLES)
@@ -71,4 +71,4 @@ def test_progress_job_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypat
     assert [row[18] for row in cells] == ["100", "33", "67"]
     # It ran on the cluster, not in a local Spark.
     with urllib.request.urlopen(status_url, timeout=5) as r:
-        assert [app["name"] for app in json.load(r)["completedapps"]] == ["progress_report"]
+        assert [app["name"] for app in json.load(r)["completedapps"]] == ["course_reports"]

@@ -4,7 +4,7 @@ import pytest
 
 from coursedash.manifest import Manifest, read_summary
 from coursedash.packaging import write_csv
-from jobs import userinfo_report
+from jobs import night, userinfo_report
 from schemas.reports import USERINFO_COLUMNS
 from tests.lakefixtures import d, frame, ts
 
@@ -173,10 +173,9 @@ def test_csv_of_one_request_as_written(lake, tmp_path):
     assert path.read_bytes().decode("utf-8") == EXPECTED_CSV
 
 
-def test_spark_submit_stages_sorted_rows_and_the_summary(tmp_path):
+def test_the_night_stages_sorted_rows_and_the_summary(spark, tmp_path):
     import pyarrow.parquet as pq
 
-    from coursedash.spark import submit
     from tests.lakefixtures import write_lake
 
     enrol = dict(course_id=COURSE, active=True, enrolled_on=ts("2026-01-05 10:00:00"))
@@ -201,7 +200,7 @@ def test_spark_submit_stages_sorted_rows_and_the_summary(tmp_path):
     ]).save(manifest)
     out = tmp_path / "out"
 
-    submit("jobs/night.py", ["--manifest", str(manifest), "--out", str(out)])
+    night.build(spark, [(Manifest.load(manifest), str(out))])  # the DAG's tests run it with spark-submit
 
     header = list(USERINFO_COLUMNS)
     assert read_summary(out) == {
