@@ -9,8 +9,11 @@ BIN := $(VENV)/bin
 demo: $(VENV)/.installed
 	$(BIN)/coursedash demo
 
+# One pytest worker per core; TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= auto
+
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/single_pass.py
