@@ -224,7 +224,7 @@ def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path) -> di
     print(f"  night: airflow dags test {DAG_ID} {RUN_DATE} ({len(requests)} requests)…", flush=True)
     log = run_dir / "airflow-dags-test.log"
     process = run_sampled([AIRFLOW, "dags", "test", DAG_ID, RUN_DATE], env, log, cwd=run_dir)
-    result = {"wall_seconds": process["wall_seconds"], "returncode": process["returncode"],
+    result = {"run_dir": str(run_dir), "wall_seconds": process["wall_seconds"], "returncode": process["returncode"],
               **{k: v for k, v in process.items() if k.startswith("peak") or k == "rss_samples"}}
     result["dag_run"] = airflow_run(run_dir / "airflow" / "airflow.db", DAG_ID)
     result["spark_apps"] = spark_applications(events)
@@ -255,7 +255,7 @@ def run_reference(lake: dict, requests: list[dict], out: Path) -> dict:
     summary = json.loads((out / "_SUMMARY.json").read_text(encoding="utf-8"))
     rows = sum(r.get("rows", 0) for r in summary["requests"].values())
     print(f"  reference: {process['wall_seconds']:.1f} s", flush=True)
-    return {**process, "rows": rows, "by_type": summary["types"]}
+    return {**process, "out": str(out), "rows": rows, "by_type": summary["types"]}
 
 
 def night_csv(run_dir: Path, request: dict) -> bytes:
