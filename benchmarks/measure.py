@@ -39,20 +39,23 @@ def process_kind(process: psutil.Process) -> str:
         return "duckdb_reference"
     if "airflow" in line:
         return "airflow"  # `airflow dags test` and the task processes it runs
-    return "other"
+    return f"other ({name})"
 
 
 class TreeSampler:
     """Samples the RSS of a process and all its descendants every SAMPLE_SECONDS, in a thread.
 
     `peak_by_kind` is the largest RSS of any one process of each kind; `peak_total`
-    the largest sum over the whole tree at one instant (what the machine had to hold).
+    the largest sum over the whole tree at one instant, and `at_peak` what made it up
+    (processes and MB by kind). RSS counts pages shared between processes (forked
+    Python workers) once per process, so the sum overstates what the machine held.
     """
 
     def __init__(self, pid: int):
         self.root = psutil.Process(pid)
         self.peak_by_kind: dict[str, int] = defaultdict(int)
         self.peak_total = 0
+        self.at_peak: dict[str, list] = {}
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -75,7 +78,7 @@ class TreeSampler:
             tree = [self.root, *self.root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
-        total = 0
+        total, now = 0, defaultdict(lambda: [0, 0])
         for process in tree:
             try:
                 rss = process.memory_info().rss
@@ -84,13 +87,18 @@ class TreeSampler:
             kind = process_kind(process)
             self.peak_by_kind[kind] = max(self.peak_by_kind[kind], rss)
             total += rss
-        self.peak_total = max(self.peak_total, total)
+            now[kind][0] += 1
+            now[kind][1] += rss
+        if total > self.peak_total:
+            self.peak_total, self.at_peak = total, dict(now)
         self.samples += 1
 
     def result(self) -> dict:
         return {
             "peak_rss_total_mb": _mb(self.peak_total),
             "peak_rss_by_kind_mb": {k: _mb(v) for k, v in sorted(self.peak_by_kind.items()) if k != "gone"},
+            "at_peak": {k: {"processes": n, "mb": _mb(rss)} for k, (n, rss) in sorted(self.at_peak.items())
+                        if k != "gone"},
             "rss_samples": self.samples,
         }
 

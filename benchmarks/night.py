@@ -34,6 +34,7 @@ import io
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import sqlite3
@@ -376,7 +377,7 @@ def benchmark(args) -> dict:
             reference = None
             for code in codes:
                 print(f"{code['label']}: {lake['rows']['enrolments']} enrolments, {count} requests", flush=True)
-                run_dir = work / "runs" / code["commit"][:12] / size
+                run_dir = work / "runs" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', code['label'])}-{code['commit'][:12]}" / size
                 night = run_night(code, lake, requests, run_dir)
                 if reference is None:
                     reference = run_reference(lake, requests, reference_dir)
@@ -428,8 +429,10 @@ def report(result: dict) -> str:
             out.append(f"    SQL time by call site: {sites}")
         if night.get("spark_note"):
             out.append(f"  {night['spark_note']}")
-        out.append("  peak RSS MB by process: " + ", ".join(
+        out.append("  peak RSS MB of one process, by kind: " + ", ".join(
             f"{k} {v:,.0f}" for k, v in night.get("peak_rss_by_kind_mb", {}).items()))
+        out.append(f"  at the peak of the whole tree ({_fmt(night.get('peak_rss_total_mb'))} MB): " + ", ".join(
+            f"{k} {v['processes']}x {v['mb']:,.0f}" for k, v in night.get("at_peak", {}).items()))
         for m in run["comparison"].get("mismatches", []):
             out.append(f"  MISMATCH {m}")
         for m in run["comparison"].get("not_published", []):
