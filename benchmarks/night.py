@@ -226,7 +226,7 @@ def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path) -> di
     log = run_dir / "airflow-dags-test.log"
     process = run_sampled([AIRFLOW, "dags", "test", DAG_ID, RUN_DATE], env, log, cwd=run_dir)
     result = {"run_dir": str(run_dir), "wall_seconds": process["wall_seconds"], "returncode": process["returncode"],
-              **{k: v for k, v in process.items() if k.startswith("peak") or k == "rss_samples"}}
+              **{k: v for k, v in process.items() if k.startswith("peak") or k in ("at_peak", "rss_samples")}}
     result["dag_run"] = airflow_run(run_dir / "airflow" / "airflow.db", DAG_ID)
     result["spark_apps"] = spark_applications(events)
     if not event_log:
@@ -470,19 +470,25 @@ def plots(result: dict, stem: Path) -> list[str]:
                                            ("requests", "enrolments", "time-vs-requests", "requests in the night")):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         references_drawn = set()
+        colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
         for (code, group), rs in series(x_key, group_key).items():
             xs = [r[x_key] for r in rs]
+            colour = next(colours)
             label = f"{group:,} {'requests' if group_key == 'requests' else 'enrolments'}"
-            ax.plot(xs, [r["night"]["wall_seconds"] for r in rs], marker="o", label=f"night ({code}), {label}")
-            if group not in references_drawn:
+            ax.plot(xs, [r["night"]["wall_seconds"] for r in rs], marker="o", color=colour,
+                    label=f"night ({code}), {label}")
+            if group not in references_drawn:  # one reference per lake and request set, whatever the code
                 references_drawn.add(group)
                 ax.plot(xs, [r["reference"].get("wall_seconds") for r in rs], marker="s", linestyle="--",
-                        label=f"DuckDB, {label}")
+                        color=colour, label=f"DuckDB, {label}")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("seconds")
-        if len({r[x_key] for r in runs}) > 1:
+        ax.set_ylabel("seconds (log scale)")
+        ax.set_yscale("log")  # the night and the reference differ by orders of magnitude
+        values = sorted({r[x_key] for r in runs})
+        if len(values) > 1:
             ax.set_xscale("log")
-        ax.set_ylim(bottom=0)
+        ax.set_xticks(values, [f"{v:,}" for v in values])
+        ax.minorticks_off()
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
         save(fig, name)
@@ -502,8 +508,12 @@ def plots(result: dict, stem: Path) -> list[str]:
                    for r in runs]
         ax.bar([x - 0.2 for x in xs], heights, 0.4, bottom=bottom, label=task_id)
         bottom = [b + h for b, h in zip(bottom, heights)]
-    ax.bar([x + 0.2 for x in xs], [r["reference"].get("wall_seconds") or 0 for r in runs], 0.4,
-           color="black", label="DuckDB reference")
+    reference_seconds = [r["reference"].get("wall_seconds") or 0 for r in runs]
+    ax.bar([x + 0.2 for x in xs], reference_seconds, 0.4, color="black", label="DuckDB reference")
+    for x, r, seconds in zip(xs, runs, reference_seconds):
+        ratio = r["ratio_to_reference"]["seconds"]
+        ax.annotate(f"{seconds:.1f} s" + (f"\nnight ×{ratio:,.0f}" if ratio else ""), (x + 0.2, seconds),
+                    ha="center", va="bottom", fontsize=7)
     ax.set_xticks(list(xs), labels, fontsize=7)
     ax.set_ylabel("seconds")
     ax.set_title("the night's tasks (left) and the DuckDB reference (right)")
