@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 SAMPLE_SECONDS = 0.2
+MIN_AGE_SECONDS = 1.0
 
 
 def process_kind(process: psutil.Process) -> str:
@@ -78,17 +79,20 @@ class TreeSampler:
             tree = [self.root, *self.root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
-        total, now = 0, defaultdict(lambda: [0, 0])
+        total, now = 0, defaultdict(list)
         for process in tree:
             try:
+                # A process younger than a second may be a fork on its way to exec (the
+                # JVM spawning the job's Python): it shows its parent's RSS, counted twice.
+                if process is not self.root and time.time() - process.create_time() < MIN_AGE_SECONDS:
+                    continue
                 rss = process.memory_info().rss
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             kind = process_kind(process)
             self.peak_by_kind[kind] = max(self.peak_by_kind[kind], rss)
             total += rss
-            now[kind][0] += 1
-            now[kind][1] += rss
+            now[kind].append(rss)
         if total > self.peak_total:
             self.peak_total, self.at_peak = total, dict(now)
         self.samples += 1
@@ -97,8 +101,8 @@ class TreeSampler:
         return {
             "peak_rss_total_mb": _mb(self.peak_total),
             "peak_rss_by_kind_mb": {k: _mb(v) for k, v in sorted(self.peak_by_kind.items()) if k != "gone"},
-            "at_peak": {k: {"processes": n, "mb": _mb(rss)} for k, (n, rss) in sorted(self.at_peak.items())
-                        if k != "gone"},
+            "at_peak": {k: {"processes": len(v), "mb": _mb(sum(v)), "each_mb": [_mb(x) for x in sorted(v, reverse=True)]}
+                        for k, v in sorted(self.at_peak.items()) if k != "gone"},
             "rss_samples": self.samples,
         }
 
