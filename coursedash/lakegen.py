@@ -270,10 +270,10 @@ def scaled_catalogue(n_courses: int = len(COURSES), n_batches: int = len(BATCHES
         course = j * n_courses // n_batches
         k, seen[course] = seen[course], seen[course] + 1
         template = BATCHES[(course % len(COURSES)) * per_template + k % per_template]
-        copy = (template.course, k) != (course, k % per_template)
+        original = course < len(COURSES) and k < per_template  # the template itself keeps its name
         batches.append(replace(
             template, batch_id=f"batch_{j + 1:04d}", course=course,
-            name=f"{template.name} ({j + 1})" if copy else template.name))
+            name=template.name if original else f"{template.name} ({j + 1})"))
     return courses, tuple(batches)
 
 
