@@ -224,8 +224,11 @@ def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path) -> di
 
     print(f"  night: airflow dags test {DAG_ID} {RUN_DATE} ({len(requests)} requests)…", flush=True)
     log = run_dir / "airflow-dags-test.log"
+    load_before = os.getloadavg()[0]  # another heavy process on the machine makes every second longer
     process = run_sampled([AIRFLOW, "dags", "test", DAG_ID, RUN_DATE], env, log, cwd=run_dir)
-    result = {"run_dir": str(run_dir), "wall_seconds": process["wall_seconds"], "returncode": process["returncode"],
+    result = {"run_dir": str(run_dir), "load_average_before": round(load_before, 2),
+              "load_average_after": round(os.getloadavg()[0], 2),
+              "wall_seconds": process["wall_seconds"], "returncode": process["returncode"],
               **{k: v for k, v in process.items() if k.startswith("peak") or k in ("at_peak", "rss_samples")}}
     result["dag_run"] = airflow_run(run_dir / "airflow" / "airflow.db", DAG_ID)
     result["spark_apps"] = spark_applications(events)
@@ -416,7 +419,9 @@ def report(result: dict) -> str:
     out += [line_for(run) for run in result["runs"]]
     for run in result["runs"]:
         night = run["night"]
-        out.append(f"\n{run['code']}, {run['enrolments']:,} enrolments, {run['requests']} requests:")
+        out.append(f"\n{run['code']}, {run['enrolments']:,} enrolments, {run['requests']} requests "
+                   f"(load average {night.get('load_average_before', '-')} before, "
+                   f"{night.get('load_average_after', '-')} after; {os.cpu_count()} cores):")
         tasks = night.get("dag_run", {}).get("tasks", [])
         out.append("  tasks: " + ", ".join(f"{t['task_id']} {_fmt(t['seconds'], 1)} s ({t['state']})" for t in tasks))
         for app in night.get("spark_apps", []):
