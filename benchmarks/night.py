@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/night.py --learners 20000 --requests 1 12 --label small
     .venv/bin/python benchmarks/night.py --code 50e0961 --code HEAD --sizes 1M --requests 12
     .venv/bin/python benchmarks/night.py --smallest  # the smoke test's size: 300 learners, 3 requests
+    .venv/bin/python benchmarks/night.py --print benchmarks/results/X.json   # its tables again
 
 For each lake size it generates the lake once (cached under --work), and for each
 request count it:
@@ -414,9 +415,32 @@ def line_for(run: dict) -> str:
             f"| {_fmt(night.get('peak_rss_total_mb'))} | {_fmt(ref.get('peak_rss_total_mb'))} | {equal}{status} |")
 
 
+def task_table(result: dict) -> str:
+    """Seconds per task (rows) for each run (columns), as in docs/performance.md."""
+    runs = result["runs"]
+    task_ids = []
+    for run in runs:
+        for t in run["night"].get("dag_run", {}).get("tasks", []):
+            if t["task_id"] not in task_ids:
+                task_ids.append(t["task_id"])
+    head = "| task | " + " | ".join(f"{r['code']}, {r['enrolments']:,} enr., {r['requests']} req." for r in runs) + " |"
+    out = [head, "|---|" + "---|" * len(runs)]
+    for task_id in task_ids:
+        cells = []
+        for r in runs:
+            t = next((t for t in r["night"]["dag_run"]["tasks"] if t["task_id"] == task_id), None)
+            cells.append("-" if t is None else t["state"] if t["state"] != "success" else _fmt(t["seconds"], 1))
+        out.append(f"| {task_id} | " + " | ".join(cells) + " |")
+    out.append("| **night (`dags test` wall)** | " + " | ".join(
+        f"**{_fmt(r['night'].get('wall_seconds'), 1)}**" for r in runs) + " |")
+    out.append("| DuckDB reference | " + " | ".join(_fmt(r["reference"].get("wall_seconds"), 1) for r in runs) + " |")
+    return "\n".join(out)
+
+
 def report(result: dict) -> str:
     out = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     out += [line_for(run) for run in result["runs"]]
+    out += ["", task_table(result)]
     for run in result["runs"]:
         night = run["night"]
         out.append(f"\n{run['code']}, {run['enrolments']:,} enrolments, {run['requests']} requests "
@@ -547,6 +571,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="lakes (cached), runs and code checkouts (default: var/benchmark)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
                         help="where the JSON and PNG files go (default: benchmarks/results)")
+    parser.add_argument("--print", type=Path, metavar="RESULTS.json",
+                        help="only print the tables of an earlier results file (e.g. for docs/performance.md)")
     args = parser.parse_args(argv)
     if args.smallest:
         args.learners, args.requests = SMALLEST["learners"], SMALLEST["requests"]
@@ -561,6 +587,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
+    if args.print:
+        print(report(json.loads(args.print.read_text(encoding="utf-8"))))
+        return args.print
     result = benchmark(args)
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{args.label}"
