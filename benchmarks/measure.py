@@ -46,7 +46,8 @@ def process_kind(process: psutil.Process) -> str:
 class TreeSampler:
     """Samples the RSS of a process and all its descendants every SAMPLE_SECONDS, in a thread.
 
-    `peak_by_kind` is the largest RSS of any one process of each kind; `peak_total`
+    `peak_by_kind` is the largest RSS of any one process of each kind (its own high
+    water mark, so a peak between two samples counts); `peak_total`
     the largest sum over the whole tree at one instant, and `at_peak` what made it up
     (processes and MB by kind). RSS counts pages shared between processes (forked
     Python workers) once per process, so the sum overstates what the machine held.
@@ -70,9 +71,11 @@ class TreeSampler:
         self._thread.join()
 
     def _run(self) -> None:
+        started = time.monotonic()
         while not self._stop.is_set():
             self.sample()
-            self._stop.wait(SAMPLE_SECONDS)
+            # Often at first, so that a run of a fraction of a second is seen more than once.
+            self._stop.wait(SAMPLE_SECONDS if time.monotonic() - started > 1 else SAMPLE_SECONDS / 10)
 
     def sample(self) -> None:
         try:
@@ -90,7 +93,7 @@ class TreeSampler:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             kind = process_kind(process)
-            self.peak_by_kind[kind] = max(self.peak_by_kind[kind], rss)
+            self.peak_by_kind[kind] = max(self.peak_by_kind[kind], high_water_rss(process, rss))
             total += rss
             now[kind].append(rss)
         if total > self.peak_total:
@@ -99,7 +102,8 @@ class TreeSampler:
 
     def result(self) -> dict:
         return {
-            "peak_rss_total_mb": _mb(self.peak_total),
+            # At least the largest process's own peak, which may fall between two samples.
+            "peak_rss_total_mb": _mb(max(self.peak_total, *self.peak_by_kind.values(), 0)),
             "peak_rss_by_kind_mb": {k: _mb(v) for k, v in sorted(self.peak_by_kind.items()) if k != "gone"},
             "at_peak": {k: {"processes": len(v), "mb": _mb(sum(v)), "each_mb": [_mb(x) for x in sorted(v, reverse=True)]}
                         for k, v in sorted(self.at_peak.items()) if k != "gone"},
@@ -119,6 +123,22 @@ def run_sampled(command: list[str], env: dict, log_path: Path, cwd: Path | None 
         with TreeSampler(process.pid) as sampler:
             returncode = process.wait()
     return {"returncode": returncode, "wall_seconds": round(time.perf_counter() - started, 2), **sampler.result()}
+
+
+def high_water_rss(process: psutil.Process, rss: int) -> int:
+    """The process's own peak RSS since it started (VmHWM), which a sample between two peaks misses.
+
+    Not the kernel's ru_maxrss: that counts the parent's memory for a child started
+    by vfork, as Python and the JVM start theirs.
+    """
+    try:
+        with open(f"/proc/{process.pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return max(rss, int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    return rss
 
 
 # --- Airflow ------------------------------------------------------------------------------

@@ -230,7 +230,7 @@ def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path) -> di
     result = {"run_dir": str(run_dir), "load_average_before": round(load_before, 2),
               "load_average_after": round(os.getloadavg()[0], 2),
               "wall_seconds": process["wall_seconds"], "returncode": process["returncode"],
-              **{k: v for k, v in process.items() if k.startswith("peak") or k in ("at_peak", "rss_samples")}}
+              **{k: v for k, v in process.items() if "rss" in k or k == "at_peak"}}
     result["dag_run"] = airflow_run(run_dir / "airflow" / "airflow.db", DAG_ID)
     result["spark_apps"] = spark_applications(events)
     if not event_log:
