@@ -15,8 +15,10 @@ TEST_WORKERS ?= auto
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-benchmark: $(VENV)/.installed
-	$(BIN)/python benchmarks/single_pass.py
+# The night against a DuckDB reference (docs/performance.md); options in BENCHMARK_ARGS,
+# e.g. make benchmark BENCHMARK_ARGS="--sizes 100k --requests 1 12".
+benchmark: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/night.py $(BENCHMARK_ARGS)
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +26,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+$(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt requirements-bench.txt
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 

@@ -141,7 +141,9 @@ def cmd_generate_lake(args) -> None:
     from coursedash.lakegen import generate_lake
 
     out = args.out or settings().lake_uri
-    summary = generate_lake(out, learners=args.learners, seed=args.seed)
+    if not 1 <= args.courses <= args.batches <= 9000:
+        raise UserError("--batches must be at least --courses (every course needs a batch) and at most 9000")
+    summary = generate_lake(out, learners=args.learners, seed=args.seed, courses=args.courses, batches=args.batches)
     print(f"lake written to {out}: " + ", ".join(f"{k} {v}" for k, v in summary["rows"].items()))
 
 
@@ -306,6 +308,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--learners", metavar="N", type=_non_negative_int, default=200, help="number of learners (default: 200)")
     g.add_argument("--seed", metavar="N", type=int, default=7, help="random seed; the same seed gives the same lake (default: 7)")
     g.add_argument("--out", metavar="DIR", help="folder to write (default: COURSEDASH_LAKE_URI, else var/lake)")
+    g.add_argument("--courses", metavar="N", type=_non_negative_int, default=4,
+                   help="number of courses, copies of the four sample ones beyond them (default: 4)")
+    g.add_argument("--batches", metavar="M", type=_non_negative_int, default=12,
+                   help="number of batches, spread over the courses; the enrolments spread over them (default: 12)")
     g.set_defaults(func=cmd_generate_lake)
 
     command("sync", "refresh the dashboard's courses, batches and enrolment figures from the lake (runs Spark)"

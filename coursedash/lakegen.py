@@ -8,7 +8,8 @@ they fall in: the lake does not depend on `chunk_size`, and each chunk of learne
 generated with numpy, written and dropped, which keeps memory flat at any size.
 
 The catalogue (courses, contents, batches, creators, mentors) is fixed, with dates
-relative to `today`, so demos can rely on its ids whatever the seed.
+relative to `today`, so demos can rely on its ids whatever the seed. Benchmarks may
+scale it (`courses`, `batches`): copies of the same courses and batches under new ids.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import shutil
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,7 @@ class _Course:
 @dataclass(frozen=True)
 class _Batch:
     batch_id: str
-    course: int  # index into COURSES
+    course: int  # index into the catalogue's courses
     name: str
     start: int  # days from today
     end: int | None  # days from today; None: open-ended
@@ -241,6 +242,39 @@ BATCHES: tuple[_Batch, ...] = (
 
 # Enrolments pointing at batches that `batches` does not know.
 UNKNOWN_BATCH_IDS = ("batch_9001", "batch_9002")
+
+
+def scaled_catalogue(n_courses: int = len(COURSES), n_batches: int = len(BATCHES)):
+    """(courses, batches): the fixed catalogue, or as many copies of it as asked for.
+
+    Benchmarks need many batches (100 requests on 100 different batches) without a
+    new catalogue to maintain. Course i is a copy of COURSES[i % 4] under its own id;
+    batches go to courses in runs, batch j to course j * n_courses // n_batches, and the
+    k-th batch of a course copies the k-th (mod 3) batch of its template course. The
+    defaults (4 courses, 12 batches) give the fixed catalogue itself, so lakes
+    generated without these options stay byte for byte what they were.
+    """
+    if not 1 <= n_courses <= n_batches:
+        raise ValueError("courses must be >= 1 and batches >= courses (every course needs a batch)")
+    if n_batches > 9000:  # batch_9001 and up are the enrolments' unknown batches
+        raise ValueError("batches must be at most 9000")
+    per_template = len(BATCHES) // len(COURSES)
+    courses = tuple(
+        COURSES[i] if i < len(COURSES) else replace(
+            COURSES[i % len(COURSES)], course_id=f"do_course_{i + 1:04d}",
+            name=f"{COURSES[i % len(COURSES)].name} ({i // len(COURSES) + 1})")
+        for i in range(n_courses)
+    )
+    batches, seen = [], Counter()
+    for j in range(n_batches):
+        course = j * n_courses // n_batches
+        k, seen[course] = seen[course], seen[course] + 1
+        template = BATCHES[(course % len(COURSES)) * per_template + k % per_template]
+        original = course < len(COURSES) and k < per_template  # the template itself keeps its name
+        batches.append(replace(
+            template, batch_id=f"batch_{j + 1:04d}", course=course,
+            name=template.name if original else f"{template.name} ({j + 1})"))
+    return courses, tuple(batches)
 
 
 def _content_id(course: int, position: int) -> str:
@@ -354,35 +388,36 @@ _ODD_PROFILES = {
 
 
 class _Catalogue:
-    """The fixed catalogue as Arrow strings and numpy index arrays, for vectorised lookups."""
+    """The catalogue (the fixed one, or scaled) as Arrow strings and numpy index arrays, for vectorised lookups."""
 
-    def __init__(self, today: dt.date):
+    def __init__(self, today: dt.date, n_courses: int = len(COURSES), n_batches: int = len(BATCHES)):
         self.today = today
+        self.courses, self.batches = courses, batches = scaled_catalogue(n_courses, n_batches)
         midnight = dt.datetime(today.year, today.month, today.day, tzinfo=dt.timezone.utc)
         self.today_s = int(midnight.timestamp())  # events happen before today starts
 
         # Courses and contents; content k is global, positions are 1-based per course.
-        self.course_ids = pa.array([c.course_id for c in COURSES])
-        self.course_weight = np.array([c.weight for c in COURSES])
-        self.consent = np.array([c.user_consent_required for c in COURSES])
-        contents = [(ci, pos, ct) for ci, c in enumerate(COURSES) for pos, ct in enumerate(c.contents, 1)]
+        self.course_ids = pa.array([c.course_id for c in courses])
+        self.course_weight = np.array([c.weight for c in courses])
+        self.consent = np.array([c.user_consent_required for c in courses])
+        contents = [(ci, pos, ct) for ci, c in enumerate(courses) for pos, ct in enumerate(c.contents, 1)]
         self.content_ids = pa.array([_content_id(ci, pos) for ci, pos, _ in contents])
         self.content_rows = contents
-        cmax = max(len(c.contents) for c in COURSES)
-        self.n_contents = np.array([len(c.contents) for c in COURSES])
-        self.contents = np.full((len(COURSES), cmax), -1)  # course × position-1 -> content
-        self.optional = np.zeros((len(COURSES), cmax), dtype=bool)
+        cmax = max(len(c.contents) for c in courses)
+        self.n_contents = np.array([len(c.contents) for c in courses])
+        self.contents = np.full((len(courses), cmax), -1)  # course × position-1 -> content
+        self.optional = np.zeros((len(courses), cmax), dtype=bool)
         for k, (ci, pos, ct) in enumerate(contents):
             self.contents[ci, pos - 1] = k
             self.optional[ci, pos - 1] = ct.is_optional
-        amax = max(sum(bool(ct.questions) for ct in c.contents) for c in COURSES)
-        self.assessments = np.full((len(COURSES), amax), -1)  # course × a -> position-1
-        for ci, c in enumerate(COURSES):
+        amax = max(sum(bool(ct.questions) for ct in c.contents) for c in courses)
+        self.assessments = np.full((len(courses), amax), -1)  # course × a -> position-1
+        for ci, c in enumerate(courses):
             pos = [p for p, ct in enumerate(c.contents) if ct.questions]
             self.assessments[ci, : len(pos)] = pos
 
         # Questions: one per (assessment, slot), each an instance of a QUESTIONS entry.
-        qmax = max(len(ct.questions) for c in COURSES for ct in c.contents)
+        qmax = max(len(ct.questions) for c in courses for ct in c.contents)
         self.questions = np.full((len(contents), qmax), -1)  # content × slot -> question
         qids, templates = [], []
         for k, (ci, pos, ct) in enumerate(contents):
@@ -405,21 +440,21 @@ class _Catalogue:
         self.answer_score = np.array([s for q in QUESTIONS for _, s in q.answers])
 
         # Batches (unknown ones last), with their dates as seconds.
-        self.batch_ids = pa.array([b.batch_id for b in BATCHES] + list(UNKNOWN_BATCH_IDS))
-        self.batch_course = np.array([b.course for b in BATCHES])
-        self.batch_status = np.array([_batch_status(b) for b in BATCHES])
-        self.batch_start = np.array([self.today_s + b.start * DAY for b in BATCHES])
+        self.batch_ids = pa.array([b.batch_id for b in batches] + list(UNKNOWN_BATCH_IDS))
+        self.batch_course = np.array([b.course for b in batches])
+        self.batch_status = np.array([_batch_status(b) for b in batches])
+        self.batch_start = np.array([self.today_s + b.start * DAY for b in batches])
         # Last second of activity: the end of the end date, or now, whichever is first.
-        ends = [self.today_s if b.end is None else self.today_s + (b.end + 1) * DAY for b in BATCHES]
+        ends = [self.today_s if b.end is None else self.today_s + (b.end + 1) * DAY for b in batches]
         self.batch_last = np.minimum(self.today_s, np.array(ends)) - 1
         # Enrolment opens two weeks before the start (and before today for upcoming ones).
         self.batch_open = np.minimum(self.batch_start, self.today_s) - 14 * DAY
-        bmax = max(sum(b.course == ci for b in BATCHES) for ci in range(len(COURSES)))
-        self.course_batches = np.full((len(COURSES), bmax), -1)
-        self.course_batch_cum = np.full((len(COURSES), bmax), 2.0)  # past 1: never chosen
-        for ci in range(len(COURSES)):
-            idx = [bi for bi, b in enumerate(BATCHES) if b.course == ci]
-            w = np.array([BATCHES[bi].weight for bi in idx])
+        bmax = max(sum(b.course == ci for b in batches) for ci in range(len(courses)))
+        self.course_batches = np.full((len(courses), bmax), -1)
+        self.course_batch_cum = np.full((len(courses), bmax), 2.0)  # past 1: never chosen
+        for ci in range(len(courses)):
+            idx = [bi for bi, b in enumerate(batches) if b.course == ci]
+            w = np.array([batches[bi].weight for bi in idx])
             self.course_batches[ci, : len(idx)] = idx
             self.course_batch_cum[ci, : len(idx)] = np.cumsum(w) / w.sum()
 
@@ -648,7 +683,7 @@ def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
     # 1-3 distinct courses per learner: weighted sampling without replacement by
     # sorting exponential keys (Efraimidis-Spirakis).
     count = 1 + _choose(rnd.uniform("enrol.count", learner), [0.55, 0.3, 0.15])
-    keys = -np.log1p(-rnd.uniform("enrol.course", learner[:, None], np.arange(len(COURSES))[None, :]))
+    keys = -np.log1p(-rnd.uniform("enrol.course", learner[:, None], np.arange(len(cat.courses))[None, :]))
     courses = np.argsort(keys / cat.course_weight, axis=1, kind="stable")
     local, slot = _expand(count)
     who = learner[local]
@@ -697,7 +732,7 @@ def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
     bad = dirt.pick(rnd.uniform("enrol.dirt", who, slot), {
         "enrolments_duplicated": 0.015, "enrolments_unknown_batch": 0.01,
         "enrolments_null_course_id": 0.005, "enrolments_null_enrolled_on": 0.005})
-    unknown = len(BATCHES) + (rnd.uniform("enrol.unknown", who, slot) * len(UNKNOWN_BATCH_IDS)).astype(np.int64)
+    unknown = len(cat.batches) + (rnd.uniform("enrol.unknown", who, slot) * len(UNKNOWN_BATCH_IDS)).astype(np.int64)
     shown_batch = np.where(bad["enrolments_unknown_batch"], unknown, batch)
     table = _table("enrolments", {
         "user_id": _take(people.user_ids, local),
@@ -854,12 +889,12 @@ def _catalogue_tables(cat: _Catalogue) -> dict:
     today = cat.today_s
     courses = _table("courses", {
         "course_id": cat.course_ids,
-        "name": pa.array([c.name for c in COURSES]),
-        "channel": pa.array([c.channel for c in COURSES]),
-        "created_by": pa.array([c.created_by for c in COURSES]),
-        "status": pa.array([c.status for c in COURSES]),
+        "name": pa.array([c.name for c in cat.courses]),
+        "channel": pa.array([c.channel for c in cat.courses]),
+        "created_by": pa.array([c.created_by for c in cat.courses]),
+        "status": pa.array([c.status for c in cat.courses]),
         "user_consent_required": pa.array(cat.consent),
-        "created_on": _timestamps(np.array([today - c.created_days_ago * DAY + 10 * 3600 for c in COURSES])),
+        "created_on": _timestamps(np.array([today - c.created_days_ago * DAY + 10 * 3600 for c in cat.courses])),
     })
     rows = cat.content_rows
     contents = _table("course_contents", {
@@ -873,13 +908,13 @@ def _catalogue_tables(cat: _Catalogue) -> dict:
     })
     base = cat.today
     batches = _table("batches", {
-        "batch_id": cat.batch_ids[: len(BATCHES)],
+        "batch_id": cat.batch_ids[: len(cat.batches)],
         "course_id": _take(cat.course_ids, cat.batch_course),
-        "name": pa.array([b.name for b in BATCHES]),
-        "start_date": pa.array([base + dt.timedelta(days=b.start) for b in BATCHES], pa.date32()),
-        "end_date": pa.array([None if b.end is None else base + dt.timedelta(days=b.end) for b in BATCHES], pa.date32()),
-        "created_by": pa.array([b.created_by for b in BATCHES]),
-        "mentors": pa.array([list(b.mentors) for b in BATCHES], pa.list_(pa.string())),
+        "name": pa.array([b.name for b in cat.batches]),
+        "start_date": pa.array([base + dt.timedelta(days=b.start) for b in cat.batches], pa.date32()),
+        "end_date": pa.array([None if b.end is None else base + dt.timedelta(days=b.end) for b in cat.batches], pa.date32()),
+        "created_by": pa.array([b.created_by for b in cat.batches]),
+        "mentors": pa.array([list(b.mentors) for b in cat.batches], pa.list_(pa.string())),
         "created_on": _timestamps(cat.batch_open - 6 * DAY + 9 * 3600),
     })
     return {"courses": courses, "course_contents": contents, "batches": batches}
@@ -893,16 +928,16 @@ def _describe(cat: _Catalogue) -> tuple[list, list]:
         "user_consent_required": c.user_consent_required,
         "assessments": [{"content_id": _content_id(ci, pos), "name": ct.name, "position": pos}
                         for pos, ct in enumerate(c.contents, 1) if ct.questions],
-    } for ci, c in enumerate(COURSES)]
+    } for ci, c in enumerate(cat.courses)]
     batches = [{
-        "batch_id": b.batch_id, "course_id": COURSES[b.course].course_id, "name": b.name,
+        "batch_id": b.batch_id, "course_id": cat.courses[b.course].course_id, "name": b.name,
         "status": _batch_status(b),
         "start_date": (base + dt.timedelta(days=b.start)).isoformat(),
         "end_date": None if b.end is None else (base + dt.timedelta(days=b.end)).isoformat(),
         "created_by": b.created_by, "mentors": list(b.mentors),
-        "course_created_by": COURSES[b.course].created_by,
-        "user_consent_required": COURSES[b.course].user_consent_required,
-    } for b in BATCHES]
+        "course_created_by": cat.courses[b.course].created_by,
+        "user_consent_required": cat.courses[b.course].user_consent_required,
+    } for b in cat.batches]
     return courses, batches
 
 
@@ -911,21 +946,23 @@ def _describe(cat: _Catalogue) -> tuple[list, list]:
 # ---------------------------------------------------------------------------------
 
 def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today: dt.date | None = None,
-                  chunk_size: int = 50_000) -> dict:
+                  chunk_size: int = 50_000, courses: int = len(COURSES), batches: int = len(BATCHES)) -> dict:
     """Write every lake table under out_dir/<table>/part-NNNNN.parquet; return a summary dict.
 
-    The same (learners, seed, today) always give the same data, whatever chunk_size.
-    Each table's folder is replaced, so a rerun leaves no file of an earlier run.
+    The same (learners, seed, today, courses, batches) always give the same data,
+    whatever chunk_size. `courses` and `batches` scale the catalogue (see
+    `scaled_catalogue`); the enrolments spread over them. Each table's folder is
+    replaced, so a rerun leaves no file of an earlier run.
     """
     if learners < 0 or chunk_size < 1:
         raise ValueError("learners must be >= 0 and chunk_size >= 1")
-    today = today or dt.date.today()
+    cat = _Catalogue(today or dt.date.today(), courses, batches)  # checks courses and batches first
+    today = cat.today
     out = Path(out_dir)
     for table in TABLES:
         shutil.rmtree(out / table, ignore_errors=True)
         (out / table).mkdir(parents=True)
 
-    cat = _Catalogue(today)
     rnd, dirt, consents = _Random(seed), _Dirt(), _Dirt()
     rows = Counter()
 
@@ -950,7 +987,7 @@ def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today
         log.info("chunk %d/%d: learners %d-%d, %d enrolments, %d attempts, %d responses",
                  part + 1, n_chunks, lo, hi, enrolments.num_rows, attempts.num_rows, responses.num_rows)
 
-    courses, batches = _describe(cat)
+    course_list, batch_list = _describe(cat)
     return {
         "out_dir": str(out),
         "learners": learners,
@@ -960,7 +997,7 @@ def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today
         "rows": {t: rows[t] for t in TABLES},
         "dirt": dict(sorted(dirt.counts.items())),
         "consents": dict(sorted(consents.counts.items())),
-        "courses": courses,
-        "batches": batches,
+        "courses": course_list,
+        "batches": batch_list,
         "unknown_batch_ids": list(UNKNOWN_BATCH_IDS),
     }

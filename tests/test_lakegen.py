@@ -246,3 +246,45 @@ def test_every_event_happened_before_today(lake):
             if str(field.type).startswith("timestamp"):
                 latest = pc.max(data[field.name]).as_py()
                 assert latest is None or latest < MIDNIGHT, (table, field.name)
+
+
+def test_courses_and_batches_scale_and_the_enrolments_spread_over_them(tmp_path):
+    summary = generate_lake(tmp_path, learners=2000, seed=7, today=TODAY, courses=40, batches=400)
+    courses, batches = rows(tmp_path, "courses"), rows(tmp_path, "batches")
+    course_ids = {c["course_id"] for c in courses}
+    assert len(courses) == len(course_ids) == 40
+    assert len(batches) == len({b["batch_id"] for b in batches}) == 400
+    # Every batch belongs to a course of the lake, and every course has batches.
+    assert {b["course_id"] for b in batches} == course_ids
+    assert max(Counter(b["course_id"] for b in batches).values()) == 10
+    contents = rows(tmp_path, "course_contents")
+    assert {c["course_id"] for c in contents} == course_ids
+    assert len({c["content_id"] for c in contents}) == len(contents)
+
+    enrolments = read(tmp_path, "enrolments")
+    known = [b for b in enrolments.column("batch_id").to_pylist() if b not in summary["unknown_batch_ids"]]
+    per_batch = Counter(known)
+    # Spread: most batches have learners, none holds a large share of them.
+    assert len(per_batch) > 350
+    assert max(per_batch.values()) < 0.02 * len(known)
+    batch_course = {b["batch_id"]: b["course_id"] for b in batches}
+    enrolled_courses = {batch_course[b] for b in per_batch}
+    assert enrolled_courses == course_ids
+    # An enrolment's course is its batch's course.
+    pairs = zip(enrolments.column("batch_id").to_pylist(), enrolments.column("course_id").to_pylist())
+    assert all(course in (None, batch_course[batch]) for batch, course in pairs if batch in batch_course)
+    assert [b["batch_id"] for b in summary["batches"]] == [b["batch_id"] for b in batches]
+
+
+def test_the_default_catalogue_is_the_fixed_one(tmp_path):
+    summary = generate_lake(tmp_path, learners=20, seed=7, today=TODAY)
+    assert [c["course_id"] for c in summary["courses"]] == [f"do_course_{i:04d}" for i in range(1, 5)]
+    assert [b["batch_id"] for b in summary["batches"]] == [f"batch_{i:04d}" for i in range(1, 13)]
+    assert read(tmp_path, "batches").num_rows == 12
+
+
+@pytest.mark.parametrize("courses, batches", [(0, 12), (5, 4), (4, 9001)])
+def test_impossible_catalogues_are_refused_before_anything_is_written(tmp_path, courses, batches):
+    with pytest.raises(ValueError):
+        generate_lake(tmp_path / "lake", learners=20, courses=courses, batches=batches)
+    assert not (tmp_path / "lake").exists()

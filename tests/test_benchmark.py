@@ -1,0 +1,96 @@
+"""The benchmark's smoke test: `benchmarks/night.py --smallest`, end to end.
+
+A real `airflow dags test` of the nightly DAG (Spark included) and a real DuckDB
+reference on a 300-learner lake with one request of each type. It checks what the
+results file says against the run's own traces (Airflow's log, the published zips),
+never how fast anything was.
+"""
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pyzipper
+
+from tests.conftest import ROOT
+
+@pytest.fixture(scope="module")
+def smallest(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("benchmark")
+    work, results = tmp / "work", tmp / "results"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "night.py"), "--smallest", "--work", str(work),
+         "--results", str(results)],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = results.glob("*.json")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    (run,) = result["runs"]
+    return {"result": result, "run": run, "run_dir": Path(run["night"]["run_dir"]),
+            "reference_dir": Path(run["reference"]["out"]), "results": results, "printed": done.stdout}
+
+
+def test_every_task_of_the_run_has_its_seconds(smallest):
+    tasks = smallest["run"]["night"]["dag_run"]["tasks"]
+    log = (smallest["run_dir"] / "airflow-dags-test.log").read_text(encoding="utf-8")
+    started = set(re.findall(r"\[DAG TEST\] starting task_id=(\w+)", log))
+    assert started and {t["task_id"] for t in tasks} == started
+    assert all(t["state"] == "success" and t["seconds"] >= 0 for t in tasks)
+    assert smallest["run"]["night"]["dag_run"]["state"] == "success"
+    assert sum(t["seconds"] for t in tasks) <= smallest["run"]["night"]["wall_seconds"]
+
+
+def test_spark_stages_come_from_each_application_s_event_log(smallest):
+    apps = smallest["run"]["night"]["spark_apps"]
+    assert apps, "no Spark application was found in the event log"
+    submitted = set(re.findall(r"spark-submit --master \S+ --name (\w+)",
+                               (smallest["run_dir"] / "airflow-dags-test.log").read_text(encoding="utf-8")))
+    assert {a["app"] for a in apps} == submitted
+    for app in apps:
+        assert app["stages"] > 0 and app["stage_seconds"] > 0 and app["wall_seconds"] > 0, app["app"]
+        assert app["lake_bytes_scanned"] > 0, app["app"]
+
+
+def test_the_reference_ratio_and_peak_memory_are_measured(smallest):
+    run = smallest["run"]
+    assert run["reference"]["returncode"] == 0 and run["reference"]["wall_seconds"] > 0
+    assert run["ratio_to_reference"]["seconds"] > 0
+    assert run["night"]["peak_rss_total_mb"] > 0 and run["reference"]["peak_rss_total_mb"] > 0
+    kinds = run["night"]["peak_rss_by_kind_mb"]
+    assert kinds["airflow"] > 0 and kinds["spark_jvm"] > 0 and kinds["spark_python_driver"] > 0
+    assert run["rows_per_second"]["night"] > 0
+    assert run["requests_by_type"] == {"progress": 1, "userinfo": 1, "response": 1}
+
+
+def test_the_duckdb_csvs_are_the_nights_csvs_cell_for_cell(smallest):
+    run, run_dir = smallest["run"], smallest["run_dir"]
+    reference_dir = smallest["reference_dir"]
+    published = [r for r in run["night"]["requests"] if r["status"] == "SUCCESS"]
+    assert len(published) == 3
+    for request in published:
+        with pyzipper.AESZipFile(run_dir / "var" / "reports" / request["object_key"]) as zf:
+            zf.setpassword(b"Bench-pass-2026")
+            (name,) = zf.namelist()
+            night = zf.read(name)
+        reference = (reference_dir / f"{request['batch_id']}_{request['report_type']}.csv").read_bytes()
+        night_rows = list(csv.reader(io.StringIO(night.decode("utf-8-sig"), newline="")))
+        reference_rows = list(csv.reader(io.StringIO(reference.decode("utf-8-sig"), newline="")))
+        assert len(night_rows) - 1 == request["row_count"] > 0
+        assert reference_rows == night_rows, request["report_type"]
+        assert reference == night
+    assert run["comparison"]["byte_equal"] == 3 and run["comparison"]["mismatches"] == []
+
+
+def test_the_table_is_printed_and_the_plots_are_drawn(smallest):
+    assert f"| this tree | {smallest['run']['enrolments']:,} | 3 |" in smallest["printed"]
+    plots = smallest["result"]["plots"]
+    assert len(plots) == 3
+    for name in plots:
+        assert (smallest["results"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert smallest["result"]["machine"]["cores"] > 0
