@@ -49,9 +49,10 @@ def test_every_task_of_the_run_has_its_seconds(smallest):
 def test_spark_stages_come_from_each_application_s_event_log(smallest):
     apps = smallest["run"]["night"]["spark_apps"]
     assert apps, "no Spark application was found in the event log"
-    submitted = set(re.findall(r"spark-submit --master \S+ --name (\w+)",
-                               (smallest["run_dir"] / "airflow-dags-test.log").read_text(encoding="utf-8")))
-    assert {a["app"] for a in apps} == submitted
+    # One event log per spark-submit of the night (a job may name its application itself).
+    submitted = re.findall(r"spark-submit --master ", (smallest["run_dir"] / "airflow-dags-test.log").read_text(
+        encoding="utf-8"))
+    assert len(apps) == len(submitted)
     for app in apps:
         assert app["stages"] > 0 and app["stage_seconds"] > 0 and app["wall_seconds"] > 0, app["app"]
         assert app["lake_bytes_scanned"] > 0, app["app"]
