@@ -57,6 +57,7 @@ def _task_words(counts: dict[str, int]) -> dict[str, str]:
         "sync_dashboard": "refreshing the dashboard's figures (Spark)",
         "build_reports": f"building {n} report{'s' if n != 1 else ''} ({kinds}) in one Spark application",
         "publish_reports": "zipping and publishing the reports",
+        "notify_requesters": "telling requesters their reports are ready",
         "expire_reports": "expiring reports past their retention",
     }
 
