@@ -265,12 +265,10 @@ def run_reference(lake: dict, requests: list[dict], out: Path) -> dict:
 
 def night_csv(run_dir: Path, request: dict) -> bytes:
     """The CSV inside a published zip, opened with the request's password."""
-    import pyzipper
+    from coursedash.packaging import read_zip
 
-    with pyzipper.AESZipFile(run_dir / "var" / "reports" / request["object_key"]) as zf:
-        zf.setpassword(PASSWORD.encode())
-        (name,) = zf.namelist()
-        return zf.read(name)
+    (content,) = read_zip(run_dir / "var" / "reports" / request["object_key"], PASSWORD).values()
+    return content
 
 
 def first_difference(night: bytes, reference: bytes, show_values: bool) -> dict:

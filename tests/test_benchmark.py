@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import pyzipper
 
+from coursedash.packaging import read_zip
 from tests.conftest import ROOT
+
 
 @pytest.fixture(scope="module")
 def smallest(tmp_path_factory):
@@ -75,10 +76,7 @@ def test_the_duckdb_csvs_are_the_nights_csvs_cell_for_cell(smallest):
     published = [r for r in run["night"]["requests"] if r["status"] == "SUCCESS"]
     assert len(published) == 3
     for request in published:
-        with pyzipper.AESZipFile(run_dir / "var" / "reports" / request["object_key"]) as zf:
-            zf.setpassword(b"Bench-pass-2026")
-            (name,) = zf.namelist()
-            night = zf.read(name)
+        (night,) = read_zip(run_dir / "var" / "reports" / request["object_key"], "Bench-pass-2026").values()
         reference = (reference_dir / f"{request['batch_id']}_{request['report_type']}.csv").read_bytes()
         night_rows = list(csv.reader(io.StringIO(night.decode("utf-8-sig"), newline="")))
         reference_rows = list(csv.reader(io.StringIO(reference.decode("utf-8-sig"), newline="")))
