@@ -25,6 +25,9 @@ SPARK_CONF = {
     # decimal in plain digits (legacy casts write 0 as "0E-12"). Arithmetic on lake values
     # uses try_* functions, so a dirty value gives an empty cell, never a failed night.
     "spark.sql.ansi.enabled": "true",
+    # The duplicate rules keep one row per key of mostly unique keys: Spark's partial
+    # top-1 before the shuffle (WindowGroupLimit) would sort every row for nothing.
+    "spark.sql.optimizer.windowGroupLimitThreshold": "-1",
 }
 
 
@@ -34,6 +37,8 @@ def _master_conf(master: str) -> dict[str, str]:
         return {
             # One machine's cores, not a cluster's: 200 shuffle partitions only add overhead.
             "spark.sql.shuffle.partitions": str(4 * (os.cpu_count() or 2)),
+            # A large table in at least as many splits, so that no core waits on the last one.
+            "spark.sql.files.minPartitionNum": str(4 * (os.cpu_count() or 2)),
             # Local mode runs every task in the driver's JVM, whose 1g default spills a
             # night of a million enrolments to disk: a quarter of the machine's memory.
             "spark.driver.memory": f"{max(1, _memory_gib() // 4)}g",

@@ -46,37 +46,43 @@ def requests_frame(spark: SparkSession, requests: list[dict]) -> DataFrame:
 
 
 def read_frames(
-    spark: SparkSession, lake_uri: str, requests: list[dict], names: set[str]
+    spark: SparkSession, lake_uri: str, requests: list[dict], readers: dict[str, set[str]]
 ) -> tuple[dict[str, DataFrame], dict[str, str]]:
-    """The named input frames, each read once, pruned to the night's batches and courses, and cached.
+    """The input frames, each pruned to the batches, courses or learners of the requests that read it; and the unreadable ones, with why.
 
-    Also returns the frames that cannot be read, with why: each table is read in full
-    here, so that a broken one fails only the reports that read it.
+    `readers`: frame name -> the report types that read it (the requests carry their
+    `report_type`). Every table's schema is checked here. The tables are then read where they are
+    used: by their quality suite (only the columns it checks) and by the reports that
+    need them, a number of scans that does not grow with the requests. Caching a large
+    table costs several times its Parquet decoding, so only what every report derives
+    the same way is persisted (`share`), which also catches a corrupt file here.
     """
-    wanted = {"batch_id": sorted({r["batch_id"] for r in requests}), "course_id": sorted({r["course_id"] for r in requests})}
     frames = {"requests": requests_frame(spark, requests)}
     unreadable: dict[str, str] = {}
-    for name in sorted(names, key=lambda n: n == "users"):  # users after the enrolments they follow
+    for name in sorted(readers, key=lambda n: n == "users"):  # users after the enrolments they follow
         table, column = FRAMES[name]
-        if column is None and "enrolments" not in frames:
-            continue  # no learners to prune it to; whoever reads users reads enrolments, and fails by them
+        mine = [r for r in requests if r["report_type"] in readers[name]]
         try:
             df = read_table(spark, lake_uri, table)
             if column:
-                df = df.filter(F.col(column).isin(wanted[column]))
+                df = df.filter(F.col(column).isin(sorted({r[column] for r in mine})))
+            elif "enrolments" in frames:
+                batches = sorted({r["batch_id"] for r in mine})
+                learning = active_enrolments(frames["enrolments"]).filter(F.col("batch_id").isin(batches))
+                df = df.join(learning.select("user_id").distinct(), "user_id", "left_semi")
             else:
-                df = df.join(frames["enrolments"].select("user_id").distinct(), "user_id", "left_semi")
-            df = df.persist()
-            rows = df.count()
+                continue  # no learners to prune it to; whoever reads users reads enrolments, and fails by them
+            frames[name] = df
+            if name in SHARED:
+                shared = SHARED[name](df).persist()
+                log.info("lake table %s: %d row(s) for the night's requests", table, shared.count())
         except Exception as e:
             problem = str(e) if isinstance(e, LakeSchemaError) else lake_file_error(e, lake_uri)
             if problem is None:
                 raise
             log.error("lake table %s cannot be used: %s", table, problem)
             unreadable[name] = problem
-            continue
-        log.info("lake table %s: %d row(s) for the night's requests", table, rows)
-        frames[name] = df
+            frames.pop(name, None)
     return frames, unreadable
 
 
@@ -198,3 +204,15 @@ def missing_batches(batches: DataFrame, requests: list[dict]) -> dict[str, dict]
             continue
         errors[r["request_id"]] = {"error": message, "transient": False}
     return errors
+
+
+# What every report and suite derives the same way from a frame, persisted once a night
+# (jobs.frames.read_frames): Spark's cache manager then serves each later use of the
+# same plan (every report's `learners`, `one_batch_each`, ...) from memory.
+SHARED = {
+    "courses": one_course_each,
+    "batches": one_batch_each,
+    "contents": one_content_each,
+    "enrolments": active_enrolments,
+    "users": lambda users: users,  # pruned by a join to the learners: worth keeping
+}

@@ -3,10 +3,11 @@
     spark-submit jobs/night.py --manifest M --out DIR [--manifest M2 --out DIR2 ...]
 
 One manifest per report type (coursedash.nightly.claim_requests writes them), each with
-the folder its rows and summary are staged in. The tables any report reads are read
-once, pruned to the night's batches and cached (jobs.frames.read_frames); each is
-validated once for every request that reads it (jobs.quality.lake_findings); then each
-report type stages its rows and its `_SUMMARY.json`.
+the folder its rows and summary are staged in. The tables any report reads are pruned
+to the night's batches, and what every report derives from them alike is persisted
+once (jobs.frames.read_frames); each table is validated once for every request that
+reads it (jobs.quality.lake_findings); then each report type stages its rows and its
+`_SUMMARY.json`. The lake is scanned as many times whatever the number of requests.
 
 A table that cannot be read fails the requests of the report types that read it, and
 no other. A report type that breaks for another reason (a bug) writes no summary: the
@@ -53,13 +54,15 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
     lake_uri = night[0][0].lake_uri
     summaries, broken = {}, {}
     try:
-        frames, unreadable = read_frames(spark, lake_uri, requests, {t for job in jobs.values() for t in job.tables})
+        readers = {name: {t for t, job in jobs.items() if name in job.tables} for job in jobs.values() for name in job.tables}
+        frames, unreadable = read_frames(spark, lake_uri, requests, readers)
         buildable = {t for t, job in jobs.items() if all(name in frames for name in job.tables)}
         errors, findings = {}, {}
         if buildable:
             errors = missing_batches(frames["batches"], requests)
-            readers = {name: {t for t in buildable if name in jobs[t].tables} for name in frames}
-            findings = quality.lake_findings(frames, readers)
+            readers = {name: types & buildable for name, types in readers.items() if name in frames}
+            findings, corrupt = quality.lake_findings(frames, readers, lake_uri)
+            unreadable.update(corrupt)
         for manifest, out in night:
             report_type = manifest.report_type
             job = jobs[report_type]
@@ -139,7 +142,9 @@ def main(argv: list[str] | None = None) -> None:
         log.info("%s: %d request(s) for %d batch(es)", manifest.report_type, len(manifest.requests),
                  len(manifest.batch_ids))
     from coursedash.spark import get_session
+    from schemas.expectations import import_in_background
 
+    import_in_background()  # seconds of Python, while the session starts and the lake is read
     spark = get_session("course_reports")
     try:
         build(spark, night)

@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
-from jobs.frames import FRAMES, learners
+from jobs.frames import FRAMES, lake_file_error, learners
 from schemas.expectations import REQUEST, validate_lake, validate_report
 
 log = logging.getLogger("coursedash.jobs.quality")
@@ -39,16 +39,21 @@ def _scoped(key: str, df: DataFrame, requests: DataFrame, learner_rows: DataFram
     return df.join(F.broadcast(requests.select(REQUEST, column)), column)
 
 
-def lake_findings(frames: dict[str, DataFrame], readers: dict[str, set[str]]) -> dict[str, dict[str, int]]:
-    """Per request: the rows of its inputs that break a lake expectation, by note code.
+def lake_findings(
+    frames: dict[str, DataFrame], readers: dict[str, set[str]], lake_uri: str
+) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """Per request, the rows of its inputs that break a lake expectation, by note code; and the frames found unreadable.
 
     Each input frame is validated once for the whole night, joined to the requests of
     the report types that read it (`readers`: frame name -> report types), so that a
-    request counts only the rows of the tables its own report reads.
+    request counts only the rows of the tables its own report reads. A suite is the
+    first full read of its table: a corrupt file found there makes the frame
+    unreadable, for its readers to fail by, and the other suites go on.
     """
     requests = frames["requests"]
     learner_rows = learners(requests, frames["batches"], frames["enrolments"]).persist()
     counts: dict[str, dict[str, int]] = {}
+    unreadable: dict[str, str] = {}
     for key, df in frames.items():
         types = sorted(readers.get(key, ()))
         if key not in FRAMES or not types:
@@ -56,7 +61,16 @@ def lake_findings(frames: dict[str, DataFrame], readers: dict[str, set[str]]) ->
         table = FRAMES[key][0]
         of_readers = F.col("report_type").isin(types)
         scoped = _scoped(key, df, requests.filter(of_readers), learner_rows.filter(of_readers))
-        outcome = validate_lake(table, scoped, by=REQUEST)
+        try:
+            outcome = validate_lake(table, scoped, by=REQUEST)
+        except Exception as e:
+            problem = lake_file_error(e, lake_uri)
+            if problem is None:
+                raise
+            log.error("lake table %s cannot be used: %s", table, problem)
+            unreadable[key] = problem
+            continue
+        log.info("lake table %s: %d row(s) checked for the %s reports", table, outcome.rows, ", ".join(types))
         if outcome.success:
             continue
         log.warning(
@@ -69,7 +83,7 @@ def lake_findings(frames: dict[str, DataFrame], readers: dict[str, set[str]]) ->
                     mine = counts.setdefault(request_id, {})
                     mine[failure.note] = mine.get(failure.note, 0) + n
     learner_rows.unpersist()
-    return counts
+    return counts, unreadable
 
 
 def _as_columns(rows: DataFrame, header: list[str]) -> DataFrame:

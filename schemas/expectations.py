@@ -11,21 +11,21 @@ every lake expectation is row-level: a failing lake outcome counts rows the repo
 or pass through (each expectation names its note in `meta["note"]`, see schemas.notes),
 it never says the data cannot be used. The report suite is what blocks a report.
 
-Validation runs in two passes so that clean data costs as little Spark as possible:
-1. the whole suite with result_format BOOLEAN_ONLY: GX bundles every column-map
-   expectation of a frame into one aggregate query (two queries in all: row count, then
-   the unexpected counts; about 4 Spark jobs with adaptive execution), plus two `count()`
-   queries per column-pair expectation. So a key's uniqueness and a score's maximum are
-   checked as column-map expectations on derived columns (`_unique`, `_at_most`), and
-   join that one query instead of costing two more passes each;
-2. only if something failed: the failing expectations again with SUMMARY and
-   `unexpected_index_column_names` (the row's key columns), which adds about two
-   queries per failing expectation (its first 5 unexpected values and rows); validated
-   `by` a column (the request), COMPLETE instead, so that every unexpected row's scope
-   is counted (the rows' keys are collected to the driver: as many as there are dirty
-   rows in the night's batches, never the clean ones).
+Validation costs three Spark queries over the frame, whatever the suite and the dirt,
+and the frame is persisted for them (narrowed, for a lake table, to the columns the
+checks and their examples read):
+1. GX validates the whole suite with result_format BOOLEAN_ONLY. GX bundles every
+   column-map expectation of a frame into one aggregate query (two queries in all: row
+   count, then the unexpected counts). So a key's uniqueness and a score's maximum are
+   checked as column-map expectations on derived columns (`_unique`, `_at_most`) and
+   join that query, where GX's compound-unique and column-pair expectations would cost
+   two more passes each.
+2. One grouped query of ours counts the rows and, for each expectation GX found
+   failing, its unexpected rows per value of `by` (the request), with the smallest such
+   row as the example for the log (`_unexpected` states each expectation's condition as
+   GX counts it). GX's own SUMMARY or COMPLETE formats would cost more queries per
+   failing expectation, and COMPLETE collects every unexpected row to the driver.
 Table-level expectations (the report's column list) cost no Spark job at all.
-GX does not read the frame itself more than that; `persist()` it before validating.
 
 Importing this module is cheap: Great Expectations (several seconds to import) is only
 imported on the first validation.
@@ -33,8 +33,6 @@ imported on the first validation.
 
 from __future__ import annotations
 
-import copy
-from collections import Counter
 import logging
 import re
 import sys
@@ -45,7 +43,9 @@ from typing import Any
 from schemas.lake import PII_COLUMNS, TABLES
 from schemas.reports import COLUMNS, FORMULA_START_RE, PROGRESS_COLUMNS
 
-MAX_EXAMPLES = 5
+log = logging.getLogger("coursedash.quality")
+
+MAX_EXAMPLES = 5  # example rows in the log, per failing expectation
 
 # --- the lake (CONTRACT §3) ---------------------------------------------------------
 
@@ -176,6 +176,7 @@ class Outcome:
     name: str  # suite name, e.g. "lake.enrolments" or "report.progress"
     success: bool
     failures: list[Failure] = field(default_factory=list)
+    rows: int | None = None  # rows validated
 
     def describe(self) -> str:
         """Text for the DAG log: every failing expectation, its count and examples."""
@@ -280,6 +281,8 @@ AT_MOST = {
     "question_responses": ("score", "max_score"),
 }
 WITHIN_MAX = "_within_max"
+# Columns validation adds to a frame: never shown as part of an example row.
+DERIVED = (REPEATS, WITHIN_MAX, CONTENT_STATUS_KNOWN)
 
 
 def _at_most(a: str, b: str):
@@ -424,7 +427,11 @@ def validate_lake(table: str, df, by: str | None = None) -> Outcome:
         key = [*([by] if by else []), *LAKE_UNIQUE[table]]
         df = _mark_repeats(df, key)
         real[REPEATS] = ", ".join(key)
-    return _validate(f"lake.{table}", lake_expectations(table, by), df, index_columns, real, by=by)
+    expectations = lake_expectations(table, by)
+    # Only what the checks and their examples read is kept for the passes.
+    wanted = [by, *index_columns, *(getattr(e, "column", None) for e in expectations)]
+    df = df.select(*[_quote(c) for c in dict.fromkeys(wanted) if c in df.columns])
+    return _validate(f"lake.{table}", expectations, df, index_columns, real, by=by)
 
 
 def validate_report(report_type: str, header: list[str], df) -> Outcome:
@@ -502,35 +509,102 @@ def _quote(column: str) -> str:
 def _validate(
     name: str, expectations: list, df, index_columns: list[str], real: dict | None = None, by: str | None = None
 ) -> Outcome:
-    """Two passes (see the module's docstring): BOOLEAN_ONLY, then details for the failures.
+    """GX decides which expectations fail (BOOLEAN_ONLY); one more query counts the rows and theirs.
 
-    The details are SUMMARY (counts and 5 examples), or with `by` COMPLETE: every
-    unexpected row's `by` value, to count the rows per value.
+    The frame is persisted for the three queries: GX's row count and its aggregate of
+    every row check, then one grouped query that counts the rows and, for each failing
+    row check, its unexpected rows per value of `by` (all rows together without it),
+    keeping the smallest unexpected row of each as its example.
     """
     gx = _gx()
     for i, exp in enumerate(expectations):
         exp.meta = {**(exp.meta or {}), "check": i}  # to find it again in the results
-    batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": df})
-    suite = gx.ExpectationSuite(name=name, expectations=expectations)
-    first = batch.validate(suite, result_format="BOOLEAN_ONLY")
-    if first.success:
-        return Outcome(name, True, [])
-    failed = {r.expectation_config.meta["check"] for r in first.results if not r.success}
-    again = [copy.copy(e) for e in expectations if e.meta["check"] in failed]
-    result_format: dict[str, Any] = {"result_format": "COMPLETE" if by else "SUMMARY",
-                                     "partial_unexpected_count": MAX_EXAMPLES}
-    indexes = [by, *index_columns] if by else list(index_columns)
-    if indexes:
-        result_format["unexpected_index_column_names"] = indexes
-        result_format["return_unexpected_index_query"] = False
-    second = batch.validate(gx.ExpectationSuite(name=name, expectations=again), result_format=result_format)
-    results = sorted(second.results, key=lambda r: r.expectation_config.meta["check"])
-    failures = [_failure(r, index_columns, real or {}, by) for r in results if not r.success]
-    return Outcome(name, not failures, failures)
+    df = df.persist()
+    try:
+        batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": df})
+        first = batch.validate(gx.ExpectationSuite(name=name, expectations=expectations), result_format="BOOLEAN_ONLY")
+        results = sorted((r for r in first.results if not r.success), key=lambda r: r.expectation_config.meta["check"])
+        checkable = {
+            r.expectation_config.meta["check"]: expectations[r.expectation_config.meta["check"]]
+            for r in results if _exception_message(r.exception_info) is None
+        }
+        rows, found = _unexpected_rows(df, checkable, index_columns, by)
+    finally:
+        df.unpersist()
+    failures = [_failure(r, found.get(r.expectation_config.meta["check"]), df.columns, index_columns, real or {}, by)
+                for r in results]
+    return Outcome(name, first.success, failures, rows)
 
 
-def _failure(result, index_columns: list[str], real: dict[str, str], by: str | None = None) -> Failure:
-    """A failed GX result as a Failure, with the report's own column names (`real`)."""
+def _unexpected(expectation):
+    """The rows GX finds unexpected for one of our row checks, as a Spark condition.
+
+    As GX counts them: a null is unexpected to the not-null check only. None for a
+    table-level expectation (the column list), which has no rows to count.
+    """
+    from pyspark.sql import functions as F
+
+    column = getattr(expectation, "column", None)
+    if column is None:
+        return None
+    c = F.col(_quote(column))
+    kind = expectation.expectation_type
+    if kind == "expect_column_values_to_not_be_null":
+        return c.isNull()
+    if kind == "expect_column_values_to_be_in_set":
+        found = ~c.isin(list(expectation.value_set))
+    elif kind == "expect_column_values_to_not_be_in_set":
+        found = c.isin(list(expectation.value_set))
+    elif kind == "expect_column_values_to_be_between" and expectation.max_value is None:
+        found = c <= expectation.min_value if expectation.strict_min else c < expectation.min_value
+    elif kind == "expect_column_values_to_match_regex":
+        found = ~c.rlike(expectation.regex)
+    elif kind == "expect_column_values_to_not_match_regex":
+        found = c.rlike(expectation.regex)
+    else:
+        raise ValueError(f"no row condition for {kind}")
+    return c.isNotNull() & found
+
+
+def _unexpected_rows(
+    df, checks: dict[int, Any], index_columns: list[str], by: str | None
+) -> tuple[int, dict[int, dict]]:
+    """The frame's rows, and per failing row check {scope: (rows, example)}, in one query.
+
+    The scope is a value of `by`, or None without it. The example is the smallest
+    unexpected row (its index columns and the checked column, derived columns left
+    out): the same one however the frame is partitioned.
+    """
+    from pyspark.sql import functions as F
+
+    conditions = {i: _unexpected(e) for i, e in checks.items()}
+    conditions = {i: c for i, c in conditions.items() if c is not None}
+    aggregates = [F.count(F.lit(1)).alias("rows")]
+    for i, condition in conditions.items():
+        shown = list(dict.fromkeys([*index_columns, checks[i].column]))
+        shown = [c for c in shown if c not in (by, *DERIVED) and c in df.columns]
+        example = F.struct(*[F.col(_quote(c)).alias(c) for c in shown]) if shown else F.lit(None)
+        aggregates += [F.count_if(condition).alias(f"rows_{i}"), F.min(F.when(condition, example)).alias(f"example_{i}")]
+    grouped = df.groupBy(F.col(_quote(by))) if by else df.groupBy()
+    rows, found = 0, {i: {} for i in conditions}
+    for row in grouped.agg(*aggregates).collect():
+        rows += row["rows"]
+        scope = row[0] if by else None
+        for i in conditions:
+            if row[f"rows_{i}"]:
+                example = row[f"example_{i}"]
+                found[i][scope] = (row[f"rows_{i}"], example.asDict() if example is not None else None)
+    return rows, found
+
+
+def _failure(
+    result, found: dict | None, columns: list[str], index_columns: list[str], real: dict[str, str], by: str | None
+) -> Failure:
+    """A failed GX result as a Failure, with the report's own column names (`real`).
+
+    `found`: the check's unexpected rows per scope, from `_unexpected_rows`; `columns`:
+    the validated frame's.
+    """
     config = result.expectation_config
     kwargs = config.kwargs
     note = (config.meta or {}).get("note")
@@ -539,35 +613,32 @@ def _failure(result, index_columns: list[str], real: dict[str, str], by: str | N
         return real.get(column, column)
 
     column = named(kwargs["column"]) if "column" in kwargs else None
-    info = dict(result.result or {})
     description = config.description or config.type
     error = _exception_message(result.exception_info)
     if error is not None:
         return Failure(config.type, column, f"{description} (could not be checked: {error})", None, [], note)
     if config.type == "expect_table_columns_to_match_ordered_list":
-        # The derived columns come last on both sides: never a mismatch of the report's own.
-        details = [m for m in info.get("details", {}).get("mismatched") or [] if REPEATS not in m.values()]
-        examples = [
-            {"position": m.get("Expected Column Position"), "expected": named(m.get("Expected")),
-             "found": named(m.get("Found"))}
-            for m in details
-        ]
-        return Failure(config.type, None, description, len(details) or None, examples[:MAX_EXAMPLES], note)
-    rows = info.get("unexpected_index_list") or info.get("partial_unexpected_index_list")
-    by_scope = None
-    if by and rows is not None:
-        by_scope = dict(Counter(row.get(by) for row in rows if row.get(by) is not None))
-    if rows:
-        examples = [{named(k): v for k, v in row.items() if k not in (by, REPEATS, WITHIN_MAX)} for row in rows[:MAX_EXAMPLES]]
-    else:
-        examples = list(info.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]
+        observed = [named(c) for c in columns if c not in DERIVED]
+        expected = [named(c) for c in kwargs["column_list"] if c not in DERIVED]
+        examples = _mismatches(expected, observed)
+        return Failure(config.type, None, description, len(examples) or None, examples, note)
+    if not found:
+        log.warning("%s failed, but no row breaks it: its row condition disagrees with Great Expectations",
+                    description)
+        return Failure(config.type, column, description, None, [], note)
+    scopes = sorted(found, key=lambda s: (s is None, s))
+    examples = []
+    for s in scopes:  # the scopes may hold copies of one row: each example once
+        example = {named(k): v for k, v in (found[s][1] or {}).items()}
+        if example and example not in examples:
+            examples.append(example)
+    examples = examples[:MAX_EXAMPLES]
     if column in PII_REPORT_COLUMNS:
         # The log is no place for a learner's name, email or phone: name the row only.
-        examples = [
-            {k: v for k, v in row.items() if k in index_columns} for row in examples if isinstance(row, dict)
-        ]
+        examples = [{k: v for k, v in row.items() if k in index_columns} for row in examples]
         examples = [row for row in examples if row]
-    return Failure(config.type, column, description, info.get("unexpected_count"), examples, note, by_scope)
+    by_scope = {s: n for s, (n, _) in found.items()} if by else None
+    return Failure(config.type, column, description, sum(n for n, _ in found.values()), examples, note, by_scope)
 
 
 def _exception_message(info) -> str | None:
@@ -615,6 +686,11 @@ def _gx():
 
                 _state["gx"] = gx
     return _state["gx"]
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations in a thread: it overlaps the Spark work before the first suite."""
+    threading.Thread(target=_gx, name="import-great-expectations", daemon=True).start()
 
 
 def _batch_definition(asset_name: str):

@@ -1,4 +1,10 @@
-"""One pass a night: each lake table is scanned once, however many requests of however many types."""
+"""One pass a night: the lake is scanned as many times for one request as for many, of every type.
+
+Each table is scanned by its quality suite (the columns it checks) and once more for
+the reports: for the frame every report derives from it alike, persisted once a night
+(jobs.frames.SHARED), or else by each report type that reads it. Users are pruned to
+the night's learners and persisted, so they are scanned once.
+"""
 
 import re
 from collections import Counter
@@ -72,25 +78,35 @@ MANY = ONE + [
 ]
 
 
+def expected_scans(report_types) -> Counter:
+    """Per table: once by its suite, then once per report type, or once in all if persisted."""
+    shared = {"courses", "batches", "course_contents", "enrolments"}
+    readers = Counter(table for t in report_types for table in TABLES_READ[t])
+    return Counter({
+        table: 1 if table == "users" else 2 if table in shared else 1 + n for table, n in readers.items()
+    })
+
+
 @pytest.mark.parametrize("report_type", list(night.REPORTS))
-def test_each_table_is_scanned_once_for_one_request_or_many(spark, lake, tmp_path, report_type):
+def test_each_table_is_scanned_as_often_for_one_request_as_for_many(spark, lake, tmp_path, report_type):
     scans_one, summary_one = build_and_scan(spark, lake, tmp_path / "one", report_type, ONE)
     scans_many, summary_many = build_and_scan(spark, lake, tmp_path / "many", report_type, MANY)
-    assert scans_one == Counter({table: 1 for table in TABLES_READ[report_type]})
+    assert scans_one == expected_scans([report_type])
     assert scans_many == scans_one
     assert summary_many["requests"]["r0"] == summary_one["requests"]["r0"]
     assert summary_many["requests"]["r7"]["rows"] == summary_one["requests"]["r0"]["rows"] > 0
 
 
-def test_the_count_sees_a_second_scan(spark, lake, tmp_path, monkeypatch):
-    """Without the cache the quality checks and the report would scan the lake again."""
+def test_the_count_sees_more_scans_without_the_shared_frames(spark, lake, tmp_path, monkeypatch):
+    """Without the persisted frames each use of the learners and the users would scan the lake again."""
     monkeypatch.setattr(type(spark.range(1)), "persist", lambda self, *a, **k: self)
     scans, _ = build_and_scan(spark, lake, tmp_path, "progress", ONE)
-    assert scans["enrolments"] > 1
+    expected = expected_scans(["progress"])
+    assert scans["enrolments"] > expected["enrolments"] and scans["users"] > expected["users"]
 
 
-def test_a_night_of_every_type_scans_each_table_once(spark, lake, tmp_path):
-    """Tables two report types read (batches, enrolments, users, ...) are read once for both."""
+def test_a_night_of_every_type_shares_what_the_types_derive_alike(spark, lake, tmp_path):
+    """Tables two report types read alike (batches, enrolments, users, ...) are read once for both."""
     types = list(night.REPORTS)
     manifests = [
         (Manifest(t, "2026-11-28", str(lake), [{**r, "request_id": f"{t}-{r['request_id']}"} for r in MANY]),
@@ -99,7 +115,7 @@ def test_a_night_of_every_type_scans_each_table_once(spark, lake, tmp_path):
     ]
     before = last_execution(spark)
     summaries = night.build(spark, manifests)
-    assert table_scans(spark, before) == Counter({table: 1 for t in types for table in TABLES_READ[t]})
+    assert table_scans(spark, before) == expected_scans(types)
     for t in types:  # each type built as it is alone
         _, alone = build_and_scan(spark, lake, tmp_path / f"{t}-alone", t, MANY)
         assert {k.removeprefix(f"{t}-"): v for k, v in summaries[t]["requests"].items()} == alone["requests"]

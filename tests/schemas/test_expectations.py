@@ -354,3 +354,39 @@ def test_unknown_names_are_refused():
         expectations.lake_expectations("nope")
     with pytest.raises(KeyError):
         expectations.report_expectations("nope", [])
+
+
+def _counts_of_gx_and_ours(monkeypatch, validate):
+    """Each failing expectation's unexpected count: ours (validate()), and GX's own (SUMMARY format)
+    on the frame our validation hands GX, with its derived columns."""
+    ours = {f.description: f.unexpected_count for f in validate().failures if f.unexpected_count is not None}
+    captured = {}
+    monkeypatch.setattr(expectations, "_validate", lambda name, exps, df, *a, **k: (
+        captured.update(exps=exps, df=df) or expectations.Outcome(name, True)))
+    validate()
+    gx = expectations._gx()
+    batch = expectations._batch_definition("check").get_batch(batch_parameters={"dataframe": captured["df"]})
+    result = batch.validate(gx.ExpectationSuite(name="check", expectations=captured["exps"]), result_format="SUMMARY")
+    theirs = {r.expectation_config.description: r.result.get("unexpected_count") for r in result.results}
+    return ours, {d: n for d, n in theirs.items() if n}
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_our_row_conditions_count_what_great_expectations_counts(spark, table, monkeypatch):
+    """The counts come from conditions of our own (`_unexpected`): on the dirty lake they are GX's."""
+    from tests import dirtylake
+
+    df = frame(spark, table, dirtylake.tables()[table] + CLEAN[table])
+    ours, theirs = _counts_of_gx_and_ours(monkeypatch, lambda: validate_lake(table, df))
+    assert ours and ours == theirs
+
+
+def test_our_report_conditions_count_what_great_expectations_counts(spark, monkeypatch):
+    rows = [
+        progress_row(**{"User UUID": "", "Progress": "101", "Certificate Status": "Yes"}),
+        progress_row(**{"User UUID": "u2", "District": "+91", "Quiz - Score": "1e2", "Enrolment Date": "2026-01-05"}),
+        progress_row(**{"User UUID": "u2"}),
+    ]
+    df = report_frame(spark, HEADER, rows)
+    ours, theirs = _counts_of_gx_and_ours(monkeypatch, lambda: validate_report("progress", HEADER, df))
+    assert len(ours) == 7 and ours == theirs
