@@ -54,8 +54,9 @@ def _task_words(counts: dict[str, int]) -> dict[str, str]:
     kinds = ", ".join(f"{counts[kind]} {kind}" for kind in ("progress", "userinfo", "response") if counts.get(kind))
     return {
         "claim_requests": "claiming the night's requests",
-        "sync_dashboard": "refreshing the dashboard's figures (Spark)",
-        "build_reports": f"building {n} report{'s' if n != 1 else ''} ({kinds}) in one Spark application",
+        "sync_dashboard": "storing the dashboard's figures",
+        "build_reports": f"building {n} report{'s' if n != 1 else ''} ({kinds}) and the dashboard's figures "
+                         "in one Spark application",
         "publish_reports": "zipping and publishing the reports",
         "notify_requesters": "telling requesters their reports are ready",
         "expire_reports": "expiring reports past their retention",

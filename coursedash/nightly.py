@@ -45,6 +45,11 @@ def output_dir(run_id: str, report_type: str) -> Path:
     return run_dir(run_id) / report_type
 
 
+def figures_dir(run_id: str) -> Path:
+    """Where the night's build writes the dashboard's figures, for sync_dashboard to store."""
+    return run_dir(run_id) / "figures"
+
+
 def object_key(request: ReportRequest) -> str:
     # No date in the key: a request rebuilt by a later run overwrites its one object.
     course, batch = safe_name(request.course_id), safe_name(request.batch_id)
@@ -97,11 +102,15 @@ def discard_earlier_runs(run_id: str) -> list[str]:
     """Delete the work folders of every other run, with whatever rows a run that died left.
 
     Only one nightly run is active at a time (max_active_runs=1), so any other run's
-    folder is finished or dead. A run folder is known by its manifests; other folders
-    under COURSEDASH_WORK_URI (a sync's figures, running beside the claim) are left alone.
+    folder is finished or dead. A run folder is known by its manifests or its figures;
+    other folders under COURSEDASH_WORK_URI (a `coursedash sync` running beside the
+    claim) are left alone.
     """
     base, mine = Path(settings().work_uri), run_dir(run_id)
-    earlier = [f for f in (base.iterdir() if base.is_dir() else []) if f != mine and any(f.glob("*.manifest.json"))]
+    earlier = [
+        f for f in (base.iterdir() if base.is_dir() else [])
+        if f != mine and (any(f.glob("*.manifest.json")) or (f / "figures").is_dir())
+    ]
     for folder in earlier:
         shutil.rmtree(folder, ignore_errors=True)
         log.info("deleted the work folder of earlier run %s", folder.name)

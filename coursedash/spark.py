@@ -175,8 +175,9 @@ class SparkSubmit:
     """
 
     def __init__(self, application: str, args: list[str], master: str | None = None,
-                 conf: dict[str, str] | None = None, log: logging.Logger | None = None):
+                 conf: dict[str, str] | None = None, log: logging.Logger | None = None, name: str | None = None):
         self.application = application
+        self.name = name or Path(application).stem  # what a failure calls it
         self.command = spark_submit_command(application, args, master, conf)
         self.master = master
         self.log = log or logging.getLogger("coursedash.spark")
@@ -202,7 +203,7 @@ class SparkSubmit:
             self.process.stdout.close()
         if self.process.returncode != 0:
             reason = failure_reason(tail) or f"exit code {self.process.returncode}"
-            raise SparkJobFailed(f"{Path(self.application).stem} failed: {reason}")
+            raise SparkJobFailed(f"{self.name} failed: {reason}")
 
     def kill(self, grace_seconds: float = 10) -> None:
         """SIGTERM to the whole group (Spark stops its context), SIGKILL to what is left after the grace."""
@@ -231,6 +232,7 @@ def submit(
     master: str | None = None,
     log: logging.Logger | None = None,
     conf: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> None:
-    """Run a Spark application with spark-submit, its output line by line into `log`."""
-    SparkSubmit(application, args, master, conf, log).run()
+    """Run a Spark application with spark-submit, its output line by line into `log`; `name` names a failure."""
+    SparkSubmit(application, args, master, conf, log, name).run()

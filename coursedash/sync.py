@@ -1,4 +1,9 @@
-"""Refresh the dashboard's courses, batches and figures from the lake (a Spark job)."""
+"""Refresh the dashboard's courses, batches and figures from the lake.
+
+The figures are computed by the night's Spark application (jobs/night.py --figures):
+`coursedash sync` runs it for the figures alone; the nightly DAG's build_reports
+computes them beside the reports, and its sync_dashboard stores them.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ def check_lake(uri: str) -> None:
 
 
 def sync(work_dir: str | None = None) -> dict:
-    """Run jobs/dashboard_figures.py over the lake and upsert what it computed.
+    """Compute the dashboard's figures from the lake (a Spark application) and store them.
 
     Returns the courses and batches stored and the rows skipped, by reason: a row
     sync cannot store is counted and left out, and never rolls back the others.
@@ -51,8 +56,18 @@ def sync(work_dir: str | None = None) -> dict:
     base = Path(work_dir or settings().work_uri)
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="figures-", dir=base) as out:
-        submit("jobs/dashboard_figures.py", ["--lake", settings().lake_uri, "--out", out], log=log)
+        submit("jobs/night.py", ["--lake", settings().lake_uri, "--figures", out], log=log, name="dashboard_figures")
         return load_figures(Path(out))
+
+
+def store_night_figures(folder: Path) -> dict:
+    """Store the figures the night's build computed in `folder` (the DAG's sync_dashboard)."""
+    if not (folder / SKIPPED_FILE).exists():
+        raise RuntimeError(
+            "no dashboard figures were computed tonight: build_reports failed before it could (its log says why)"
+        )
+    db.migrate()
+    return load_figures(folder)
 
 
 REFUSED = "rows the database refused"

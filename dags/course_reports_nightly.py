@@ -7,10 +7,10 @@ the dashboard (CONTRACT §2, §4):
 1. `claim_requests` takes every SUBMITTED request, every transient failure with
    attempts left, and every request a crashed run left PROCESSING; it writes one
    manifest per report type (ids and batches only: no data, no passwords).
-2. `build_reports` runs one Spark application for every request of the night: each
-   lake table is read once, validated once, and each report type is built from it;
-   skipped when there are none. A report type that breaks fails the task, whose log and
-   error name it; the other types are still built and published.
+2. `build_reports` runs the night's one Spark application: the dashboard's figures,
+   then every report type, each lake table validated once for every request that reads
+   it. A report type that breaks fails the task, whose log and error name it; the other
+   types are still built and published.
 3. `publish_reports` writes each request's CSV, zips it (AES-256 with the request's
    password, read from the database here and nowhere else), publishes it under
    COURSEDASH_REPORTS_URI and records SUCCESS or FAILED per request.
@@ -19,9 +19,10 @@ the dashboard (CONTRACT §2, §4):
    each notice is recorded once sent. An unsent one waits for the next run: notices
    never fail the night.
 
-Beside them, `sync_dashboard` refreshes the dashboard's courses, batches and their
-enrolment and completion figures from the lake, and `expire_reports` retires reports
-older than COURSEDASH_RETENTION_DAYS (default 30) and deletes their files.
+After the build, `sync_dashboard` stores the figures it computed: the dashboard's
+courses, batches and their enrolment and completion counts. Beside them,
+`expire_reports` retires reports older than COURSEDASH_RETENTION_DAYS (default 30) and
+deletes their files.
 
 A rerun for the same date rebuilds only what is not yet final and overwrites the
 same objects: nothing is published twice.
@@ -85,11 +86,13 @@ def course_reports_nightly():
 
         return notify_requesters(context["run_id"])
 
-    @task
-    def sync_dashboard() -> dict:
-        from coursedash.sync import sync
+    # Also after a failed build: the figures come first, and are stored when they were made.
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def sync_dashboard(**context) -> dict:
+        from coursedash.nightly import figures_dir
+        from coursedash.sync import store_night_figures
 
-        return sync()
+        return store_night_figures(figures_dir(context["run_id"]))
 
     @task
     def expire_reports(**context) -> int:
@@ -97,10 +100,10 @@ def course_reports_nightly():
 
         return expire_reports(_logical_time(context))
 
-    sync_dashboard()
     expire_reports()
-    claimed = claim_requests()
-    claimed >> BuildReportsOperator(task_id="build_reports") >> publish_reports() >> notify_requesters()
+    build = claim_requests() >> BuildReportsOperator(task_id="build_reports")
+    build >> publish_reports() >> notify_requesters()
+    build >> sync_dashboard()
 
 
 course_reports_nightly()

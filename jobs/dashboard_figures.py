@@ -1,14 +1,14 @@
 """The dashboard's figures: courses, and batches with their enrolment and completion counts.
 
-    spark-submit jobs/dashboard_figures.py --lake LAKE --out DIR
+Computed by the night's Spark application (jobs/night.py --figures DIR), beside the
+reports, and by `coursedash sync` alone; coursedash.sync stores them.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
+from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -77,25 +77,15 @@ def transform(courses: DataFrame, batches: DataFrame, enrolments: DataFrame) -> 
 def load(courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFrame], out: str) -> None:
     courses.coalesce(1).write.mode("overwrite").parquet(f"{out}/courses")
     batches.coalesce(1).write.mode("overwrite").parquet(f"{out}/batches")
-    counts = {reason: df.first()["n"] for reason, df in skipped_rows.items()}
+    # One query for every count: each is a single row.
+    row = reduce(DataFrame.crossJoin, [df.select(F.col("n").alias(f"n{i}")) for i, df in enumerate(skipped_rows.values())])
+    counts = dict(zip(skipped_rows, row.first()))
     (Path(out) / SKIPPED_FILE).write_text(json.dumps({k: v for k, v in counts.items() if v}), encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--lake", required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    from coursedash.spark import get_session
-
-    spark = get_session("dashboard_figures")
-    frames = extract(spark, args.lake)
+def build(spark: SparkSession, lake_uri: str, out: str) -> None:
+    """Read the lake's courses, batches and enrolments whole, and write their figures to `out`."""
+    frames = extract(spark, lake_uri)
     courses, batches = transform(**frames)
-    load(courses, batches, skipped(frames["courses"], frames["batches"], courses), args.out)
-    log.info("dashboard figures written to %s", args.out)
-    spark.stop()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    load(courses, batches, skipped(frames["courses"], frames["batches"], courses), out)
+    log.info("dashboard figures written to %s", out)

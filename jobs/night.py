@@ -1,18 +1,21 @@
-"""Every report of the night in one Spark application: one JVM, one read of each lake table.
+"""The night's one Spark application: every report of the night, and the dashboard's figures.
 
-    spark-submit jobs/night.py --manifest M --out DIR [--manifest M2 --out DIR2 ...]
+    spark-submit jobs/night.py --lake LAKE [--figures DIR] [--manifest M --out DIR ...]
 
 One manifest per report type (coursedash.nightly.claim_requests writes them), each with
 the folder its rows and summary are staged in. The tables any report reads are pruned
-to the night's batches, and what every report derives from them alike is persisted
-once (jobs.frames.read_frames); each table is validated once for every request that
-reads it (jobs.quality.lake_findings); then each report type stages its rows and its
-`_SUMMARY.json`. The lake is scanned as many times whatever the number of requests.
+to the batches of the requests that read them, and what every report derives from
+them alike is persisted once (jobs.frames.read_frames); each table is validated once
+for every request that reads it (jobs.quality.lake_findings); then each report type
+stages its rows and its `_SUMMARY.json`. The lake is scanned as many times whatever
+the number of requests. With `--figures`, the dashboard's figures are computed first
+(jobs.dashboard_figures), for the DAG's sync_dashboard to store: one JVM a night.
 
 A table that cannot be read fails the requests of the report types that read it, and
 no other. A report type that breaks for another reason (a bug) writes no summary: the
 others are still built, then the application exits non-zero naming the broken types,
-so that the Airflow task fails and says which.
+so that the Airflow task fails and says which. Figures that cannot be computed do not
+stop the reports either, and fail the application at the end the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest, clear_summary, write_summary
-from jobs import progress_report, quality, response_report, userinfo_report
+from jobs import dashboard_figures, progress_report, quality, response_report, userinfo_report
 from jobs.common import ReportJob
 from jobs.frames import lake_file_error, missing_batches, read_frames
 
@@ -40,6 +43,10 @@ REPORTS: dict[str, ReportJob] = {
 
 class ReportsNotBuilt(RuntimeError):
     """One or more report types broke while building; the others were built."""
+
+
+class FiguresNotComputed(RuntimeError):
+    """The dashboard's figures could not be computed; the reports were built all the same."""
 
 
 def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, dict]:
@@ -119,35 +126,58 @@ def _log_requests(summary: dict) -> None:
                      summary["report_type"], request_id, info["rows"], left_out)
 
 
-def parse_args(argv: list[str] | None) -> list[tuple[Manifest, str]]:
-    parser = argparse.ArgumentParser(description="Build every report of the night in one Spark application.")
-    parser.add_argument("--manifest", action="append", required=True, help="a report type's manifest (repeatable)")
-    parser.add_argument("--out", action="append", required=True, help="the folder for the manifest's rows and summary")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """`night`: the (manifest, out folder) pairs; `lake`; `figures`: the folder for the figures, or None."""
+    parser = argparse.ArgumentParser(description="Build every report of the night, and the dashboard's figures, "
+                                                 "in one Spark application.")
+    parser.add_argument("--lake", required=True, help="the lake's URI (COURSEDASH_LAKE_URI)")
+    parser.add_argument("--figures", help="compute the dashboard's figures into this folder")
+    parser.add_argument("--manifest", action="append", default=[], help="a report type's manifest (repeatable)")
+    parser.add_argument("--out", action="append", default=[], help="the folder for the manifest's rows and summary")
     args = parser.parse_args(argv)
     if len(args.manifest) != len(args.out):
         parser.error("give one --out per --manifest")
-    night = [(Manifest.load(m), out) for m, out in zip(args.manifest, args.out)]
-    types = [m.report_type for m, _ in night]
+    if not args.manifest and not args.figures:
+        parser.error("nothing to do: give --figures, or --manifest and --out")
+    args.night = [(Manifest.load(m), out) for m, out in zip(args.manifest, args.out)]
+    types = [m.report_type for m, _ in args.night]
     if len(set(types)) != len(types) or not set(types) <= set(REPORTS):
         parser.error(f"expected at most one manifest each of {', '.join(REPORTS)}, got {', '.join(types)}")
-    if len({m.lake_uri for m, _ in night}) != 1:
-        parser.error("the manifests name different lakes")
-    return night
+    if any(m.lake_uri != args.lake for m, _ in args.night):
+        parser.error("a manifest names another lake than --lake")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    night = parse_args(argv)
-    for manifest, _ in night:
+    args = parse_args(argv)
+    for manifest, _ in args.night:
         log.info("%s: %d request(s) for %d batch(es)", manifest.report_type, len(manifest.requests),
                  len(manifest.batch_ids))
     from coursedash.spark import get_session
     from schemas.expectations import import_in_background
 
-    import_in_background()  # seconds of Python, while the session starts and the lake is read
-    spark = get_session("course_reports")
+    if args.night:
+        import_in_background()  # seconds of Python, while the session starts and the lake is read
+    spark = get_session("course_reports" if args.night else "dashboard_figures")
     try:
-        build(spark, night)
+        figures_error = None
+        if args.figures:
+            try:
+                dashboard_figures.build(spark, args.lake, args.figures)
+            except Exception as e:
+                if not args.night:
+                    raise  # nothing else to do: the application fails with the error itself
+                log.exception("the dashboard figures could not be computed; the reports are built all the same")
+                first_line = (str(e).strip().splitlines() or [""])[0]
+                figures_error = f"the dashboard figures could not be computed ({type(e).__name__}: {first_line})"[:1000]
+        if args.night:
+            try:
+                build(spark, args.night)
+            except ReportsNotBuilt as e:
+                raise ReportsNotBuilt("; ".join(filter(None, [str(e), figures_error]))) from None
+        if figures_error:
+            raise FiguresNotComputed(figures_error)
     finally:
         spark.stop()
 

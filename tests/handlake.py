@@ -135,3 +135,19 @@ B1_RESPONSE_CSV = "\ufeff" + (
     '"[""A"",""B""]",B\r\n'
     'c1,"Maths, Part 1",b1,Batch One,L2,q1,Quiz,at_missing,,qq1,mcq,Capital?,,4,0,1,"[""A"",""B""]",A\r\n'
 )
+
+
+def store_catalogue() -> None:
+    """The lake's courses and batches in the dashboard's database, as a sync stores them, without Spark."""
+    from coursedash import db
+    from coursedash.db import Batch, Course, utcnow
+
+    now = utcnow()
+    with db.session() as s:
+        for c in TABLES["courses"]:
+            s.add(Course(course_id=c["course_id"], name=c["name"], created_by=c["created_by"],
+                         user_consent_required=c["user_consent_required"], synced_at=now))
+        for b in TABLES["batches"]:
+            s.add(Batch(batch_id=b["batch_id"], course_id=b["course_id"], name=b["name"], created_by=b["created_by"],
+                        mentors=b["mentors"], synced_at=now))
+        s.commit()

@@ -60,8 +60,8 @@ def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch)
     Manifest("progress", "2026-11-28", str(lake), [{"request_id": "r1", "course_id": "c1", "batch_id": "b1"}]).save(
         manifest
     )
-    out = tmp_path / "out"
-    submit("jobs/night.py", ["--manifest", str(manifest), "--out", str(out)])
+    out, figures = tmp_path / "out", tmp_path / "figures"
+    submit("jobs/night.py", ["--lake", str(lake), "--figures", str(figures), "--manifest", str(manifest), "--out", str(out)])
 
     summary = read_summary(out)
     assert summary["requests"]["r1"]["rows"] == 3
@@ -69,6 +69,8 @@ def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch)
     cells = pq.read_table(staged).column("cells").to_pylist()
     assert [row[4] for row in cells] == ["L1", "L2", "L3"]
     assert [row[18] for row in cells] == ["100", "33", "67"]
+    counts = pq.read_table(figures / "batches").select(["batch_id", "enrolment_count", "completed_count"]).to_pylist()
+    assert {"batch_id": "b1", "enrolment_count": 3, "completed_count": 1} in counts
     # It ran on the cluster, not in a local Spark.
     with urllib.request.urlopen(status_url, timeout=5) as r:
         assert [app["name"] for app in json.load(r)["completedapps"]] == ["course_reports"]

@@ -33,7 +33,7 @@ def test_each_airflow_task_is_one_progress_line_with_its_time():
     for line in AIRFLOW_OUTPUT.splitlines(keepends=True):
         on_line(line)
     assert printed.getvalue() == (
-        "  building 2 reports (2 progress) in one Spark application… 14 s\n"
+        "  building 2 reports (2 progress) and the dashboard's figures in one Spark application… 14 s\n"
         "  zipping and publishing the reports… 1 min 01 s\n"
     )
 

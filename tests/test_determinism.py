@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from coursedash import db, nightly, store
-from coursedash.db import Batch, Course, ReportRequest, utcnow
+from coursedash.db import ReportRequest, utcnow
 from coursedash.manifest import Manifest
 from coursedash.packaging import read_zip
 from coursedash.storage import report_store
@@ -19,18 +19,6 @@ from tests.lakefixtures import write_lake
 
 PASSWORD = "Same-bytes-1"
 DAY = dt.date(2026, 11, 28)
-
-
-def add_catalogue() -> None:
-    now = utcnow()
-    with db.session() as s:
-        for c in handlake.TABLES["courses"]:
-            s.add(Course(course_id=c["course_id"], name=c["name"], created_by=c["created_by"],
-                         user_consent_required=c["user_consent_required"], synced_at=now))
-        for b in handlake.TABLES["batches"]:
-            s.add(Batch(batch_id=b["batch_id"], course_id=b["course_id"], name=b["name"], created_by=b["created_by"],
-                        mentors=b["mentors"], synced_at=now))
-        s.commit()
 
 
 def night(spark, run_id: str, unzip_to: Path) -> dict[str, bytes]:
@@ -58,7 +46,7 @@ def night(spark, run_id: str, unzip_to: Path) -> dict[str, bytes]:
 # The bytes come from Spark and packaging alone; the DAG tests publish on both databases.
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 def test_the_same_lake_written_otherwise_gives_byte_identical_csvs(app_env, spark, monkeypatch):
-    add_catalogue()
+    handlake.store_catalogue()
     tables = dirtylake.tables()
     monkeypatch.setenv("COURSEDASH_LAKE_URI", str(write_lake(app_env / "lake_one_file", tables)))
     first = night(spark, "run-a", app_env / "a")
@@ -96,7 +84,7 @@ def test_api_times_are_utc_whatever_the_database_time_zone(kolkata_postgres):
 
     with db.engine().connect() as c:
         assert c.execute(text("SHOW TimeZone")).scalar() == "Asia/Kolkata"
-    add_catalogue()
+    handlake.store_catalogue()
     with db.session() as s:
         rid = store.submit(s, handlake.CREATOR, "c1", "b1", "progress").request_id
         stored = s.get(ReportRequest, rid).submitted_at

@@ -117,7 +117,7 @@ def test_a_task_process_stopped_or_killed_takes_its_spark_application_along(app_
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     application = []
     try:
-        application = running_application(psutil.Process(task.pid), "jobs/dashboard_figures.py")
+        application = running_application(psutil.Process(task.pid), "jobs/night.py")
         task.send_signal(how)
         assert task.wait(60) != 0
         assert_all_gone(application)
@@ -129,11 +129,12 @@ def test_a_task_process_stopped_or_killed_takes_its_spark_application_along(app_
                 pass
 
 
-def test_a_night_without_requests_is_skipped_without_starting_spark():
-    from airflow.sdk.exceptions import AirflowSkipException
+def test_a_night_without_requests_still_computes_the_dashboard_figures(monkeypatch):
+    from coursedash_airflow.hooks import SparkSubmitHook
 
-    operator = BuildReportsOperator(task_id="build_reports")
-    with pytest.raises(AirflowSkipException, match="no report requests tonight"):
-        operator.build({"run_id": "r1", "request_ids": [], "manifests": {}})
-    assert operator._hook is None
-    operator.on_kill()  # nothing to stop
+    submitted = []
+    monkeypatch.setattr(SparkSubmitHook, "submit", lambda self, application, args: submitted.append((application, args)))
+    BuildReportsOperator(task_id="build_reports").build({"run_id": "r1", "request_ids": [], "manifests": {}})
+    [(application, args)] = submitted
+    assert application == "jobs/night.py" and "--manifest" not in args
+    assert args[args.index("--figures") + 1] == str(nightly.figures_dir("r1"))

@@ -1,17 +1,17 @@
-"""Builds the night's reports, every type in one Spark application."""
+"""Builds the night's reports and the dashboard's figures, in one Spark application."""
 
 from __future__ import annotations
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
 
 
 class BuildReportsOperator(BaseOperator):
-    """spark-submit jobs/night.py with the manifests `claim_task_id` wrote, one per report type.
+    """spark-submit jobs/night.py: the manifests `claim_task_id` wrote (one per report type), and the figures.
 
-    One application builds every type, so the lake is read once and Spark and Great
-    Expectations start once a night. A type that breaks fails the task, which names it
-    (the other types' reports are built and published).
+    One application a night builds every report type and the dashboard's figures, so
+    the lake is read once and Spark and Great Expectations start once. It runs on a
+    night without requests too: the figures are still due. A report type that breaks
+    fails the task, which names it (the other types' reports are built and published).
 
     Not the Spark provider's SparkSubmitOperator: its package needs pyspark-client,
     which installs an older `pyspark` over pyspark 4.3.0, and its on_kill signals
@@ -30,17 +30,16 @@ class BuildReportsOperator(BaseOperator):
     def execute(self, context):
         self.build(context["ti"].xcom_pull(task_ids=self.claim_task_id))
 
-    def build(self, claimed: dict | None) -> None:
-        """Build the reports of what the claim returned; skip when it claimed none."""
-        from coursedash.nightly import output_dir
+    def build(self, claimed: dict) -> None:
+        """Build the reports of what the claim returned, and the night's figures."""
+        from coursedash.config import settings
+        from coursedash.nightly import figures_dir, output_dir
         from coursedash_airflow.hooks import SparkSubmitHook
 
-        manifests = (claimed or {}).get("manifests") or {}
-        if not manifests:
-            raise AirflowSkipException("no report requests tonight")
-        args = []
-        for report_type, manifest in sorted(manifests.items()):
-            args += ["--manifest", manifest, "--out", str(output_dir(claimed["run_id"], report_type))]
+        run_id = claimed["run_id"]
+        args = ["--lake", settings().lake_uri, "--figures", str(figures_dir(run_id))]
+        for report_type, manifest in sorted((claimed.get("manifests") or {}).items()):
+            args += ["--manifest", manifest, "--out", str(output_dir(run_id, report_type))]
         self._hook = SparkSubmitHook()
         self._hook.submit("jobs/night.py", args)
 
