@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
@@ -117,35 +120,51 @@ def discard_earlier_runs(run_id: str) -> list[str]:
     return sorted(f.name for f in earlier)
 
 
-def _staged_rows(run_id: str, request: ReportRequest):
-    """The staged cells of one request, in order, a batch of rows at a time."""
+@dataclass(frozen=True)
+class Package:
+    """What packaging one request takes, as plain values: the workers never touch the database."""
+
+    request_id: str
+    staged: Path  # the request's staged rows
+    csv_name: str
+    header: list[str]
+    rows: int
+    password: str | None
+    key: str
+
+
+def _staged_batches(package: Package):
+    """The staged cells of one request, in order, a batch of rows at a time (Arrow list<string> arrays)."""
     import pyarrow.parquet as pq
 
-    folder = staged_rows_dir(run_id, request)
-    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    files = sorted(package.staged.glob("*.parquet")) if package.staged.exists() else []
     if len(files) > 1:
-        raise RuntimeError(f"expected one staged file for request {request.request_id}, found {len(files)}")
+        raise RuntimeError(f"expected one staged file for request {package.request_id}, found {len(files)}")
     for path in files:
         for batch in pq.ParquetFile(path).iter_batches(columns=["cells"], batch_size=10_000):
-            yield from batch.column("cells").to_pylist()
+            yield batch.column("cells")
 
 
-def publish_one(request: ReportRequest, run_id: str, report_date: dt.date, info: dict, reports) -> tuple[int, int, str]:
-    """CSV, zip, upload: return rows, bytes and the object key."""
+def package_one(package: Package, reports) -> tuple[int, int]:
+    """CSV, zip, upload: return rows and the zip's bytes."""
     with tempfile.TemporaryDirectory(prefix="coursedash-") as tmp:
-        csv_path = Path(tmp) / report_file_name(request, report_date, "csv")
-        rows = packaging.write_csv(csv_path, info["header"], _staged_rows(run_id, request))
-        if rows != info["rows"]:
-            raise RuntimeError(f"staged {info['rows']} rows but read {rows}")
+        csv_path = Path(tmp) / package.csv_name
+        rows = packaging.write_csv_batches(csv_path, package.header, _staged_batches(package))
+        if rows != package.rows:
+            raise RuntimeError(f"staged {package.rows} rows but read {rows}")
         zip_path = Path(tmp) / "report.zip"
-        size = packaging.zip_file(csv_path, zip_path, csv_path.name, store.password_of(request))
-        key = object_key(request)
-        reports.put(zip_path, key)
-    return rows, size, key
+        size = packaging.zip_file(csv_path, zip_path, package.csv_name, package.password)
+        reports.put(zip_path, package.key)
+    return rows, size
 
 
 def publish_reports(run_id: str, report_date: dt.date) -> dict:
-    """Package and publish every request this run owns, each on its own."""
+    """Package and publish every request this run owns, each on its own.
+
+    Packaging is CPU (Arrow's CSV encoding and deflate, both outside Python's lock) and
+    uploading is I/O, so one request per core is packaged at a time, each streamed from
+    its staged rows; the database records each outcome, in order, from this thread.
+    """
     reports = report_store()
     outcome = {"SUCCESS": 0, "FAILED": 0}
     with db.session() as s:
@@ -155,9 +174,9 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
             .order_by(ReportRequest.submitted_at)
         ).all()
         summaries = {t: read_summary(output_dir(run_id, t)) for t in {r.report_type for r in requests}}
+        built = []
         for request in requests:
-            summary = summaries[request.report_type]
-            info = (summary or {}).get("requests", {}).get(request.request_id)
+            info = (summaries[request.report_type] or {}).get("requests", {}).get(request.request_id)
             if info is None:
                 log.error("request %s: no %s report was built", request.request_id, request.report_type)
                 store.fail(s, request.request_id, run_id, NOT_BUILT, transient=True)
@@ -165,21 +184,30 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
                 log.error("request %s failed: %s", request.request_id, info["error"])
                 store.fail(s, request.request_id, run_id, info["error"], transient=info.get("transient", False))
             else:
+                built.append((request, info, Package(
+                    request.request_id, staged_rows_dir(run_id, request), report_file_name(request, report_date, "csv"),
+                    info["header"], info["rows"], store.password_of(request), object_key(request),
+                )))
+        with ThreadPoolExecutor(max_workers=max(1, min(len(built), os.cpu_count() or 1))) as pool:
+            packed = [pool.submit(package_one, package, reports) for _, _, package in built]
+            for (request, info, package), future in zip(built, packed):
                 try:
-                    rows, size, key = publish_one(request, run_id, report_date, info, reports)
+                    rows, size = future.result()
                 except Exception as e:  # one request failing never fails another
-                    log.exception("request %s could not be published", request.request_id)
+                    log.error("request %s could not be published", request.request_id, exc_info=e)
                     store.fail(
                         s, request.request_id, run_id,
                         f"the report could not be packaged or published ({type(e).__name__})", transient=True,
                     )
                 else:
                     notes = data_notes(info["left_out"])
-                    if store.complete(
-                        s, request.request_id, run_id, rows=rows, size=size, key=key, report_date=report_date, notes=notes
-                    ):
-                        log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows, size, key)
-            discard_staged_rows(run_id, request)
+                    if store.complete(s, request.request_id, run_id, rows=rows, size=size, key=package.key,
+                                      report_date=report_date, notes=notes):
+                        log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows, size,
+                                 package.key)
+                discard_staged_rows(run_id, request)
+        for request in requests:
+            discard_staged_rows(run_id, request)  # of those that failed before packaging
             s.refresh(request)
             outcome[request.status] = outcome.get(request.status, 0) + 1
     dirt = left_out(summaries)
