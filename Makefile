@@ -13,7 +13,7 @@ demo: $(VENV)/.installed
 TEST_WORKERS ?= auto
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The night against a DuckDB reference (docs/performance.md); options in BENCHMARK_ARGS,
 # e.g. make benchmark BENCHMARK_ARGS="--sizes 100k --requests 1 12".

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -54,8 +55,8 @@ def _memory_gib() -> int:
 
 
 def configured_conf() -> dict[str, str]:
-    """COURSEDASH_SPARK_CONF: extra Spark settings, `key=value` separated by spaces; they win."""
-    pairs = os.environ.get("COURSEDASH_SPARK_CONF", "").split()
+    """COURSEDASH_SPARK_CONF: extra Spark settings, `key=value` separated by spaces, quoted as in a shell; they win."""
+    pairs = shlex.split(os.environ.get("COURSEDASH_SPARK_CONF", ""))
     bad = [p for p in pairs if "=" not in p]
     if bad:
         raise ValueError(f"COURSEDASH_SPARK_CONF: expected key=value pairs, got {' '.join(bad)!r}")
@@ -129,10 +130,10 @@ def spark_submit_command(
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     master = master or settings().spark_master
     command = [str(submit), "--master", master, "--name", Path(application).stem]
+    extra = {**SPARK_CONF, **_master_conf(master), **configured_conf(), **(conf or {})}
+    # The jobs' log4j settings, beside any JVM options configured.
     log4j = f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'jobs' / 'log4j2.properties'}"
-    extra = {
-        **SPARK_CONF, **_master_conf(master), "spark.driver.extraJavaOptions": log4j, **configured_conf(), **(conf or {})
-    }
+    extra["spark.driver.extraJavaOptions"] = " ".join(filter(None, [log4j, extra.get("spark.driver.extraJavaOptions")]))
     for key, value in extra.items():
         command += ["--conf", f"{key}={value}"]
     return command + [str(PROJECT_ROOT / application), *args]

@@ -21,6 +21,13 @@ os.environ.update(
         "COURSEDASH_VAR_DIR": str(SESSION_DIR / "var"),
     }
 )
+# The suite starts dozens of short-lived JVMs on small data: compiling with C1 only and
+# one GC thread roughly halves their CPU, and no web UI or large heap is needed.
+os.environ.setdefault(
+    "COURSEDASH_SPARK_CONF",
+    "spark.ui.enabled=false spark.driver.memory=1g "
+    "spark.driver.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'",
+)
 POSTGRES_ADMIN_URL = os.environ.get("COURSEDASH_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 

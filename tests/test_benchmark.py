@@ -19,8 +19,12 @@ import pytest
 from coursedash.packaging import read_zip
 from tests.conftest import ROOT
 
+# One run of the benchmark for the module's tests: they all go to one worker (make test's --dist loadgroup),
+# and the run is session-scoped, since that worker may run other modules' tests between them.
+pytestmark = pytest.mark.xdist_group("benchmark")
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")
 def smallest(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("benchmark")
     work, results = tmp / "work", tmp / "results"

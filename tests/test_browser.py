@@ -55,12 +55,11 @@ def browser():
 
 @pytest.fixture
 def server(app_env, monkeypatch):
-    """The synced hand lake, served by `coursedash serve` in its own process."""
-    from coursedash.sync import sync
-
+    """The hand lake and its catalogue (no figures: a test syncs them if it shows them), served by
+    `coursedash serve` in its own process."""
     monkeypatch.setenv("COURSEDASH_JWT_SECRET", SECRET)
     write_lake(app_env / "lake", handlake.TABLES)
-    sync()
+    handlake.store_catalogue()
     port = _free_port()
     log_path = app_env / "serve.log"
     with open(log_path, "wb") as log:
@@ -101,6 +100,10 @@ def run_nightly_dag():
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_db, mailbox, server, tmp_path):
     from playwright.sync_api import expect
+
+    from coursedash.sync import sync
+
+    sync()  # the batches' figures, from the lake
 
     context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
     page = context.new_page()

@@ -1,6 +1,7 @@
 """The same job on a Spark standalone cluster, chosen by configuration alone."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -55,6 +56,10 @@ def spark_cluster(tmp_path_factory):
 def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch):
     master_url, status_url = spark_cluster
     monkeypatch.setenv("COURSEDASH_SPARK_MASTER", master_url)
+    # A test-sized cluster: the executor gets the suite's JVM options, and few shuffle partitions.
+    monkeypatch.setenv("COURSEDASH_SPARK_CONF", os.environ.get("COURSEDASH_SPARK_CONF", "") + (
+        " spark.executor.memory=1g spark.sql.shuffle.partitions=4"
+        " spark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"))
     lake = write_lake(tmp_path / "lake", handlake.TABLES)
     manifest = tmp_path / "progress.manifest.json"
     Manifest("progress", "2026-11-28", str(lake), [{"request_id": "r1", "course_id": "c1", "batch_id": "b1"}]).save(

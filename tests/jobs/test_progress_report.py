@@ -5,6 +5,9 @@ import pytest
 from jobs import progress_report
 from tests.lakefixtures import d, frame, ts
 
+# The module's tests share built frames (module fixtures): one worker runs them all (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("progress_report")
+
 COURSE = "do_c1"
 BATCH = "b1"
 

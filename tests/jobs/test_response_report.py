@@ -10,6 +10,9 @@ from jobs import night, response_report
 from schemas.reports import RESPONSE_COLUMNS
 from tests.lakefixtures import d, frame, ts
 
+# The module's tests share built frames (module fixtures): one worker runs them all (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("response_report")
+
 COURSE = "do_c1"
 BATCH = "b1"
 # JSON as the lake keeps it: commas, quotes and a newline inside one cell.

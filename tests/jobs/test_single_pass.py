@@ -16,6 +16,9 @@ from jobs import night
 from tests import handlake
 from tests.lakefixtures import write_lake
 
+# The module's tests share built frames (module fixtures): one worker runs them all (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("single_pass")
+
 TABLES_READ = {
     "progress": {"courses", "batches", "course_contents", "enrolments", "assessment_attempts", "users"},
     "userinfo": {"courses", "batches", "enrolments", "users", "user_consents"},
@@ -87,10 +90,17 @@ def expected_scans(report_types) -> Counter:
     })
 
 
+@pytest.fixture(scope="module")
+def alone(spark, lake, tmp_path_factory) -> dict[tuple[str, str], tuple[Counter, dict]]:
+    """Each report type built alone, for ONE request and for MANY: (scans, summary) by (type, "one" or "many")."""
+    out = tmp_path_factory.mktemp("alone")
+    return {(t, size): build_and_scan(spark, lake, out / f"{t}-{size}", t, requests)
+            for t in night.REPORTS for size, requests in (("one", ONE), ("many", MANY))}
+
+
 @pytest.mark.parametrize("report_type", list(night.REPORTS))
-def test_each_table_is_scanned_as_often_for_one_request_as_for_many(spark, lake, tmp_path, report_type):
-    scans_one, summary_one = build_and_scan(spark, lake, tmp_path / "one", report_type, ONE)
-    scans_many, summary_many = build_and_scan(spark, lake, tmp_path / "many", report_type, MANY)
+def test_each_table_is_scanned_as_often_for_one_request_as_for_many(alone, report_type):
+    (scans_one, summary_one), (scans_many, summary_many) = alone[report_type, "one"], alone[report_type, "many"]
     assert scans_one == expected_scans([report_type])
     assert scans_many == scans_one
     assert summary_many["requests"]["r0"] == summary_one["requests"]["r0"]
@@ -105,7 +115,7 @@ def test_the_count_sees_more_scans_without_the_shared_frames(spark, lake, tmp_pa
     assert scans["enrolments"] > expected["enrolments"] and scans["users"] > expected["users"]
 
 
-def test_a_night_of_every_type_shares_what_the_types_derive_alike(spark, lake, tmp_path):
+def test_a_night_of_every_type_shares_what_the_types_derive_alike(spark, lake, tmp_path, alone):
     """Tables two report types read alike (batches, enrolments, users, ...) are read once for both."""
     types = list(night.REPORTS)
     manifests = [
@@ -117,5 +127,4 @@ def test_a_night_of_every_type_shares_what_the_types_derive_alike(spark, lake, t
     summaries = night.build(spark, manifests)
     assert table_scans(spark, before) == expected_scans(types)
     for t in types:  # each type built as it is alone
-        _, alone = build_and_scan(spark, lake, tmp_path / f"{t}-alone", t, MANY)
-        assert {k.removeprefix(f"{t}-"): v for k, v in summaries[t]["requests"].items()} == alone["requests"]
+        assert {k.removeprefix(f"{t}-"): v for k, v in summaries[t]["requests"].items()} == alone[t, "many"][1]["requests"]

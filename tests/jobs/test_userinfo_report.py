@@ -8,6 +8,9 @@ from jobs import night, userinfo_report
 from schemas.reports import USERINFO_COLUMNS
 from tests.lakefixtures import d, frame, ts
 
+# The module's tests share built frames (module fixtures): one worker runs them all (make test's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("userinfo_report")
+
 COURSE = "do_c1"
 BATCH = "b1"
 
