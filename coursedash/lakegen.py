@@ -680,9 +680,9 @@ def _users(rnd: _Random, cat: _Catalogue, lo: int, hi: int, dirt: _Dirt):
 
 def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
     learner = people.index
-    # 1-3 distinct courses per learner: weighted sampling without replacement by
-    # sorting exponential keys (Efraimidis-Spirakis).
-    count = 1 + _choose(rnd.uniform("enrol.count", learner), [0.55, 0.3, 0.15])
+    # 1-3 distinct courses per learner (no more than there are): weighted sampling
+    # without replacement by sorting exponential keys (Efraimidis-Spirakis).
+    count = np.minimum(1 + _choose(rnd.uniform("enrol.count", learner), [0.55, 0.3, 0.15]), len(cat.courses))
     keys = -np.log1p(-rnd.uniform("enrol.course", learner[:, None], np.arange(len(cat.courses))[None, :]))
     courses = np.argsort(keys / cat.course_weight, axis=1, kind="stable")
     local, slot = _expand(count)

@@ -283,6 +283,18 @@ def test_the_default_catalogue_is_the_fixed_one(tmp_path):
     assert read(tmp_path, "batches").num_rows == 12
 
 
+def test_one_course_takes_every_learner_once_however_many_batches_it_has(tmp_path):
+    # The benchmark's same-size comparison: one batch, or 30 batches holding the same learners.
+    learners = {}
+    for batches in (1, 30):
+        generate_lake(tmp_path / str(batches), learners=300, seed=7, today=TODAY, courses=1, batches=batches)
+        enrolments = read(tmp_path / str(batches), "enrolments").to_pylist()
+        assert {e["course_id"] for e in enrolments} <= {"do_course_0001", None}
+        learners[batches] = Counter(e["user_id"] for e in enrolments)
+        assert len({e["batch_id"] for e in enrolments} - {"batch_9001", "batch_9002"}) == batches
+    assert learners[1] == learners[30]
+    assert len(learners[1]) > 250
+
 @pytest.mark.parametrize("courses, batches", [(0, 12), (5, 4), (4, 9001)])
 def test_impossible_catalogues_are_refused_before_anything_is_written(tmp_path, courses, batches):
     with pytest.raises(ValueError):
