@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/night.py --sizes 100k --requests 1 12
     .venv/bin/python benchmarks/night.py --learners 20000 --requests 1 12 --label small
     .venv/bin/python benchmarks/night.py --code 50e0961 --code HEAD --sizes 1M --requests 12
+    .venv/bin/python benchmarks/night.py --sizes 100k --same-size 100   # 102 requests vs 3 of the same rows
     .venv/bin/python benchmarks/night.py --smallest  # the smoke test's size: 300 learners, 3 requests
     .venv/bin/python benchmarks/night.py --print benchmarks/results/X.json   # its tables again
 
@@ -324,6 +325,7 @@ def summarize_run(code: dict, lake: dict, requests: list[dict], night: dict, ref
         "commit": code["commit"],
         "learners": lake["learners"],
         "enrolments": lake["rows"]["enrolments"],
+        "lake_batches": len(lake["batches"]),
         "requests": len(requests),
         "requests_by_type": {t: sum(r["report_type"] == t for r in requests) for t in REPORT_TYPES},
         "batches_requested": len({r["batch_id"] for r in requests}),
@@ -359,35 +361,75 @@ def machine() -> dict:
     }
 
 
+def cases(args) -> list[tuple[int, int, int, int]]:
+    """(learners, courses, batches, requests) of each run, in order.
+
+    The grid: every lake size with every request count, on --courses and --batches.
+    --same-size N: per lake size, 3 requests (one per type) on a one-course, one-batch
+    lake, then about N requests (every type on each of N/3 batches) on a lake of the
+    same learners in one course split into N/3 batches; a learner takes the course once,
+    so both nights report the same enrolments.
+    """
+    if args.same_size:
+        batches = -(-args.same_size // len(REPORT_TYPES))
+        return [case for learners in args.learners
+                for case in ((learners, 1, 1, len(REPORT_TYPES)), (learners, 1, batches, batches * len(REPORT_TYPES)))]
+    return [(learners, args.courses, args.batches, count) for learners in args.learners for count in args.requests]
+
+
 def benchmark(args) -> dict:
     work = args.work.resolve()
     codes = [checkout(ref, work) for ref in (args.code or [None])]
     started = dt.datetime.now(dt.timezone.utc)
     result = {"label": args.label, "started": started.isoformat(timespec="seconds"), "machine": machine(),
               "options": {"learners": args.learners, "requests": args.requests, "courses": args.courses,
-                          "batches": args.batches, "codes": [c["label"] for c in codes], "run_date": RUN_DATE},
+                          "batches": args.batches, "same_size": args.same_size,
+                          "codes": [c["label"] for c in codes], "run_date": RUN_DATE},
               "lakes": [], "runs": []}
-    for learners in args.learners:
-        lake = lake_for(work, learners, args.courses, args.batches)
-        result["lakes"].append({k: lake[k] for k in ("learners", "rows", "parquet_bytes", "lake")}
-                               | {"courses": len(lake["courses"]), "batches": len(lake["batches"])})
-        for count in args.requests:
-            requests = choose_requests(lake, count)
-            size = f"learners{learners}-requests{count}"
-            # One reference per lake and request set; each code's night is compared with it.
-            reference_dir = work / "runs" / "duckdb" / size
-            reference = None
-            for code in codes:
-                print(f"{code['label']}: {lake['rows']['enrolments']} enrolments, {count} requests", flush=True)
-                run_dir = work / "runs" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', code['label'])}-{code['commit'][:12]}" / size
-                night = run_night(code, lake, requests, run_dir)
-                if reference is None:
-                    reference = run_reference(lake, requests, reference_dir)
-                comparison = compare(run_dir, night, reference_dir) if "rows" in reference else {}
-                run = summarize_run(code, lake, requests, night, reference, comparison)
-                result["runs"].append(run)
-                print(line_for(run), flush=True)
+    for learners, courses, batches, count in cases(args):
+        lake = lake_for(work, learners, courses, batches)
+        described = {k: lake[k] for k in ("learners", "rows", "parquet_bytes", "lake")} | {
+            "courses": len(lake["courses"]), "batches": len(lake["batches"])}
+        if described not in result["lakes"]:
+            result["lakes"].append(described)
+        requests = choose_requests(lake, count)
+        size = f"learners{learners}-courses{courses}-batches{batches}-requests{count}"
+        # One reference per lake and request set; each code's night is compared with it.
+        reference_dir = work / "runs" / "duckdb" / size
+        reference = None
+        for code in codes:
+            print(f"{code['label']}: {lake['rows']['enrolments']} enrolments in {batches} batches, "
+                  f"{count} requests", flush=True)
+            run_dir = work / "runs" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', code['label'])}-{code['commit'][:12]}" / size
+            night = run_night(code, lake, requests, run_dir)
+            if reference is None:
+                reference = run_reference(lake, requests, reference_dir)
+            comparison = compare(run_dir, night, reference_dir) if "rows" in reference else {}
+            run = summarize_run(code, lake, requests, night, reference, comparison)
+            result["runs"].append(run)
+            print(line_for(run), flush=True)
+    if args.same_size:
+        result["same_size"] = same_size_ratios(result["runs"])
     return result
+
+
+def same_size_ratios(runs: list[dict]) -> list[dict]:
+    """Per code and lake size: the many-request night's seconds over the one-batch night's."""
+    pairs = []
+    for one in (r for r in runs if r["lake_batches"] == 1):
+        many = next((r for r in runs if r["code"] == one["code"] and r["learners"] == one["learners"]
+                     and r["lake_batches"] > 1), None)
+        if many is None or not one["night"].get("wall_seconds") or not many["night"].get("wall_seconds"):
+            continue
+        pairs.append({
+            "code": one["code"], "enrolments": one["enrolments"],
+            "requests": [one["requests"], many["requests"]], "report_rows": [one["report_rows"], many["report_rows"]],
+            "seconds": [one["night"]["wall_seconds"], many["night"]["wall_seconds"]],
+            "ratio": round(many["night"]["wall_seconds"] / one["night"]["wall_seconds"], 2),
+            "reference_ratio": round(many["reference"]["wall_seconds"] / one["reference"]["wall_seconds"], 2)
+            if many["reference"].get("wall_seconds") and one["reference"].get("wall_seconds") else None,
+        })
+    return pairs
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -435,13 +477,26 @@ def task_table(result: dict) -> str:
     return "\n".join(out)
 
 
+def same_size_table(pairs: list[dict]) -> str:
+    out = ["| code | enrolments | requests | report rows | night s | night ratio | DuckDB ratio |", "|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        out.append(f"| {p['code']} | {p['enrolments']:,} | {p['requests'][0]} on one batch → {p['requests'][1]} "
+                   f"| {p['report_rows'][0]:,} → {p['report_rows'][1]:,} | {_fmt(p['seconds'][0], 1)} → "
+                   f"{_fmt(p['seconds'][1], 1)} | **{_fmt(p['ratio'], 2)}** | {_fmt(p['reference_ratio'], 2)} |")
+    return "\n".join(out)
+
+
 def report(result: dict) -> str:
     out = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     out += [line_for(run) for run in result["runs"]]
     out += ["", task_table(result)]
+    if result.get("same_size"):
+        out += ["", "Many requests against one request of the same total size (goal: at most 1.2):", "",
+                same_size_table(result["same_size"])]
     for run in result["runs"]:
         night = run["night"]
-        out.append(f"\n{run['code']}, {run['enrolments']:,} enrolments, {run['requests']} requests "
+        batches = f" in {run['lake_batches']} batches" if "lake_batches" in run else ""
+        out.append(f"\n{run['code']}, {run['enrolments']:,} enrolments{batches}, {run['requests']} requests "
                    f"(load average {night.get('load_average_before', '-')} before, "
                    f"{night.get('load_average_after', '-')} after; {os.cpu_count()} cores):")
         tasks = night.get("dag_run", {}).get("tasks", [])
@@ -562,6 +617,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="batches in a generated lake, so that 100 requests touch 100 batches (default: 400)")
     parser.add_argument("--code", action="append", metavar="REF",
                         help="run the night of this commit (repeatable; default: this working tree)")
+    parser.add_argument("--same-size", type=int, metavar="N",
+                        help="instead of the grid: per lake size, about N requests on N/3 batches of one course "
+                             "against 3 requests on one batch holding the same learners")
     parser.add_argument("--smallest", action="store_true",
                         help="the smoke test's run: 300 learners, 4 courses, 12 batches, 3 requests (one per type)")
     parser.add_argument("--label", default=None, help="names the results file (default: the sizes)")
@@ -579,7 +637,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.learners = [SIZES[s] for s in (args.sizes or ["100k", "1M"])]
     if args.code:
         args.code = [None if ref == "." else ref for ref in args.code]
-    args.label = args.label or ("smallest" if args.smallest else "-".join(f"{n}" for n in args.learners) + "-learners")
+    if args.same_size is not None and args.same_size < len(REPORT_TYPES) + 1:
+        parser.error(f"--same-size needs at least {len(REPORT_TYPES) + 1} requests")
+    args.label = args.label or ("smallest" if args.smallest else "-".join(f"{n}" for n in args.learners) + "-learners"
+                                + (f"-same-size-{args.same_size}" if args.same_size else ""))
     return args
 
 

@@ -3,10 +3,12 @@
 A real `airflow dags test` of the nightly DAG (Spark included) and a real DuckDB
 reference on a 300-learner lake with one request of each type. It checks what the
 results file says against the run's own traces (Airflow's log, the published zips),
-never how fast anything was.
+never how fast anything was. The same-size comparison's pairing of lakes and
+requests is checked on its own, without running its two nights.
 """
 
 import csv
+import importlib.util
 import io
 import json
 import re
@@ -97,3 +99,38 @@ def test_the_table_is_printed_and_the_plots_are_drawn(smallest):
     for name in plots:
         assert (smallest["results"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert smallest["result"]["machine"]["cores"] > 0
+
+
+def night_module():
+    spec = importlib.util.spec_from_file_location("benchmark_night", ROOT / "benchmarks" / "night.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_same_size_pairs_every_type_on_every_batch_with_the_same_learners_on_one_batch(tmp_path):
+    night = night_module()
+    args = night.parse_args(["--learners", "300", "--same-size", "100", "--work", str(tmp_path)])
+    assert night.cases(args) == [(300, 1, 1, 3), (300, 1, 34, 102)]
+    lakes = {batches: night.lake_for(tmp_path, 300, 1, batches) for _, _, batches, _ in night.cases(args)}
+    one = night.choose_requests(lakes[1], 3)
+    many = night.choose_requests(lakes[34], 102)
+    assert sorted((r["batch_id"], r["report_type"]) for r in one) == [
+        ("batch_0001", t) for t in sorted(night.REPORT_TYPES)]
+    assert len({(r["batch_id"], r["report_type"]) for r in many}) == 102
+    assert {r["batch_id"] for r in many} == {b["batch_id"] for b in lakes[34]["batches"]}
+    assert lakes[1]["rows"]["enrolments"] == lakes[34]["rows"]["enrolments"]
+
+
+def test_same_size_ratio_divides_the_many_request_night_by_the_one_batch_night():
+    night = night_module()
+
+    def run(batches, requests, seconds, reference_seconds):
+        return {"code": "this tree", "learners": 300, "enrolments": 310, "lake_batches": batches,
+                "requests": requests, "report_rows": 900, "night": {"wall_seconds": seconds},
+                "reference": {"wall_seconds": reference_seconds}}
+
+    (pair,) = night.same_size_ratios([run(1, 3, 40.0, 2.0), run(34, 102, 50.0, 8.0)])
+    assert pair["ratio"] == 1.25 and pair["reference_ratio"] == 4.0
+    assert pair["requests"] == [3, 102] and pair["seconds"] == [40.0, 50.0]
+    assert "| **1.25** | 4.00 |" in night.same_size_table([pair])
