@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
 from jobs.frames import FRAMES, lake_file_error, learners
-from schemas.expectations import REQUEST, validate_lake, validate_report
+from schemas.expectations import REQUEST, header_problems, validate_lake, validate_report
 
 log = logging.getLogger("coursedash.jobs.quality")
 
@@ -95,9 +96,12 @@ def check_report(
 ) -> dict[str, dict]:
     """Errors for the requests whose report rows fail the report suite.
 
-    Requests sharing a header (all of them, but for progress reports of different
-    courses) are validated together in one pass; a failure by row fails the requests
-    whose rows broke it, one of the whole frame (its columns) fails them all.
+    Every request's rows are validated in one pass. Progress reports of different
+    courses have different assessment columns: the pass sees the columns of all of
+    them, empty in the rows of a course without one (an empty score cell is valid),
+    and a header that breaks the contract fails its own requests only. A failure by
+    row fails the requests whose rows broke it; one of the whole frame (its columns)
+    fails them all.
     """
     if "dropped" in rows.columns:
         rows = rows.filter(F.col("dropped").isNull())
@@ -105,17 +109,28 @@ def check_report(
     for request in manifest.requests:
         if request["request_id"] not in pending:
             groups.setdefault(tuple(header_of(request)), []).append(request["request_id"])
-    errors = {}
+    failing: dict[str, list[str]] = {}
+    checked = []
     for header, ids in groups.items():
-        outcome = validate_report(report_type, list(header), _as_columns(rows.filter(F.col(REQUEST).isin(ids)), list(header)))
-        if outcome.success:
-            continue
-        log.error("%s reports failed their quality checks:\n%s", report_type, outcome.describe())
-        failing: dict[str, list[str]] = {}
+        problems = header_problems(report_type, list(header))
+        for request_id in ids if problems else ():
+            failing[request_id] = [p.description for p in problems]
+        if not problems:
+            checked.append((header, ids))
+    if checked:
+        # unionByName puts the columns a frame adds after the earlier frames' ones: the
+        # fixed columns first, then every course's assessment columns.
+        frame = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), [
+            _as_columns(rows.filter(F.col(REQUEST).isin(ids)), list(header)) for header, ids in checked])
+        outcome = validate_report(report_type, frame.columns[1:], frame)
+        if not outcome.success:
+            log.error("%s reports failed their quality checks:\n%s", report_type, outcome.describe())
+        every_id = [request_id for _, ids in checked for request_id in ids]
         for failure in outcome.failures:
-            for request_id in ids if failure.by_scope is None else failure.by_scope:
+            for request_id in every_id if failure.by_scope is None else failure.by_scope:
                 failing.setdefault(request_id, []).append(failure.description)
-        for request_id, checks in sorted(failing.items()):
-            errors[request_id] = {"error": REPORT_FAILED.format(checks="; ".join(checks)), "transient": True}
-            log.error("request %s: %s", request_id, errors[request_id]["error"])
+    errors = {}
+    for request_id, checks in sorted(failing.items()):
+        errors[request_id] = {"error": REPORT_FAILED.format(checks="; ".join(checks)), "transient": True}
+        log.error("request %s: %s", request_id, errors[request_id]["error"])
     return errors
