@@ -9,8 +9,9 @@ BIN := $(VENV)/bin
 demo: $(VENV)/.installed
 	$(BIN)/coursedash demo
 
-# One pytest worker per core; TEST_WORKERS=0 runs the suite in this process.
-TEST_WORKERS ?= auto
+# Two pytest workers per core: a Spark test spends much of its time waiting on a JVM or a
+# subprocess. TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= $(shell echo $$((2 * $$(nproc))))
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

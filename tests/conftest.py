@@ -22,13 +22,28 @@ os.environ.update(
     }
 )
 # The suite starts dozens of short-lived JVMs on small data: compiling with C1 only and
-# one GC thread roughly halves their CPU, and no web UI or large heap is needed.
+# one GC thread roughly halves their CPU, and no web UI or large heap is needed. On a few
+# rows a query runs faster interpreted than its generated code compiles (the cluster test
+# keeps Spark's code generation, as a night on real data uses it).
 os.environ.setdefault(
     "COURSEDASH_SPARK_CONF",
     "spark.ui.enabled=false spark.driver.memory=1g "
-    "spark.driver.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'",
+    "spark.driver.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' "
+    "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN",
 )
 POSTGRES_ADMIN_URL = os.environ.get("COURSEDASH_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+# The longest modules are handed to the workers first (make test runs them in parallel):
+# started last, they would leave the other workers idle behind them.
+LONGEST_FIRST = (
+    "tests/test_nightly_dag.py", "tests/test_browser.py", "tests/test_benchmark.py", "tests/test_cluster.py",
+    "tests/test_determinism.py", "tests/jobs/test_single_pass.py", "tests/jobs/test_pii.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 @pytest.fixture(scope="session")

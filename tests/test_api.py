@@ -594,26 +594,6 @@ def test_download_from_s3_redirects_to_a_signed_url(api, monkeypatch):
         assert [d.user_id for d in downloads_of(rid)] == [CREATOR]
 
 
-# --- the figures come from a real sync ----------------------------------------------
-
-
-@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
-def test_dashboard_figures_come_from_coursedash_sync(app_env, monkeypatch):
-    from coursedash.sync import sync
-
-    monkeypatch.setenv("COURSEDASH_JWT_SECRET", SECRET)
-    write_lake(app_env / "lake", handlake.TABLES)
-    sync()
-    client = TestClient(app)
-    client.event_hooks["response"] = [_no_password]
-    batches = {b["batch_id"]: b for b in client.get("/api/v1/courses/c1/batches", headers=as_(CREATOR)).json()}
-    # b1: L1, L2 (twice in the lake), L3 active, L1 completed; L4 is inactive.
-    assert {k: (b["enrolment_count"], b["completed_count"]) for k, b in batches.items()} == {"b1": (3, 1), "b2": (0, 0)}
-    for b in batches.values():
-        assert abs(dt.datetime.fromisoformat(b["figures_as_of"]) - utcnow()) < dt.timedelta(minutes=5)
-    assert [c["course_id"] for c in client.get("/api/v1/courses?q=", headers=as_(MENTOR)).json()] == ["c1"]
-
-
 # --- concurrency, through a real server ---------------------------------------------
 
 

@@ -57,9 +57,11 @@ def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch)
     master_url, status_url = spark_cluster
     monkeypatch.setenv("COURSEDASH_SPARK_MASTER", master_url)
     # A test-sized cluster: the executor gets the suite's JVM options, and few shuffle partitions.
+    # Spark's code generation is back on: this night runs the queries as production does.
     monkeypatch.setenv("COURSEDASH_SPARK_CONF", os.environ.get("COURSEDASH_SPARK_CONF", "") + (
         " spark.executor.memory=1g spark.sql.shuffle.partitions=4"
-        " spark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"))
+        " spark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"
+        " spark.sql.codegen.wholeStage=true spark.sql.codegen.factoryMode=FALLBACK"))
     lake = write_lake(tmp_path / "lake", handlake.TABLES)
     manifest = tmp_path / "progress.manifest.json"
     Manifest("progress", "2026-11-28", str(lake), [{"request_id": "r1", "course_id": "c1", "batch_id": "b1"}]).save(
