@@ -20,7 +20,6 @@ from coursedash.storage import report_store
 from tests import handlake
 from tests.conftest import _free_port
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, MENTOR2, STRANGER
-from tests.lakefixtures import write_lake
 
 SECRET = "api-test-jwt-secret-0123456789abcdef"
 PASSWORD = "Sekr3t,pass\"word"
