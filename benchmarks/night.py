@@ -386,12 +386,13 @@ def benchmark(args) -> dict:
                           "batches": args.batches, "same_size": args.same_size,
                           "codes": [c["label"] for c in codes], "run_date": RUN_DATE},
               "lakes": [], "runs": []}
+    lakes = {}  # each lake made or read once, for all its request counts
     for learners, courses, batches, count in cases(args):
-        lake = lake_for(work, learners, courses, batches)
-        described = {k: lake[k] for k in ("learners", "rows", "parquet_bytes", "lake")} | {
-            "courses": len(lake["courses"]), "batches": len(lake["batches"])}
-        if described not in result["lakes"]:
-            result["lakes"].append(described)
+        if (learners, courses, batches) not in lakes:
+            lake = lakes[learners, courses, batches] = lake_for(work, learners, courses, batches)
+            result["lakes"].append({k: lake[k] for k in ("learners", "rows", "parquet_bytes", "lake")}
+                                   | {"courses": len(lake["courses"]), "batches": len(lake["batches"])})
+        lake = lakes[learners, courses, batches]
         requests = choose_requests(lake, count)
         size = f"learners{learners}-courses{courses}-batches{batches}-requests{count}"
         # One reference per lake and request set; each code's night is compared with it.
