@@ -7,6 +7,8 @@ from coursedash.lakegen import generate_lake
 from coursedash.manifest import Manifest
 from jobs import night
 
+# One night builds every type, as the DAG does; the module's tests share it (one worker runs them all).
+pytestmark = pytest.mark.xdist_group("pii")
 
 
 @pytest.fixture(scope="module")
@@ -24,29 +26,36 @@ def pii(lake):
     return names, contacts
 
 
-def cells_of(spark, lake, tmp_path, report_type) -> list[str]:
+@pytest.fixture(scope="module")
+def cells(spark, lake, tmp_path_factory) -> dict[str, list[str]]:
+    """Every non-empty cell of each report type's rows, for every batch of the lake."""
     root, summary = lake
-    requests = [
-        {"request_id": f"r{i}", "course_id": b["course_id"], "batch_id": b["batch_id"]}
-        for i, b in enumerate(summary["batches"])
-    ]
-    out = tmp_path / report_type
-    night.build(spark, [(Manifest(report_type, "2026-11-28", str(root), requests), str(out))])
-    rows = [row for f in (out / "rows").rglob("*.parquet") for row in pq.read_table(f).column("cells").to_pylist()]
-    return [cell for row in rows for cell in row if cell]
+    out = tmp_path_factory.mktemp("reports")
+    night.build(spark, [
+        (Manifest(report_type, "2026-11-28", str(root), [
+            {"request_id": f"{report_type}-{i}", "course_id": b["course_id"], "batch_id": b["batch_id"]}
+            for i, b in enumerate(summary["batches"])
+        ]), str(out / report_type))
+        for report_type in ("progress", "response", "userinfo")
+    ])
+    found = {}
+    for report_type in ("progress", "response", "userinfo"):
+        files = (out / report_type / "rows").rglob("*.parquet")
+        rows = [row for f in files for row in pq.read_table(f).column("cells").to_pylist()]
+        found[report_type] = [cell for row in rows for cell in row if cell]
+    return found
 
 
 @pytest.mark.parametrize("report_type", ["progress", "response"])
-def test_no_pii_value_in_the_reports(spark, lake, pii, tmp_path, report_type):
+def test_no_pii_value_in_the_reports(cells, pii, report_type):
     names, contacts = pii
-    cells = cells_of(spark, lake, tmp_path, report_type)
-    assert len(cells) > 1000
-    leaked = [c for c in cells if c.lstrip("'") in names or any(v in c for v in contacts)]
+    assert len(cells[report_type]) > 1000
+    leaked = [c for c in cells[report_type] if c.lstrip("'") in names or any(v in c for v in contacts)]
     assert leaked == []
 
 
-def test_the_scan_finds_pii_where_it_belongs(spark, lake, pii, tmp_path):
+def test_the_scan_finds_pii_where_it_belongs(cells, pii):
     names, contacts = pii
-    cells = set(cells_of(spark, lake, tmp_path, "userinfo"))
-    assert any(c.lstrip("'") in contacts for c in cells)
-    assert any(part in names for c in cells for part in c.lstrip("'").split(" "))
+    found = set(cells["userinfo"])
+    assert any(c.lstrip("'") in contacts for c in found)
+    assert any(part in names for c in found for part in c.lstrip("'").split(" "))
