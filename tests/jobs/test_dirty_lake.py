@@ -9,37 +9,53 @@ from schemas.reports import PROGRESS_COLUMNS, RESPONSE_COLUMNS
 from tests import dirtylake, handlake
 from tests.lakefixtures import write_lake
 
+# The row-level tests share one night of every type (a module fixture): one worker runs the module.
+pytestmark = pytest.mark.xdist_group("dirty_lake")
 
 
-def build(spark, lake, out, report_type, batches=("b1",)):
-    requests = [{"request_id": f"r_{b}", "course_id": "c1", "batch_id": b} for b in batches]
-    manifest = Manifest(report_type, "2026-11-28", str(lake), requests)
-    return night.build(spark, [(manifest, str(out))])[report_type]
+def build(spark, lake, out, batches_of: dict[str, tuple[str, ...]]) -> dict[str, dict]:
+    """One night of the report types in `batches_of`, a request per batch: each type's summary by request.
+
+    Request ids are `<type>_<batch>`, staged under `out/<type>`.
+    """
+    night_ = [
+        (Manifest(report_type, "2026-11-28", str(lake), [
+            {"request_id": f"{report_type}_{b}", "course_id": "c1", "batch_id": b} for b in batches
+        ]), str(out / report_type))
+        for report_type, batches in batches_of.items()
+    ]
+    return {t: summary["requests"] for t, summary in night.build(spark, night_).items()}
 
 
 def staged_cells(out, request_id):
     import pyarrow.parquet as pq
 
-    [path] = (out / "rows" / f"request_id={request_id}").glob("*.parquet")
+    report_type = request_id.split("_")[0]
+    [path] = (out / report_type / "rows" / f"request_id={request_id}").glob("*.parquet")
     return pq.read_table(path).column("cells").to_pylist()
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory):
-    return write_lake(tmp_path_factory.mktemp("dirty"), dirtylake.tables())
+def built(spark, tmp_path_factory):
+    """The dirty lake's night: progress for b1 and b2, userinfo and response for b1; and its folder."""
+    root = tmp_path_factory.mktemp("dirty")
+    lake = write_lake(root / "lake", dirtylake.tables())
+    out = root / "out"
+    return build(spark, lake, out, {"progress": ("b1", "b2"), "userinfo": ("b1",), "response": ("b1",)}), out
 
 
-def test_progress_is_built_with_every_row_level_case_counted(spark, lake, tmp_path):
-    summary = build(spark, lake, tmp_path, "progress", ("b1", "b2"))["requests"]
-    assert summary["r_b1"]["left_out"] == dirtylake.B1_NOTES["progress"]
-    assert summary["r_b2"]["left_out"] == dirtylake.B2_PROGRESS_NOTES  # b1's dirt is not b2's
-    header = summary["r_b1"]["header"]
+def test_progress_is_built_with_every_row_level_case_counted(built):
+    summaries, out = built
+    summary = summaries["progress"]
+    assert summary["progress_b1"]["left_out"] == dirtylake.B1_NOTES["progress"]
+    assert summary["progress_b2"]["left_out"] == dirtylake.B2_PROGRESS_NOTES  # b1's dirt is not b2's
+    header = summary["progress_b1"]["header"]
     assert header[len(PROGRESS_COLUMNS):] == ["Quiz - Score", 'Test "A" - Score', "Final - Score"]  # unplaced: last
 
     def cells(row):
         return dict(zip(header, row))
 
-    rows = {r[4]: cells(r) for r in staged_cells(tmp_path, "r_b1")}
+    rows = {r[4]: cells(r) for r in staged_cells(out, "progress_b1")}
     assert sorted(rows) == ["L1", "L2", "L3"]  # no learner, no active flag: left out; L2 once
     score = ["Progress", "Total Score", "Quiz - Score", 'Test "A" - Score', "Final - Score"]
     # L1: 18 of 15 is 120.00, as computed; total (18 + 3) / (15 + 4).
@@ -52,17 +68,17 @@ def test_progress_is_built_with_every_row_level_case_counted(spark, lake, tmp_pa
     assert rows["L1"]["District"] == "Chennai"  # of L1's two profiles, the first by every column
 
 
-def test_userinfo_leaves_out_what_is_not_an_active_consent(spark, lake, tmp_path):
-    summary = build(spark, lake, tmp_path, "userinfo")["requests"]
-    assert summary["r_b1"]["left_out"] == dirtylake.B1_NOTES["userinfo"]
+def test_userinfo_leaves_out_what_is_not_an_active_consent(built):
+    summaries, out = built
+    assert summaries["userinfo"]["userinfo_b1"]["left_out"] == dirtylake.B1_NOTES["userinfo"]
     # L1's latest consent is PENDING, L2's REVOKED: only L3 (missing from users) is in.
-    assert [row[4] for row in staged_cells(tmp_path, "r_b1")] == ["L3"]
+    assert [row[4] for row in staged_cells(out, "userinfo_b1")] == ["L3"]
 
 
-def test_responses_pass_through_or_drop_as_the_formulas_say(spark, lake, tmp_path):
-    summary = build(spark, lake, tmp_path, "response")["requests"]
-    assert summary["r_b1"]["left_out"] == dirtylake.B1_NOTES["response"]
-    rows = [dict(zip(RESPONSE_COLUMNS, r)) for r in staged_cells(tmp_path, "r_b1")]
+def test_responses_pass_through_or_drop_as_the_formulas_say(built):
+    summaries, out = built
+    assert summaries["response"]["response_b1"]["left_out"] == dirtylake.B1_NOTES["response"]
+    rows = [dict(zip(RESPONSE_COLUMNS, r)) for r in staged_cells(out, "response_b1")]
     keys = [(r["User UUID"], r["Attempt Id"], r["Question Id"]) for r in rows]
     assert keys == [
         ("L1", "at1", None), ("L1", "at1", "qq1"), ("L1", "at1", "qq2"), ("L1", "at1", "qq3"),
@@ -105,14 +121,14 @@ def test_a_column_of_the_wrong_type_fails_the_requests_that_read_it_naming_it(sp
 
     lake = broken_lake(tmp_path)
     retype(lake, "users", "status", pa.string())
-    summary = build(spark, lake, tmp_path / "p", "progress")["requests"]
-    assert summary["r_b1"] == {
+    summaries = build(spark, lake, tmp_path, {"progress": ("b1",), "response": ("b1",)})
+    assert summaries["progress"]["progress_b1"] == {
         "error": "the learner data could not be read: lake table 'users' does not match the contract: "
                  "column 'status' is string, expected int",
         "transient": True,
     }
-    # The response report does not read users: it is built.
-    assert "error" not in build(spark, lake, tmp_path / "r", "response")["requests"]["r_b1"]
+    # The response report does not read users: it is built the same night.
+    assert "error" not in summaries["response"]["response_b1"]
 
 
 def test_a_missing_column_or_table_is_named(spark, tmp_path):
@@ -122,18 +138,18 @@ def test_a_missing_column_or_table_is_named(spark, tmp_path):
     lake = broken_lake(tmp_path)
     path = next((lake / "question_responses").glob("*.parquet"))
     pq.write_table(pq.read_table(path).drop(["score"]), path)
-    error = build(spark, lake, tmp_path / "r", "response")["requests"]["r_b1"]["error"]
-    assert "lake table 'question_responses'" in error and "column 'score' is missing (expected double)" in error
-
     shutil.rmtree(lake / "user_consents")
-    error = build(spark, lake, tmp_path / "u", "userinfo")["requests"]["r_b1"]["error"]
+    summaries = build(spark, lake, tmp_path, {"response": ("b1",), "userinfo": ("b1",), "progress": ("b1",)})
+    error = summaries["response"]["response_b1"]["error"]
+    assert "lake table 'question_responses'" in error and "column 'score' is missing (expected double)" in error
+    error = summaries["userinfo"]["userinfo_b1"]["error"]
     assert error.startswith("the learner data could not be read: lake table 'user_consents' cannot be read")
+    assert "error" not in summaries["progress"]["progress_b1"]  # it reads neither
 
 
 def test_a_corrupt_file_is_named(spark, tmp_path):
     lake = broken_lake(tmp_path)
     (lake / "assessment_attempts" / "part-00001.parquet").write_bytes(b"PAR1 this is not parquet")
-    summary = build(spark, lake, tmp_path / "p", "progress")["requests"]
-    error = summary["r_b1"]["error"]
+    error = build(spark, lake, tmp_path, {"progress": ("b1",)})["progress"]["progress_b1"]["error"]
     assert error.startswith("the learner data could not be read: a file of lake table 'assessment_attempts'")
     assert "part-00001.parquet" in error
