@@ -159,22 +159,6 @@ def test_no_pii_can_reach_the_report():
     assert "users" not in inspect.signature(response_report.transform).parameters
 
 
-def test_summary_counts_rows_and_what_was_left_out(spark, lake, tmp_path):
-    manifest = Manifest("response", "2026-02-01", "unused", [
-        {"request_id": "r1", "course_id": COURSE, "batch_id": BATCH},
-        {"request_id": "r_gone", "course_id": COURSE, "batch_id": "b_gone"},
-    ])
-    errors = {"r_gone": {"error": "gone", "transient": False}}
-    summary = response_report.load(response_report.transform(**lake), str(tmp_path), manifest, errors)
-    assert summary == {
-        "report_type": "response",
-        "requests": {
-            "r1": {"header": list(RESPONSE_COLUMNS), "rows": 6, "left_out": {"responses.not_enrolled": 2}},
-            "r_gone": {"error": "gone", "transient": False},
-        },
-    }
-
-
 EXPECTED_CSV = "\ufeff" + (
     "Collection Id,Collection Name,Batch Id,Batch Name,User UUID,QuestionSet Id,QuestionSet Title,Attempt Id,"
     "Attempted On,Question Id,Question Type,Question Title,Question Description,Question Duration,"

@@ -126,26 +126,6 @@ def test_text_cells_are_guarded(rows):
     assert cell(rows["u_reconsented"], "User Sub Type") == ""
 
 
-def test_summary_counts_rows_and_what_was_left_out(spark, lake, tmp_path):
-    manifest = Manifest("userinfo", "2026-02-01", "unused", [
-        {"request_id": "r1", "course_id": COURSE, "batch_id": BATCH},
-        {"request_id": "r_gone", "course_id": COURSE, "batch_id": "b_gone"},
-    ])
-    rows = userinfo_report.transform(**lake)
-    errors = {"r_gone": {"error": "gone", "transient": False}}
-    summary = userinfo_report.load(rows, str(tmp_path), manifest, errors)
-    assert summary == {
-        "report_type": "userinfo",
-        "requests": {
-            "r1": {"header": list(USERINFO_COLUMNS), "rows": 9,
-                   "left_out": {"consents.not_given": 4, "users.missing": 1}},
-            "r_gone": {"error": "gone", "transient": False},
-        },
-    }
-    staged = spark.read.parquet(str(tmp_path / "rows")).collect()
-    assert len(staged) == 9 and all(r["cells"] is not None for r in staged)
-
-
 EXPECTED_CSV = "\ufeff" + (
     "Collection Id,Collection Name,Batch Id,Batch Name,User UUID,User Name,User Type,User Sub Type,State,"
     "District,Block,Cluster,School Id,School Name,Org Name,Email ID,Mobile Number,Consent Provided,"
