@@ -65,13 +65,11 @@ def statuses(s):
     return {r.request_id: r for r in s.scalars(select(ReportRequest)).all()}
 
 
-def published(var: Path, s3) -> dict[str, object]:
-    """Every published object and a stamp that changes when it is written again."""
-    if s3:
-        client, bucket, prefix = s3
-        listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        return {o["Key"].removeprefix(prefix + "/"): (o["LastModified"], o["ETag"]) for o in listing}
-    return {str(p.relative_to(var / "reports")): p.stat().st_mtime_ns for p in (var / "reports").rglob("*.zip")}
+def published(s3) -> dict[str, object]:
+    """Every object published to the S3 server and a stamp that changes when it is written again."""
+    client, bucket, prefix = s3
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"].removeprefix(prefix + "/"): (o["LastModified"], o["ETag"]) for o in listing}
 
 
 def fetch(key: str, to: Path) -> Path:
@@ -190,16 +188,18 @@ def test_nightly_run_end_to_end(app_env, storage, airflow_db, capfd, request, ma
         assert {(r.email_notice, r.webhook_notice, r.notify_email) for r in statuses(s).values()} == {
             ("sent", "sent", None), (None, "sent", None)}
 
-    # A second run of the same date has nothing to do and publishes nothing again.
-    before = published(var, s3)
-    assert sorted(before) == sorted(
-        found[r].object_key for r in (by_creator, by_mentor, empty, crashed, profiles, responses)
-    )
-    assert run_dag().state == "success"
-    assert published(var, s3) == before
-    with db.session() as s:
-        assert {k: v.status for k, v in statuses(s).items()} == {k: v.status for k, v in found.items()}
-    assert len(mailbox.messages) == 2 and len(receiver.attempts) == len(final)  # no notice twice
+    # A second run of the same date has nothing to do and publishes nothing again. Once,
+    # on the production-like set-up: what it proves is claimed in the database, not stored.
+    if s3:
+        before = published(s3)
+        assert sorted(before) == sorted(
+            found[r].object_key for r in (by_creator, by_mentor, empty, crashed, profiles, responses)
+        )
+        assert run_dag().state == "success"
+        assert published(s3) == before
+        with db.session() as s:
+            assert {k: v.status for k, v in statuses(s).items()} == {k: v.status for k, v in found.items()}
+        assert len(mailbox.messages) == 2 and len(receiver.attempts) == len(final)  # no notice twice
 
     # The password was never in clear in the database, the logs, or Airflow's storage.
     logs = capfd.readouterr()
