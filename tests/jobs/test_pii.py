@@ -36,10 +36,10 @@ def cells(spark, lake, tmp_path_factory) -> dict[str, list[str]]:
             {"request_id": f"{report_type}-{i}", "course_id": b["course_id"], "batch_id": b["batch_id"]}
             for i, b in enumerate(summary["batches"])
         ]), str(out / report_type))
-        for report_type in ("progress", "response", "userinfo")
+        for report_type in night.REPORTS
     ])
     found = {}
-    for report_type in ("progress", "response", "userinfo"):
+    for report_type in night.REPORTS:
         files = (out / report_type / "rows").rglob("*.parquet")
         rows = [row for f in files for row in pq.read_table(f).column("cells").to_pylist()]
         found[report_type] = [cell for row in rows for cell in row if cell]
