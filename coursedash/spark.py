@@ -30,7 +30,7 @@ SPARK_CONF = {
     # top-1 before the shuffle (WindowGroupLimit) would sort every row for nothing.
     "spark.sql.optimizer.windowGroupLimitThreshold": "-1",
     # PySpark's DataFrame debugging sends the Python call site to the JVM on every column
-    # function: four more round trips each, a third of a quality suite's time on small
+    # function: four more round trips each, about 30% of a quality suite's time on small
     # frames. A failing query still names its plan, and the job log has the traceback.
     "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
