@@ -91,42 +91,33 @@ def expected_scans(report_types) -> Counter:
 
 
 @pytest.fixture(scope="module")
-def alone(spark, lake, tmp_path_factory) -> tuple[Counter, dict]:
-    """The progress reports built alone for MANY requests: (scans, summary)."""
-    return build_and_scan(spark, lake, tmp_path_factory.mktemp("alone"), "progress", MANY)
+def every_type(spark, lake, tmp_path_factory) -> tuple[Counter, dict]:
+    """Every report type built in one night for MANY requests each, as the DAG does: (scans, summaries)."""
+    out = tmp_path_factory.mktemp("every_type")
+    manifests = [
+        (Manifest(t, "2026-11-28", str(lake), [{**r, "request_id": f"{t}-{r['request_id']}"} for r in MANY]), str(out / t))
+        for t in night.REPORTS
+    ]
+    before = last_execution(spark)
+    summaries = night.build(spark, manifests)
+    return table_scans(spark, before), summaries
 
 
-def test_each_table_is_scanned_once_by_its_suite_and_once_for_the_reports(alone):
-    """As often for MANY requests as the tables it reads: the count does not depend on the requests."""
-    scans, summary = alone
-    assert scans == expected_scans(["progress"])
-    assert summary["requests"]["r7"]["rows"] == summary["requests"]["r0"]["rows"] > 0  # r0 and r7: batch b1
+def test_each_table_is_scanned_once_by_its_suite_and_once_for_the_reports(every_type):
+    """As often for MANY requests of every type as for the tables they read: tables two report types
+    read alike (batches, enrolments, users, ...) are read once for all of them."""
+    scans, summaries = every_type
+    assert scans == expected_scans(night.REPORTS)
+    for t in night.REPORTS:  # the same rows for a batch however many requests ask for it
+        requests = summaries[t]["requests"]
+        assert requests[f"{t}-r7"]["rows"] == requests[f"{t}-r0"]["rows"] > 0  # r0 and r7: batch b1
 
 
-def test_the_count_sees_more_scans_without_the_shared_frames(spark, lake, tmp_path, monkeypatch, alone):
+def test_the_count_sees_more_scans_without_the_shared_frames(spark, lake, tmp_path, monkeypatch, every_type):
     """Without the persisted frames each use of the learners and the users would scan the lake again."""
     monkeypatch.setattr(type(spark.range(1)), "persist", lambda self, *a, **k: self)
     scans, summary = build_and_scan(spark, lake, tmp_path, "progress", ONE)
     expected = expected_scans(["progress"])
     assert scans["enrolments"] > expected["enrolments"] and scans["users"] > expected["users"]
-    # The same report for r0 alone and without the persisted frames as among MANY with them.
-    assert summary["requests"]["r0"] == alone[1]["requests"]["r0"]
-
-
-def test_a_night_of_every_type_shares_what_the_types_derive_alike(spark, lake, tmp_path, alone):
-    """Tables two report types read alike (batches, enrolments, users, ...) are read once for all of them."""
-    types = list(night.REPORTS)
-    manifests = [
-        (Manifest(t, "2026-11-28", str(lake), [{**r, "request_id": f"{t}-{r['request_id']}"} for r in MANY]),
-         str(tmp_path / t))
-        for t in types
-    ]
-    before = last_execution(spark)
-    summaries = night.build(spark, manifests)
-    assert table_scans(spark, before) == expected_scans(types)
-    for t in types:  # the same rows for a batch however many requests ask for it
-        requests = summaries[t]["requests"]
-        assert requests[f"{t}-r7"]["rows"] == requests[f"{t}-r0"]["rows"] > 0
-    # The progress reports built as they are alone.
-    progress = {k.removeprefix("progress-"): v for k, v in summaries["progress"]["requests"].items()}
-    assert progress == alone[1]["requests"]
+    # The same report for r0 alone and without the persisted frames as among every type's MANY with them.
+    assert summary["requests"]["r0"] == every_type[1]["progress"]["requests"]["progress-r0"]
