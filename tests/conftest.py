@@ -23,13 +23,16 @@ os.environ.update(
 )
 # The suite starts dozens of short-lived JVMs on small data: compiling with C1 only and
 # one GC thread roughly halves their CPU, and no web UI or large heap is needed. On a few
-# rows a query runs faster interpreted than its generated code compiles (the cluster test
-# keeps Spark's code generation, as a night on real data uses it).
+# rows a query runs faster interpreted than its generated code compiles, and one partition
+# per stage saves a fifth of a night's JVM CPU: each task deserializes its plan. (The
+# cluster test keeps code generation and several partitions, as a night on real data
+# has; the determinism test reruns a night on three.)
 os.environ.setdefault(
     "COURSEDASH_SPARK_CONF",
     "spark.ui.enabled=false spark.driver.memory=1g "
     "spark.driver.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' "
-    "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN",
+    "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN "
+    "spark.sql.shuffle.partitions=1 spark.default.parallelism=1 spark.sql.files.minPartitionNum=1",
 )
 POSTGRES_ADMIN_URL = os.environ.get("COURSEDASH_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
@@ -50,11 +53,7 @@ def pytest_collection_modifyitems(config, items):
 def spark():
     from coursedash.spark import get_session
 
-    session = get_session(
-        "coursedash-tests",
-        master="local[2]",
-        conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "4", "spark.ui.enabled": "false"},
-    )
+    session = get_session("coursedash-tests", master="local[2]")
     yield session
     session.stop()
     # py4j logs its last "closing" line at interpreter exit, after pytest closed the streams.

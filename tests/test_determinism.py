@@ -51,11 +51,12 @@ def test_the_same_lake_written_otherwise_gives_byte_identical_csvs(app_env, spar
     monkeypatch.setenv("COURSEDASH_LAKE_URI", str(write_lake(app_env / "lake_one_file", tables)))
     first = night(spark, "run-a", app_env / "a")
     monkeypatch.setenv("COURSEDASH_LAKE_URI", str(write_lake(app_env / "lake_split", tables, split=True)))
+    partitions = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.set("spark.sql.shuffle.partitions", "3")  # and other partitions in every shuffle
     try:
         second = night(spark, "run-b", app_env / "b")
     finally:
-        spark.conf.set("spark.sql.shuffle.partitions", "4")
+        spark.conf.set("spark.sql.shuffle.partitions", partitions)
     assert sorted(first) == [f"b1_{t}_20261128.csv" for t in ("progress", "response", "userinfo")]
     assert first == second
     assert all(len(content.splitlines()) > 1 for content in first.values())  # real rows, not just headers
