@@ -66,12 +66,12 @@ def lake(tmp_path_factory):
     return write_lake(tmp_path_factory.mktemp("lake"), handlake.TABLES)
 
 
-def build_and_scan(spark, lake, out, report_type, requests) -> tuple[Counter, dict]:
-    """Build one report type for these requests in-process; return the table scans and the summary."""
-    manifest = Manifest(report_type, "2026-11-28", str(lake), requests)
+def build_and_scan(spark, lake, out, requests_of: dict[str, list[dict]]) -> tuple[Counter, dict]:
+    """Build one night in-process, each report type for its requests; return the table scans and the summaries."""
+    manifests = [(Manifest(t, "2026-11-28", str(lake), requests), str(out / t)) for t, requests in requests_of.items()]
     before = last_execution(spark)
-    summary = night.build(spark, [(manifest, str(out))])[report_type]
-    return table_scans(spark, before), summary
+    summaries = night.build(spark, manifests)
+    return table_scans(spark, before), summaries
 
 
 ONE = [{"request_id": "r0", "course_id": "c1", "batch_id": "b1"}]
@@ -93,14 +93,9 @@ def expected_scans(report_types) -> Counter:
 @pytest.fixture(scope="module")
 def every_type(spark, lake, tmp_path_factory) -> tuple[Counter, dict]:
     """Every report type built in one night for MANY requests each, as the DAG does: (scans, summaries)."""
-    out = tmp_path_factory.mktemp("every_type")
-    manifests = [
-        (Manifest(t, "2026-11-28", str(lake), [{**r, "request_id": f"{t}-{r['request_id']}"} for r in MANY]), str(out / t))
-        for t in night.REPORTS
-    ]
-    before = last_execution(spark)
-    summaries = night.build(spark, manifests)
-    return table_scans(spark, before), summaries
+    return build_and_scan(spark, lake, tmp_path_factory.mktemp("every_type"), {
+        t: [{**r, "request_id": f"{t}-{r['request_id']}"} for r in MANY] for t in night.REPORTS
+    })
 
 
 def test_each_table_is_scanned_once_by_its_suite_and_once_for_the_reports(every_type):
@@ -116,8 +111,8 @@ def test_each_table_is_scanned_once_by_its_suite_and_once_for_the_reports(every_
 def test_the_count_sees_more_scans_without_the_shared_frames(spark, lake, tmp_path, monkeypatch, every_type):
     """Without the persisted frames each use of the learners and the users would scan the lake again."""
     monkeypatch.setattr(type(spark.range(1)), "persist", lambda self, *a, **k: self)
-    scans, summary = build_and_scan(spark, lake, tmp_path, "progress", ONE)
+    scans, summaries = build_and_scan(spark, lake, tmp_path, {"progress": ONE})
     expected = expected_scans(["progress"])
     assert scans["enrolments"] > expected["enrolments"] and scans["users"] > expected["users"]
     # The same report for r0 alone and without the persisted frames as among every type's MANY with them.
-    assert summary["requests"]["r0"] == every_type[1]["progress"]["requests"]["progress-r0"]
+    assert summaries["progress"]["requests"]["r0"] == every_type[1]["progress"]["requests"]["progress-r0"]
