@@ -25,8 +25,8 @@ os.environ.update(
 # one GC thread roughly halves their CPU, and no web UI or large heap is needed. On a few
 # rows a query runs faster interpreted than its generated code compiles, and one partition
 # per stage saves a fifth of a night's JVM CPU: each task deserializes its plan. (The
-# cluster test keeps code generation and several partitions, as a night on real data
-# has; the determinism test reruns a night on three.)
+# cluster test keeps code generation and four shuffle partitions, as a night on real
+# data has; the determinism test reruns a night on three.)
 os.environ.setdefault(
     "COURSEDASH_SPARK_CONF",
     "spark.ui.enabled=false spark.driver.memory=1g "
