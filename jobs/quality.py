@@ -52,7 +52,11 @@ def lake_findings(
     unreadable, for its readers to fail by, and the other suites go on.
     """
     requests = frames["requests"]
-    learner_rows = learners(requests, frames["batches"], frames["enrolments"]).persist()
+    # Only what the scoping joins read is kept: the enrolments' maps and arrays would
+    # make this cache several times larger and slower to build.
+    learner_rows = learners(requests, frames["batches"], frames["enrolments"]).select(
+        REQUEST, "report_type", "user_id", "course_id"
+    ).persist()
     counts: dict[str, dict[str, int]] = {}
     unreadable: dict[str, str] = {}
     for key, df in frames.items():
