@@ -267,7 +267,7 @@ def spark_applications(event_dir: Path, top: int = 8) -> list[dict]:
             "top_stages": [{**s, "seconds": round(s["seconds"], 2)} for s in stages[:top]],
             "top_sql_executions": [{"what": _short(e["what"]), "seconds": round((e["end"] - e["start"]) / 1000, 2)}
                                    for e in executions[:top]],
-            "sql_by_call_site": by_call_site(executions)[:top],
+            "sql_by_description": by_description(executions),
         })
     apps.sort(key=lambda a: a["app"])
     return apps
@@ -290,10 +290,15 @@ def _short(name: str) -> str:
     return re.sub(r"/\S*/", "", name.splitlines()[0] if name else "")[:100]
 
 
-def by_call_site(executions: list[dict]) -> list[dict]:
-    """SQL executions grouped by the code that started them (`collect at frames.py:167`), longest total first."""
-    sites: dict[str, list[float]] = defaultdict(list)
+def by_description(executions: list[dict]) -> list[dict]:
+    """SQL executions grouped by their description, longest total first.
+
+    The description is the part of the night the job names (`lake suite of users`,
+    `progress reports: staged and counted`: coursedash.spark.described), or, for code
+    that names none, the call that started the query (`collect at frames.py:167`).
+    """
+    parts: dict[str, list[float]] = defaultdict(list)
     for e in executions:
-        sites[_short(e["what"])].append((e["end"] - e["start"]) / 1000)
-    return sorted(({"call_site": k, "executions": len(v), "seconds": round(sum(v), 2)} for k, v in sites.items()),
-                  key=lambda site: -site["seconds"])
+        parts[_short(e["what"])].append((e["end"] - e["start"]) / 1000)
+    return sorted(({"description": k, "executions": len(v), "seconds": round(sum(v), 2)} for k, v in parts.items()),
+                  key=lambda part: -part["seconds"])

@@ -507,9 +507,11 @@ def report(result: dict) -> str:
                        f"({app['stage_seconds']:.1f} s); {app['sql_executions']} SQL executions "
                        f"({app['sql_execution_seconds']:.1f} s); outside SQL {_fmt(app['seconds_outside_sql'], 1)} s; "
                        f"lake read {app['lake_bytes_scanned'] / 2**20:,.1f} MB")
-            sites = "; ".join(f"{s['call_site']} x{s['executions']} {s['seconds']:.1f} s"
-                              for s in app["sql_by_call_site"][:4])
-            out.append(f"    SQL time by call site: {sites}")
+            # Results written before the jobs named their parts group by call site.
+            grouped = app.get("sql_by_description") or [
+                {**s, "description": s["call_site"]} for s in app.get("sql_by_call_site", [])]
+            parts = "; ".join(f"{p['description']} x{p['executions']} {p['seconds']:.1f} s" for p in grouped[:8])
+            out.append(f"    SQL time by part of the night: {parts}")
         if night.get("spark_note"):
             out.append(f"  {night['spark_note']}")
         out.append("  peak RSS MB of one process, by kind: " + ", ".join(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -124,6 +125,22 @@ def get_session(app_name: str, master: str | None = None, conf: dict[str, str] |
     for key, value in {**SPARK_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+@contextmanager
+def described(spark, text: str):
+    """Name the Spark queries run inside: the SQL tab of the Spark UI and the event log show `text` for each.
+
+    A data engineer (and benchmarks/night.py) then sees which part of a night a query
+    served: a lake suite, a report type, its staging. Nested, the innermost wins.
+    """
+    context = spark.sparkContext
+    outer = context.getLocalProperty("spark.job.description")
+    context.setJobDescription(text)
+    try:
+        yield
+    finally:
+        context.setJobDescription(outer)
 
 
 def spark_submit_command(

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from coursedash.manifest import Manifest
+from coursedash.spark import described
 from jobs import quality
 from schemas.reports import FORMULA_START_RE
 
@@ -141,10 +142,13 @@ def load_report(
     """
     rows = rows.persist()
     try:
-        errors = {**errors, **quality.check_report(report_type, rows, manifest, header_of, pending=errors)}
+        # The suite's first query computes the cached rows: building them is counted here.
+        with described(rows.sparkSession, f"{report_type} reports: built, then their output suite"):
+            errors = {**errors, **quality.check_report(report_type, rows, manifest, header_of, pending=errors)}
         passing = rows.filter(~F.col("request_id").isin(list(errors))) if errors else rows
         staging = stage_reported if "dropped" in rows.columns else stage
-        counts = staging(passing, out, sort_by, counters)
+        with described(rows.sparkSession, f"{report_type} reports: staged and counted"):
+            counts = staging(passing, out, sort_by, counters)
     finally:
         rows.unpersist()
     return summarize(report_type, manifest, counts, errors, header_of)

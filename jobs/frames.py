@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
+from coursedash.spark import described
 from schemas.lake import TABLES
 
 log = logging.getLogger("coursedash.jobs")
@@ -74,8 +75,9 @@ def read_frames(
                 continue  # no learners to prune it to; whoever reads users reads enrolments, and fails by them
             frames[name] = df
             if name in SHARED:
-                shared = SHARED[name](df).persist()
-                log.info("lake table %s: %d row(s) for the night's requests", table, shared.count())
+                with described(spark, f"the night's {name}, shared by the reports"):
+                    shared = SHARED[name](df).persist()
+                    log.info("lake table %s: %d row(s) for the night's requests", table, shared.count())
         except Exception as e:
             problem = str(e) if isinstance(e, LakeSchemaError) else lake_file_error(e, lake_uri)
             if problem is None:

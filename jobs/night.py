@@ -28,6 +28,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest, clear_summary, write_summary
+from coursedash.spark import described
 from jobs import dashboard_figures, progress_report, quality, response_report, userinfo_report
 from jobs.common import ReportJob
 from jobs.frames import lake_file_error, missing_batches, read_frames
@@ -80,7 +81,8 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
                 mine = {name: frames[name] for name in job.tables}
                 mine["requests"] = frames["requests"].filter(F.col("report_type") == report_type).drop("report_type")
                 try:
-                    summary = job.finish(mine, out, manifest, errors)
+                    with described(spark, f"{report_type} reports"):
+                        summary = job.finish(mine, out, manifest, errors)
                 except Exception as e:
                     problem = lake_file_error(e, lake_uri)
                     if problem is None:
@@ -164,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         figures_error = None
         if args.figures:
             try:
-                dashboard_figures.build(spark, args.lake, args.figures)
+                with described(spark, "dashboard figures"):
+                    dashboard_figures.build(spark, args.lake, args.figures)
             except Exception as e:
                 if not args.night:
                     raise  # nothing else to do: the application fails with the error itself

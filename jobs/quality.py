@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
+from coursedash.spark import described
 from jobs.frames import FRAMES, lake_file_error, learners
 from schemas.expectations import REQUEST, header_problems, validate_lake, validate_report
 
@@ -67,7 +68,8 @@ def lake_findings(
         of_readers = F.col("report_type").isin(types)
         scoped = _scoped(key, df, requests.filter(of_readers), learner_rows.filter(of_readers))
         try:
-            outcome = validate_lake(table, scoped, by=REQUEST)
+            with described(df.sparkSession, f"lake suite of {table}"):
+                outcome = validate_lake(table, scoped, by=REQUEST)
         except Exception as e:
             problem = lake_file_error(e, lake_uri)
             if problem is None:

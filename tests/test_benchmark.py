@@ -63,6 +63,12 @@ def test_spark_stages_come_from_each_application_s_event_log(smallest):
     for app in apps:
         assert app["stages"] > 0 and app["stage_seconds"] > 0 and app["wall_seconds"] > 0, app["app"]
         assert app["lake_bytes_scanned"] > 0, app["app"]
+    # The night names its parts (coursedash.spark.described): its SQL time is grouped by them.
+    parts = {p["description"]: p for p in apps[0]["sql_by_description"]}
+    for part in ("dashboard figures", "the night's enrolments, shared by the reports", "lake suite of enrolments",
+                 "progress reports: built, then their output suite", "response reports: staged and counted"):
+        assert parts[part]["executions"] > 0 and parts[part]["seconds"] > 0, part
+    assert sum(p["executions"] for p in parts.values()) == apps[0]["sql_executions"]
 
 
 def test_the_reference_ratio_and_peak_memory_are_measured(smallest):
