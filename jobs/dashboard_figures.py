@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from coursedash.manifest import SKIPPED_FILE
-from jobs.frames import active_learner_counts, one_batch_each, one_course_each, read_table
+from jobs.frames import active_enrolments, one_batch_each, one_course_each, read_table
 
 log = logging.getLogger("coursedash.jobs.figures")
 
@@ -55,7 +55,12 @@ def transform(courses: DataFrame, batches: DataFrame, enrolments: DataFrame) -> 
         "course_id", "name", "channel", "created_by", "status",
         F.coalesce("user_consent_required", F.lit(False)).alias("user_consent_required"),
     )
-    counts = active_learner_counts(enrolments)  # the learners the reports count, so the figures agree with them
+    # The same learners the reports count, so the figures agree with them.
+    learners = active_enrolments(enrolments)
+    counts = learners.groupBy("batch_id").agg(
+        F.count(F.lit(1)).alias("enrolment_count"),
+        F.count(F.col("completed_on")).alias("completed_count"),
+    )
     batches = (
         one_batch_each(batches)
         .join(courses.select("course_id"), "course_id", "left_semi")

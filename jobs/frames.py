@@ -181,22 +181,6 @@ def active_enrolments(enrolments: DataFrame) -> DataFrame:
     )
 
 
-def active_learner_counts(enrolments: DataFrame) -> DataFrame:
-    """Per batch, the learners `active_enrolments` keeps (`enrolment_count`) and those of them completed.
-
-    The same counts without its sort, which every batch of the lake would pay for: one
-    row per learner and batch is kept, and the kept row (the latest enrolled, then the
-    latest completed, nulls last) has a completion date exactly when the largest
-    (enrolled_on, completed_on) pair of the learner's active rows has one, since a
-    struct orders a null below any value.
-    """
-    active = enrolments.filter(F.col("active") & F.col("user_id").isNotNull())
-    latest = active.groupBy("batch_id", "user_id").agg(F.max(F.struct("enrolled_on", "completed_on")).alias("_kept"))
-    return latest.groupBy("batch_id").agg(
-        F.count(F.lit(1)).alias("enrolment_count"), F.count("_kept.completed_on").alias("completed_count")
-    )
-
-
 def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> DataFrame:
     """Active enrolments of the requested batches, one row per learner and request."""
     known = one_batch_each(batches).select("batch_id", F.col("course_id").alias("_batch_course"))
