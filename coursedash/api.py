@@ -248,10 +248,9 @@ def create_report(
         body = ReportIn.model_validate_json(raw or b"null")
     except ValidationError as e:
         raise store.BadRequest(_describe(e.errors(include_input=False))) from None
-    # An address the identity provider has not verified may be someone else's: no notice to it.
-    verified = claims.get("email_verified", True) is not False
-    email = claims.get("email") if isinstance(claims.get("email"), str) and verified else None
-    request = store.submit(s, claims["sub"], body.course_id, body.batch_id, body.report_type, body.password, email)
+    request = store.submit(
+        s, claims["sub"], body.course_id, body.batch_id, body.report_type, body.password, auth.notice_email(claims)
+    )
     return JSONResponse(
         reports.as_json(request), status_code=201, headers={"Location": f"/api/v1/reports/{request.request_id}"}
     )

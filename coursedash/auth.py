@@ -118,6 +118,16 @@ def claims_from_header(authorization: str | None) -> dict:
     return token_claims(token.strip())
 
 
+def notice_email(claims: dict) -> str | None:
+    """The token's e-mail address for report-ready notices, if the identity provider vouches for it.
+
+    An address the identity provider has not verified may be someone else's: no notice to it.
+    """
+    verified = claims.get("email_verified", True) is not False
+    email = claims.get("email")
+    return email if isinstance(email, str) and verified else None
+
+
 def _ticket_key() -> bytes:
     # Derived, so that a ticket is never a login token and a login token never a ticket.
     return hmac.new(settings().jwt_secret.encode(), b"coursedash download ticket", hashlib.sha256).digest()
