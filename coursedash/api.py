@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coursedash import REPORT_TYPES, access, auth, db, passwords, reports, store
+from coursedash import REPORT_TYPES, access, auth, db, passwords, reports, store, sunbird
 from coursedash.config import settings
 from coursedash.guard import Guard, has_control
 
@@ -135,14 +135,18 @@ def _describe(errors: list[dict]) -> str:
 
 
 @app.exception_handler(RequestValidationError)
-async def _invalid(_request: Request, e: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+    if sunbird.is_facade_path(request.url.path):
+        return sunbird.refusal(request.url.path, 400, _describe(list(e.errors())))
     return _error(400, "bad_request", _describe(list(e.errors())))
 
 
 @app.exception_handler(StarletteHTTPException)
-async def _http_error(_request: Request, e: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = "no such page or endpoint" if e.status_code == 404 else str(e.detail)
+    if sunbird.is_facade_path(request.url.path):
+        return sunbird.refusal(request.url.path, e.status_code, message, getattr(e, "headers", None))
     return _error(e.status_code, codes.get(e.status_code, "http_error"), message, getattr(e, "headers", None))
 
 
@@ -306,6 +310,11 @@ def download(
     return StreamingResponse(
         chunks(), media_type="application/zip", headers={"Content-Disposition": _content_disposition(name)}
     )
+
+
+# Sunbird's exhaust request API over the same requests, at the three prefixes its clients use.
+for _prefix in sunbird.PREFIXES:
+    app.include_router(sunbird.router, prefix=_prefix)
 
 
 # --- the page -----------------------------------------------------------------------

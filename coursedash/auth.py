@@ -71,12 +71,12 @@ def verify_token(token: str) -> str:
     return token_claims(token)["sub"]
 
 
-def token_claims(token: str) -> dict:
-    """The claims of a valid bearer token, its `sub` a non-empty user id."""
+def token_claims(token: str, what: str = "the bearer token") -> dict:
+    """The claims of a valid token, its `sub` a non-empty user id; `what` names the token in refusals."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise Unauthorized("the bearer token is malformed") from None
+        raise Unauthorized(f"{what} is malformed") from None
     alg = header.get("alg")
     options = {"require": ["exp", "sub"]}
     audience = None
@@ -92,14 +92,14 @@ def token_claims(token: str) -> dict:
     try:
         claims = jwt.decode(token, key, algorithms=[alg], audience=audience, options=options, leeway=_LEEWAY)
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("the bearer token has expired; sign in again") from None
+        raise Unauthorized(f"{what} has expired; sign in again") from None
     except jwt.PyJWTError:
-        raise Unauthorized("the bearer token is not valid") from None
+        raise Unauthorized(f"{what} is not valid") from None
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
-        raise Unauthorized("the bearer token names no user")
+        raise Unauthorized(f"{what} names no user")
     if has_control(sub):
-        raise BadRequest("the bearer token's user id contains a control character")
+        raise BadRequest(f"{what}'s user id contains a control character")
     return claims
 
 

@@ -63,6 +63,8 @@ class Settings:
     mail_from: str
     public_url: str
     webhook_url: str | None
+    # How long a download link in a Sunbird exhaust API answer works (docs/sunbird.md).
+    sunbird_link_seconds: int
 
     @property
     def webhook_secret(self) -> str | None:
@@ -100,4 +102,5 @@ def settings() -> Settings:
         mail_from=env("COURSEDASH_MAIL_FROM") or "Course Dashboard <coursedash@localhost>",
         public_url=(env("COURSEDASH_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         webhook_url=env("COURSEDASH_WEBHOOK_URL") or None,
+        sunbird_link_seconds=int(env("COURSEDASH_SUNBIRD_LINK_SECONDS") or 1800),
     )

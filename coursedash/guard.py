@@ -56,7 +56,16 @@ def has_control(text: str) -> bool:
     return CONTROL.search(text) is not None
 
 
-def error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+def _sunbird():
+    from coursedash import sunbird  # here: sunbird imports auth, which imports this module
+
+    return sunbird
+
+
+def error(scope, status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    """The API's error JSON; under the Sunbird facade's paths, its envelope instead."""
+    if _sunbird().is_facade_path(scope["path"]):
+        return _sunbird().refusal(scope["path"], status, message, headers)
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 
 
@@ -77,23 +86,24 @@ async def _read_body(receive, limit: int) -> bytes:
 def _refusal(scope, limit: int) -> JSONResponse | None:
     query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
     if has_control(scope["path"]) or has_control(query):
-        return error(400, "bad_request", "the address contains a control character")
+        return error(scope, 400, "bad_request", "the address contains a control character")
     length = dict(scope["headers"]).get(b"content-length")
     if length is not None:
         if not length.isdigit():
-            return error(400, "bad_request", "Content-Length is not a number")
+            return error(scope, 400, "bad_request", "Content-Length is not a number")
         if int(length) > limit:
-            return _too_large(limit)
+            return _too_large(scope, limit)
     return None
 
 
-def _too_large(limit: int) -> JSONResponse:
+def _too_large(scope, limit: int) -> JSONResponse:
     # The rest of the body is never read, so the connection cannot carry another request.
-    return error(413, "too_large", f"the request body is over the limit of {limit} bytes", {"Connection": "close"})
+    return error(scope, 413, "too_large", f"the request body is over the limit of {limit} bytes", {"Connection": "close"})
 
 
 def _with_security_headers(scope, send):
-    api = scope["path"].startswith("/api/")
+    # API answers are never cached: a Sunbird answer carries download links of its own authority.
+    api = scope["path"].startswith("/api/") or _sunbird().is_facade_path(scope["path"])
 
     async def send_(message) -> None:
         if message["type"] == "http.response.start":
@@ -124,7 +134,7 @@ class Guard:
         try:
             body = await _read_body(receive, cfg.max_body_bytes)
         except _TooLarge:
-            await _too_large(cfg.max_body_bytes)(scope, receive, send)
+            await _too_large(scope, cfg.max_body_bytes)(scope, receive, send)
             return
         except _ClientGone:
             return
@@ -175,12 +185,12 @@ class Guard:
         if crashed is not None:
             if not started:
                 await error(
-                    500, "internal_error",
+                    scope, 500, "internal_error",
                     f"something went wrong on the server; try again later (reference {correlation_id})",
                     {"X-Correlation-ID": correlation_id}, correlation_id=correlation_id,
                 )(scope, replay, send)
         elif deadline.cancelled_caught and not started:
             log.warning("%s %s not answered in %ss", scope["method"], scope["path"], cfg.request_timeout_seconds)
             await error(
-                503, "timeout", "the server is too busy to answer now; try again in a minute", {"Retry-After": "60"}
+                scope, 503, "timeout", "the server is too busy to answer now; try again in a minute", {"Retry-After": "60"}
             )(scope, replay, send)

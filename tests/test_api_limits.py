@@ -33,13 +33,14 @@ CONTROLS = ["\x00", "\x01", "\x1b", "\x7f", "\x85"]
 def real_server(log_path, *args, **env):
     """`coursedash serve` in its own process on a free loopback port; yields its base URL."""
     port = _free_port()
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    url = f"http://127.0.0.1:{port}"
+    # Links the server makes (e-mails, Sunbird's download URLs) point at itself.
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "COURSEDASH_PUBLIC_URL": url, **env}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "coursedash.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             env=environment, stdout=log, stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
