@@ -25,7 +25,7 @@ from functools import partial
 from urllib.parse import quote
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -379,15 +379,16 @@ router = APIRouter(tags=["Sunbird exhaust request API (docs/sunbird.md)"])
 DOCUMENTED = {"responses": {200: {"model": Envelope}, 400: {"model": Envelope}, 403: {"model": Envelope}}}
 
 
-def _headers(x_channel_id, x_authenticated_user_token, authorization, x_authenticated_userid) -> dict:
+async def call_headers(
+    x_channel_id: str | None = Header(None, description="the caller's root organisation (required)"),
+    x_authenticated_user_token: str | None = Header(
+        None, description="the user's identity-provider token (the portal's server sends it)"),
+    authorization: str | None = Header(None, description="Bearer <token>: a script's own, when no user token is sent"),
+    x_authenticated_userid: str | None = Header(None, description="the user id; must be the token's user when sent"),
+) -> dict:
+    """The headers that say who is calling, as `caller` takes them."""
     return {"channel": x_channel_id, "user_token": x_authenticated_user_token,
             "authorization": authorization, "asserted_user": x_authenticated_userid}
-
-
-ChannelHeader = Header(None, description="the caller's root organisation (required)")
-UserTokenHeader = Header(None, description="the user's identity-provider token (the portal's server sends it)")
-AuthorizationHeader = Header(None, description="Bearer <token>: a script's own token when no user token is sent")
-UserIdHeader = Header(None, description="the user id; must be the token's user when sent")
 
 
 @router.post(
@@ -396,16 +397,9 @@ UserIdHeader = Header(None, description="the user id; must be the token's user w
                                    "content": {"application/json": {"schema": SubmitBody.model_json_schema()}}}},
     **DOCUMENTED,
 )
-async def submit(
-    request: Request,
-    x_channel_id: str | None = ChannelHeader,
-    x_authenticated_user_token: str | None = UserTokenHeader,
-    authorization: str | None = AuthorizationHeader,
-    x_authenticated_userid: str | None = UserIdHeader,
-) -> JSONResponse:
+async def submit(request: Request, headers: dict = Depends(call_headers)) -> JSONResponse:
     """Request a report for a batch (a repeat while one is open answers that job)."""
     raw = await request.body()
-    headers = _headers(x_channel_id, x_authenticated_user_token, authorization, x_authenticated_userid)
     return await _run("submit", headers, lambda s, user, claims, channel: _submit_request(s, user, claims, channel, raw))
 
 
@@ -413,13 +407,9 @@ async def submit(
 async def read(
     tag: str,
     requestId: str | None = Query(None),  # noqa: N803 - Sunbird's parameter name
-    x_channel_id: str | None = ChannelHeader,
-    x_authenticated_user_token: str | None = UserTokenHeader,
-    authorization: str | None = AuthorizationHeader,
-    x_authenticated_userid: str | None = UserIdHeader,
+    headers: dict = Depends(call_headers),
 ) -> JSONResponse:
     """One job of the batch, with a fresh download link when it is ready."""
-    headers = _headers(x_channel_id, x_authenticated_user_token, authorization, x_authenticated_userid)
     return await _run("read", headers, lambda s, user, claims, channel: _read_request(s, user, channel, tag, requestId))
 
 
@@ -427,13 +417,9 @@ async def read(
 async def list_jobs(
     tag: str,
     limit: str | None = Query(None, description=f"at most this many jobs, newest first (default {LIST_LIMIT})"),
-    x_channel_id: str | None = ChannelHeader,
-    x_authenticated_user_token: str | None = UserTokenHeader,
-    authorization: str | None = AuthorizationHeader,
-    x_authenticated_userid: str | None = UserIdHeader,
+    headers: dict = Depends(call_headers),
 ) -> JSONResponse:
     """The batch's jobs of the report types the caller may download, newest first."""
-    headers = _headers(x_channel_id, x_authenticated_user_token, authorization, x_authenticated_userid)
     return await _run("list", headers, lambda s, user, claims, channel: _list_requests(s, user, channel, tag, limit))
 
 
