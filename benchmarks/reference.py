@@ -80,10 +80,22 @@ CREATE MACRO text_cell(x) AS
     CASE WHEN left(x, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || x ELSE x END;
 CREATE MACRO date_cell(t) AS strftime(t, '%d/%m/%Y');
 CREATE MACRO datetime_cell(t) AS strftime(t, '%d/%m/%Y %H:%M:%S');
--- Spark reads a double as the decimal of its shortest repr, then prints it plainly:
--- 12.5, 3, 0.0004; out of decimal(38,12) range it is empty.
+-- A double as its shortest decimal, written plainly: 12.5, 3, 0.0004, 1e27 as 1 and 27
+-- zeros; 0 for zero, empty for NaN and the infinities. DuckDB's own cast is the shortest
+-- (12.5, 3.0, 1e-13, 1e+27); the digits are framed in zeros and cut where the point goes.
+CREATE MACRO plain_scientific(s, negative) AS
+    CASE WHEN negative THEN '-' ELSE '' END || regexp_replace(regexp_replace(
+        substring(repeat('0', 400) || regexp_replace(s, '[-.]|e.*', '', 'g') || repeat('0', 400), 1,
+                  401 + CAST(regexp_extract(s, 'e([-+]?[0-9]+)$', 1) AS INTEGER))
+        || '.' ||
+        substring(repeat('0', 400) || regexp_replace(s, '[-.]|e.*', '', 'g') || repeat('0', 400),
+                  402 + CAST(regexp_extract(s, 'e([-+]?[0-9]+)$', 1) AS INTEGER), 800),
+        '\.?0+$', ''), '^0+([0-9])', '\1');
 CREATE MACRO plain_number(x) AS
-    regexp_replace(CAST(TRY_CAST(CAST(x AS VARCHAR) AS DECIMAL(38, 12)) AS VARCHAR), '\.?0+$', '');
+    CASE WHEN isnan(x) OR isinf(x) THEN NULL
+         WHEN x = 0 THEN '0'
+         WHEN contains(CAST(x AS VARCHAR), 'e') THEN plain_scientific(CAST(x AS VARCHAR), x < 0)
+         ELSE regexp_replace(CAST(x AS VARCHAR), '\.0$', '') END;
 -- A value in units of 1e-10, as Spark's decimal(38,10) holds it.
 CREATE MACRO tenth_nanos(x) AS
     CAST(replace(CAST(TRY_CAST(CAST(x AS VARCHAR) AS DECIMAL(38, 10)) AS VARCHAR), '.', '') AS HUGEINT);

@@ -53,10 +53,52 @@ def datetime_cell(col: Column | str) -> Column:
     return F.date_format(col, "dd/MM/yyyy HH:mm:ss")
 
 
+# Spark writes a double as Java's Double.toString does: 12.5, 3.0, 1.0E-13. Before Java 19
+# that is sometimes a digit or more longer than the shortest decimal that reads back as the
+# same double (2e23 as 1.9999999999999998E23): a string of 16 or more significant digits is
+# written from the double rounded to 15, 16 or 17 digits instead, the first that reads back.
+# Any shorter decimal that reads back is the 15-digit one with zeros at its end (a double
+# holds 15 digits exactly), so the three are enough for every double but the subnormal ones.
+_MAYBE_LONG = 16
+_FRAME = 400  # zeros either side of a double's digits: more than its largest or smallest exponent
+
+
+def _plain(scientific: Column, negative: Column) -> Column:
+    """`d.dddE±n` (or `d.ddde±n`) as a plain decimal: the point moved, no exponent, no needless zero.
+
+    The digits are framed in zeros, cut where the point goes, and the zeros not needed are
+    trimmed: each input is read twice at most, so that Spark can still compile the whole.
+    """
+    digits = F.regexp_replace(scientific, r"[-.]|[eE].*", "")
+    point = F.lit(_FRAME + 1) + F.regexp_extract(scientific, r"[eE]([-+]?[0-9]+)$", 1).cast("int")
+    framed = F.concat(F.repeat(F.lit("0"), _FRAME), digits, F.repeat(F.lit("0"), _FRAME))
+    cut = F.concat(F.substring(framed, F.lit(1), point), F.lit("."), F.substring(framed, point + 1, 2 * _FRAME))
+    unsigned = F.regexp_replace(F.regexp_replace(cut, r"\.?0+$", ""), "^0+([0-9])", "$1")
+    return F.concat(F.when(negative, F.lit("-")).otherwise(F.lit("")), unsigned)
+
+
+def _shortest(x: Column) -> Column:
+    """The fewest significant digits that read back as the same double, written plainly."""
+    candidates = [F.format_string(f"%.{digits - 1}e", x) for digits in (15, 16, 17)]
+    return _plain(F.coalesce(*[F.when(c.cast("double") == x, c) for c in candidates]), x < 0)
+
+
 def plain_number(col: Column | str) -> Column:
-    """A number from the lake as a plain decimal, never with an exponent: 12.5, 3, 0.0000001."""
-    as_decimal = F.col(col).try_cast("decimal(38,12)") if isinstance(col, str) else col.try_cast("decimal(38,12)")
-    return F.regexp_replace(as_decimal.cast(StringType()), r"\.?0+$", "")
+    """A double from the lake as the shortest plain decimal that reads back as the same double.
+
+    No exponent, whatever the size: 12.5, 3, 0.0000000000001, 12.3456789012345, 1 and 27
+    zeros (docs/reports.md). Zero is 0, negative zero too; NaN and the infinities are empty.
+    """
+    x = (F.col(col) if isinstance(col, str) else col).cast("double")
+    java = x.cast(StringType())
+    significant = F.length(F.regexp_replace(F.regexp_replace(java, r"[eE].*|[^0-9]", ""), "^0+|0+$", ""))
+    return (
+        F.when(F.isnan(x) | (F.abs(x) == float("inf")), F.lit(None).cast(StringType()))
+        .when(x == 0, F.lit("0"))
+        .when((F.length(java) > _MAYBE_LONG) & (significant >= _MAYBE_LONG), _shortest(x))
+        .when(java.contains("E"), _plain(java, x < 0))
+        .otherwise(F.regexp_replace(java, r"\.0$", ""))
+    )
 
 
 def percent(score: Column, max_score: Column) -> Column:
