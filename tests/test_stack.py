@@ -308,6 +308,10 @@ def test_docker_compose_runs_the_same_topology(tmp_path, monkeypatch):
     resolved = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yaml"), "config"], check=True,
                               capture_output=True, text=True).stdout
     services = yaml.safe_load(resolved)["services"]
+    # Every application setting it gives is one the README documents.
+    used = set(re.findall(r"\b(COURSEDASH_[A-Z0-9_]+):", (ROOT / "docker-compose.yaml").read_text()))
+    documented = set(re.findall(r"`(COURSEDASH_[A-Z0-9_]+)`", (ROOT / "README.md").read_text()))
+    assert used and used <= documented
     airflow = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                "airflow-worker"}
     assert airflow | {"redis", "airflow-db", "postgres", "spark-master", "spark-worker", "minio", "dashboard"} <= set(
