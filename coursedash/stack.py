@@ -28,7 +28,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -133,6 +132,7 @@ class Service:
     where: str  # what `up` prints beside its log
     ready: Callable[[], bool] | None = None  # polled after the start; None: running is enough
     ready_line: str | None = None  # or: ready once its log says this
+    needs: tuple[str, ...] = ()  # services that must answer before this one starts
     after_start: Callable[[], None] | None = None
     env: dict[str, str] = field(default_factory=dict)
 
@@ -289,7 +289,7 @@ class Stack:
                      "--webui-port", str(t.spark_worker_ui_port), "--work-dir", str(t.root / "spark-work")],
                     {t.spark_worker_ui_port: "Spark worker UI"},
                     f"{t.spark_worker_cores} cores, {t.spark_worker_memory} (UI http://127.0.0.1:{t.spark_worker_ui_port})",
-                    self._spark_worker_alive, env={"SPARK_NO_DAEMONIZE": "1"}),
+                    self._spark_worker_alive, env={"SPARK_NO_DAEMONIZE": "1"}, needs=("spark-master",)),
             Service("airflow-apiserver", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(t.airflow_port)],
                     {t.airflow_port: "Airflow API server and UI"}, f"{t.airflow_url} (UI and /api/v2)",
                     lambda: _http_ok(f"{t.airflow_url}/api/v2/version")),
@@ -343,6 +343,10 @@ class Stack:
 
     def start(self, service: Service, timeout: float = 180) -> None:
         """Start one service in a process group of its own and wait until it is ready."""
+        self.wait_ready(service, self.launch(service), timeout)
+
+    def launch(self, service: Service) -> int:
+        """Start the service's process, its output appended to its log; returns where in the log this start begins."""
         import psutil
 
         for port, what in service.ports.items():
@@ -361,6 +365,12 @@ class Stack:
         self._children[service.name] = process
         self._pid_file(service.name).write_text(json.dumps(
             {"pid": process.pid, "started": psutil.Process(process.pid).create_time(), "command": service.command}))
+        return offset
+
+    def wait_ready(self, service: Service, offset: int, timeout: float = 180) -> None:
+        """Until the service answers (or its log says it is ready); an error with its log's end if it exits first."""
+        log_path = self.t.logs / f"{service.name}.log"
+        process = self._children[service.name]
         deadline = time.monotonic() + timeout
         while not (service.ready() if service.ready else _says(log_path, offset, service.ready_line)):
             if process.poll() is not None:
@@ -375,18 +385,35 @@ class Stack:
 
     def stop(self, name: str, grace: float = 30) -> bool:
         """SIGTERM to the service's process group, SIGKILL to what is left after `grace`; False if it was not running."""
-        pid = self.pid(name)
-        if pid is not None:
+        return bool(self.stop_all([name], grace))
+
+    def stop_all(self, names: list[str], grace: float = 30) -> list[str]:
+        """Stop these services side by side (a Celery worker's warm shutdown waits for its task); returns those stopped."""
+        import psutil
+
+        running = {name: pid for name in names if (pid := self.pid(name)) is not None}
+        # A service's descendants may have left its group (an Airflow task runs in a group of
+        # its own, spark-submit in a session of its own): they are stopped too, by pid.
+        trees = {name: self._descendants(pid) for name, pid in running.items()}
+        for name in running:
             self.signal(name, signal.SIGTERM)
-            if not self._wait_gone(name, pid, grace):
+        deadline = time.monotonic() + grace
+        for name, pid in running.items():
+            if not self._wait_gone(name, pid, max(0.0, deadline - time.monotonic())):
                 self.signal(name, signal.SIGKILL)
                 self._wait_gone(name, pid, 10)
-        self._pid_file(name).unlink(missing_ok=True)
-        self._children.pop(name, None)
-        return pid is not None
+            for process in trees[name]:
+                try:
+                    process.kill()  # psutil checks it is still the same process, not a recycled pid
+                except psutil.NoSuchProcess:
+                    pass
+        for name in names:
+            self._pid_file(name).unlink(missing_ok=True)
+            self._children.pop(name, None)
+        return list(running)
 
     def signal(self, name: str, sig: int) -> None:
-        """Send `sig` to the whole process group of a running service (tests/test_stack.py kills a worker so)."""
+        """Send `sig` to the process group of a running service."""
         pid = self.pid(name)
         if pid is None:
             raise StackError(f"{name} is not running")
@@ -394,6 +421,29 @@ class Stack:
             os.killpg(pid, sig)
         except ProcessLookupError:
             pass
+
+    def kill(self, name: str) -> None:
+        """SIGKILL to a service and every process it started, at once: what a lost machine or an OOM kill does."""
+        import psutil
+
+        pid = self.pid(name)
+        if pid is None:
+            raise StackError(f"{name} is not running")
+        for process in [psutil.Process(pid), *self._descendants(pid)]:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self._wait_gone(name, pid, 10)
+
+    @staticmethod
+    def _descendants(pid: int) -> list:
+        import psutil
+
+        try:
+            return psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
 
     def _wait_gone(self, name: str, group: int, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -419,32 +469,47 @@ class Stack:
         (self.t.root / "topology.json").write_text(json.dumps(asdict(self.t), indent=1))
         _check_postgres(self.t)
         _check_redis(self.t.redis_url)
+        began = time.monotonic()
         self.prepare_databases()
+        print(f"databases ready ({time.monotonic() - began:.1f} s)", flush=True)
         names = [s.name for s in self.services() if s.name not in skip]
         started = self.start_services(names)
         try:
+            began = time.monotonic()
             self.wait_healthy(health_timeout)
+            print(f"Airflow healthy ({time.monotonic() - began:.1f} s)", flush=True)
         except BaseException:
-            for name in reversed(started):
-                self.stop(name, grace=10)
+            self.stop_all(started, grace=10)
             raise
         return started
 
     def start_services(self, names: list[str]) -> list[str]:
-        """Start those of `names` not running, in the stack's order; on a failure, stop them again."""
-        started: list[str] = []
+        """Start those of `names` not running, side by side, then wait for each; on a failure, stop them again."""
+        began = time.monotonic()
+        launched: dict[str, tuple[Service, int]] = {}
+        ready: set[str] = set()
+
+        def wait(name: str) -> None:
+            service, offset = launched[name]
+            self.wait_ready(service, offset)
+            ready.add(name)
+            print(f"{name} ready ({time.monotonic() - began:.1f} s)", flush=True)
+
         try:
             for service in self.services():
                 if service.name not in names or self.pid(service.name):
                     continue
-                print(f"starting {service.name}", flush=True)
-                started.append(service.name)
-                self.start(service)
+                for need in service.needs:  # e.g. a Spark worker registers with a master that answers
+                    if need in launched and need not in ready:
+                        wait(need)
+                launched[service.name] = (service, self.launch(service))
+            for name in launched:
+                if name not in ready:
+                    wait(name)
         except BaseException:
-            for name in reversed(started):
-                self.stop(name, grace=10)
+            self.stop_all(list(launched), grace=10)
             raise
-        return started
+        return list(launched)
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services() if s.name == name)
@@ -490,11 +555,11 @@ class Stack:
             time.sleep(1)
 
     def down(self) -> list[str]:
-        """Stop every service this stack's pid files name, in reverse start order; returns those stopped."""
+        """Stop every service this stack's pid files name; returns those stopped."""
         names = [s.name for s in self.services()]
         recorded = sorted(p.stem for p in self.run_dir.glob("*.pid")) if self.run_dir.exists() else []
         order = [n for n in reversed(names) if n in recorded] + [n for n in recorded if n not in names]
-        return [name for name in order if self.stop(name)]
+        return self.stop_all(order)
 
     def airflow_password(self) -> str | None:
         """The generated password of Airflow's `admin` user (SimpleAuthManager), once the API server made it."""

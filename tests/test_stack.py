@@ -7,20 +7,17 @@ API and run by the scheduler and the workers. docs/deploy.md describes the topol
 """
 
 import base64
-import datetime as dt
 import hashlib
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -87,11 +84,15 @@ class AirflowAPI:
         return self.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}")
 
 
+STARTED = time.monotonic()
+
+
 def wait_for(what: str, check, stack: Stack, timeout: float = 300, every: float = 1.0):
     """Poll `check` until it returns something true; on time-out, fail with the end of the services' logs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():
+            print(f"{time.monotonic() - STARTED:6.1f} s  {what}: done", flush=True)  # shown when the test fails
             return value
         time.sleep(every)
     from coursedash.stack import tail
@@ -191,8 +192,8 @@ def test_the_night_as_production_runs_it_with_a_worker_killed_and_the_scheduler_
     first = airflow.trigger(NIGHT_1)
     second = airflow.trigger(NIGHT_2)  # while the first is active: max_active_runs=1 holds it
 
-    # Fault 1: the Celery worker running build_reports is killed (SIGKILL, its whole process
-    # group: what an OOM kill or a lost machine does) while the Spark application runs.
+    # Fault 1: the Celery worker running build_reports is killed (SIGKILL, with every process it
+    # started: what a lost machine does) while the Spark application runs.
     wait_for("the first night's Spark application", lambda: spark_apps(stack)["activeapps"], stack, timeout=240)
     killed = wait_for("the worker running the Spark driver", lambda: spark_driver_worker(stack), stack, timeout=60)
     [app] = spark_apps(stack)["activeapps"]
@@ -200,7 +201,7 @@ def test_the_night_as_production_runs_it_with_a_worker_killed_and_the_scheduler_
     assert airflow.run(second)["state"] == "queued"
     with db.session() as s:  # submitted after the first night's claim: the second night's
         late = store.submit(s, handlake.MENTOR, "c1", "b1", "progress").request_id
-    stack.signal(killed, signal.SIGKILL)
+    stack.kill(killed)
     # The Spark application dies with its driver, and the attempt is retried on the other worker.
     wait_for("the killed attempt's Spark application to end",
              lambda: app["id"] in {a["id"] for a in spark_apps(stack)["completedapps"]}, stack, timeout=60)
