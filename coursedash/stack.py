@@ -8,7 +8,8 @@ describes the topology; docker-compose.yaml runs the same shape in containers, w
 settings defined here (tests/test_stack.py holds the two together).
 
 Each service runs in a process group of its own, its output in `<home>/logs/<service>.log`
-and its pid in `<home>/run/<service>.pid`: `down` stops exactly those groups, nothing else.
+and its pid in `<home>/run/<service>.pid`: `down` stops exactly those groups and the
+processes they started, nothing else.
 `up` is idempotent: what still runs is left alone, what is missing is started.
 
     python -m coursedash.stack up [--airflow-port 8080] [--dashboard-port 8000] [--home var/stack]
@@ -31,6 +32,7 @@ import time
 import urllib.request
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -61,10 +63,6 @@ AIRFLOW_SETTINGS = {
     "AIRFLOW__API__WORKERS": "1",
 }
 
-# The Spark standalone worker of the one-machine stack: small, beside Airflow and the dashboard.
-SPARK_WORKER_CORES, SPARK_WORKER_MEMORY = 2, "2g"
-
-
 class StackError(RuntimeError):
     """The stack could not be started or stopped; the message says which service and why."""
 
@@ -88,8 +86,9 @@ class Topology:
     queue: str = "coursedash"
     celery_workers: int = 2
     bucket: str = "course-reports"
-    spark_worker_cores: int = SPARK_WORKER_CORES
-    spark_worker_memory: str = SPARK_WORKER_MEMORY
+    # One Spark worker, small: beside it on the machine run Airflow and the dashboard.
+    spark_worker_cores: int = 2
+    spark_worker_memory: str = "2g"
 
     @property
     def root(self) -> Path:
@@ -250,12 +249,17 @@ class Stack:
     def __init__(self, topology: Topology, extra_env: dict[str, str] | None = None):
         self.t = topology
         self.run_dir = topology.root / "run"
+        self.extra_env = extra_env or {}
+        self._children: dict[str, subprocess.Popen] = {}  # started by this process: reaped by it
+
+    @cached_property
+    def env(self) -> dict[str, str]:
+        """What every service runs with (made when first needed: `down` needs no secrets)."""
         from coursedash.spark import spark_env
 
         # Java, PySpark's Python and the project on PYTHONPATH, as every Spark process here needs.
-        base = spark_env(topology.spark_master_url)
-        self.env = {**base, **coursedash_env(topology), **airflow_env(topology), **(extra_env or {})}
-        self._children: dict[str, subprocess.Popen] = {}  # started by this process: reaped by it
+        base = spark_env(self.t.spark_master_url)
+        return {**base, **coursedash_env(self.t), **airflow_env(self.t), **self.extra_env}
 
     # --- the services ---------------------------------------------------------------------
 
@@ -268,7 +272,8 @@ class Stack:
             Service(f"airflow-worker-{n}",
                     [airflow, "celery", "worker", "--celery-hostname", f"worker-{n}@%h", "--queues", t.queue,
                      "--skip-serve-logs"],
-                    {}, f"Celery worker on queue {t.queue}", ready_line=" ready.") for n in range(1, t.celery_workers + 1)
+                    {}, f"Celery worker on queue {t.queue}", ready_line=" ready.")
+            for n in range(1, t.celery_workers + 1)
         ]
         return [
             Service("mail", [str(BIN / "python"), "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{t.mail_port}"],
@@ -281,14 +286,16 @@ class Stack:
                     [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                      "--port", str(t.spark_master_port), "--webui-port", str(t.spark_ui_port)],
                     {t.spark_master_port: "Spark master", t.spark_ui_port: "Spark master UI"},
-                    f"{t.spark_master_url} (UI http://127.0.0.1:{t.spark_ui_port})", lambda: _http_ok(t.spark_status_url),
+                    f"{t.spark_master_url} (UI http://127.0.0.1:{t.spark_ui_port})",
+                    lambda: _http_ok(t.spark_status_url),
                     env={"SPARK_NO_DAEMONIZE": "1"}),
             Service("spark-worker",
                     [spark_class, "org.apache.spark.deploy.worker.Worker", t.spark_master_url, "--host", "127.0.0.1",
                      "--cores", str(t.spark_worker_cores), "--memory", t.spark_worker_memory,
                      "--webui-port", str(t.spark_worker_ui_port), "--work-dir", str(t.root / "spark-work")],
                     {t.spark_worker_ui_port: "Spark worker UI"},
-                    f"{t.spark_worker_cores} cores, {t.spark_worker_memory} (UI http://127.0.0.1:{t.spark_worker_ui_port})",
+                    f"{t.spark_worker_cores} cores, {t.spark_worker_memory} "
+                    f"(UI http://127.0.0.1:{t.spark_worker_ui_port})",
                     self._spark_worker_alive, env={"SPARK_NO_DAEMONIZE": "1"}, needs=("spark-master",)),
             Service("airflow-apiserver", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(t.airflow_port)],
                     {t.airflow_port: "Airflow API server and UI"}, f"{t.airflow_url} (UI and /api/v2)",
@@ -297,7 +304,8 @@ class Stack:
             Service("airflow-dag-processor", [airflow, "dag-processor"], {}, f"parses {PROJECT_ROOT / 'dags'}"),
             Service("airflow-triggerer", [airflow, "triggerer", "--skip-serve-logs"], {}, "Airflow triggerer"),
             *workers,
-            Service("dashboard", [str(BIN / "coursedash"), "serve", "--host", "127.0.0.1", "--port", str(t.dashboard_port)],
+            Service("dashboard",
+                    [str(BIN / "coursedash"), "serve", "--host", "127.0.0.1", "--port", str(t.dashboard_port)],
                     {t.dashboard_port: "dashboard"}, f"{t.dashboard_url} (coursedash serve)",
                     lambda: _http_ok(f"{t.dashboard_url}/api/v1/openapi.json")),
         ]
@@ -384,11 +392,11 @@ class Stack:
             service.after_start()
 
     def stop(self, name: str, grace: float = 30) -> bool:
-        """SIGTERM to the service's process group, SIGKILL to what is left after `grace`; False if it was not running."""
+        """SIGTERM to the service's processes, SIGKILL to what is left after `grace`; False if it was not running."""
         return bool(self.stop_all([name], grace))
 
     def stop_all(self, names: list[str], grace: float = 30) -> list[str]:
-        """Stop these services side by side (a Celery worker's warm shutdown waits for its task); returns those stopped."""
+        """Stop these services side by side (a Celery worker's warm shutdown waits for its task); returns which ran."""
         import psutil
 
         running = {name: pid for name in names if (pid := self.pid(name)) is not None}
@@ -460,7 +468,7 @@ class Stack:
     # --- the whole stack --------------------------------------------------------------------
 
     def up(self, skip: tuple[str, ...] = (), health_timeout: float = 240) -> list[str]:
-        """Start every service not yet running (but those in `skip`) and wait for Airflow's health; returns those started.
+        """Start every service not running (but those in `skip`), then wait for Airflow's health; returns those started.
 
         On a failure the services this call started are stopped again, and the error names
         the service and shows the end of its log.
