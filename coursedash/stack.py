@@ -503,10 +503,12 @@ class Stack:
             ready.add(name)
             print(f"{name} ready ({time.monotonic() - began:.1f} s)", flush=True)
 
+        wanted = [s for s in self.services() if s.name in names and not self.pid(s.name)]
+        for service in wanted:  # every port first: a taken one stops the start before anything runs
+            for port, what in service.ports.items():
+                _check_free(port, what)
         try:
-            for service in self.services():
-                if service.name not in names or self.pid(service.name):
-                    continue
+            for service in wanted:
                 for need in service.needs:  # e.g. a Spark worker registers with a master that answers
                     if need in launched and need not in ready:
                         wait(need)
