@@ -671,7 +671,7 @@ def _topology(args) -> Topology:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m coursedash.stack", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["up", "down", "status", "env"])
-    p.add_argument("--home", default=os.environ.get("STACK_HOME", "var/stack"),
+    p.add_argument("--home", default="var/stack",
                    help="where the stack keeps its logs, pid files, Airflow home and lake (default: var/stack)")
     p.add_argument("--airflow-port", type=int, help="Airflow's API server and UI (default: 8080)")
     p.add_argument("--dashboard-port", type=int, help="coursedash serve (default: 8000)")

@@ -84,15 +84,12 @@ class AirflowAPI:
         return self.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}")
 
 
-STARTED = time.monotonic()
-
-
 def wait_for(what: str, check, stack: Stack, timeout: float = 300, every: float = 1.0):
     """Poll `check` until it returns something true; on time-out, fail with the end of the services' logs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():
-            print(f"{time.monotonic() - STARTED:6.1f} s  {what}: done", flush=True)  # shown when the test fails
+            print(f"{time.monotonic() - stack.began:6.1f} s  {what}", flush=True)  # shown when the test fails
             return value
         time.sleep(every)
     from coursedash.stack import tail
@@ -163,7 +160,7 @@ def stack(tmp_path, monkeypatch):
         for key, value in running.env.items():
             if key.startswith(("COURSEDASH_", "AWS_")):
                 monkeypatch.setenv(key, value)
-        running.mailbox, running.webhook = mailbox, webhook
+        running.mailbox, running.webhook, running.began = mailbox, webhook, time.monotonic()
         try:
             yield running
         finally:
