@@ -165,6 +165,19 @@ def stack(tmp_path, monkeypatch):
             yield running
         finally:
             running.down()
+            forget_queue(topology.redis_url, topology.queue)
+
+
+def forget_queue(redis_url: str, queue: str) -> None:
+    """Leave nothing of the test's queue in Redis: its bindings, and the task the killed worker never acknowledged."""
+    import redis
+
+    broker = redis.Redis.from_url(redis_url)
+    broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    for tag, message in broker.hgetall("unacked").items():
+        if json.loads(message)[-1] == queue:  # [message, exchange, routing key]
+            broker.hdel("unacked", tag)
+            broker.zrem("unacked_index", tag)
 
 
 def test_the_night_as_production_runs_it_with_a_worker_killed_and_the_scheduler_restarted(stack, tmp_path):
