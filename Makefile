@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test benchmark clean
+.PHONY: demo test benchmark clean stack stack-down stack-env
 
 demo: $(VENV)/.installed
 	$(BIN)/coursedash demo
@@ -20,6 +20,24 @@ test: $(VENV)/.installed-test
 # e.g. make benchmark BENCHMARK_ARGS="--sizes 100k --requests 1 12".
 benchmark: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/night.py $(BENCHMARK_ARGS)
+
+# The production topology on this machine, as processes (docs/deploy.md): Airflow's API server,
+# scheduler, DAG processor, triggerer and Celery workers, a Spark master and worker, an S3
+# server, an SMTP sink and the dashboard, in the background; their logs in var/stack/logs.
+# Needs PostgreSQL and Redis on 127.0.0.1. Ports: make stack AIRFLOW_PORT=8090 DASHBOARD_PORT=8001.
+AIRFLOW_PORT ?= 8080
+DASHBOARD_PORT ?= 8000
+
+stack: $(VENV)/.installed-test
+	$(BIN)/python -m coursedash.stack up --airflow-port $(AIRFLOW_PORT) --dashboard-port $(DASHBOARD_PORT)
+
+# Stops every process `make stack` started, and nothing else.
+stack-down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m coursedash.stack down; fi
+
+# The stack's settings for a shell: eval "$$(make -s stack-env)"
+stack-env: $(VENV)/.installed-test
+	@$(BIN)/python -m coursedash.stack env
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)

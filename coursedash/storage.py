@@ -45,6 +45,8 @@ class LocalStore:
 
 
 class S3Store:
+    SINGLE_PUT_LIMIT = 5 * 2**30
+
     def __init__(self, uri: str, endpoint_url: str | None):
         parsed = urlparse(uri)
         self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
@@ -56,8 +58,16 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, source: Path, key: str) -> None:
-        # One PUT: an S3 object appears whole or not at all.
-        self.client.upload_file(str(source), self.bucket, self._key(key), ExtraArgs={"ContentType": "application/zip"})
+        from boto3.s3.transfer import TransferConfig
+
+        # One PUT (S3 takes up to 5 GiB so): the object appears whole or not at all, and its
+        # SHA-256, sent with it and stored beside it, is the whole file's (a multipart
+        # upload would store a checksum of the parts' checksums, which no reader can check).
+        self.client.upload_file(
+            str(source), self.bucket, self._key(key),
+            ExtraArgs={"ContentType": "application/zip", "ChecksumAlgorithm": "SHA256"},
+            Config=TransferConfig(multipart_threshold=self.SINGLE_PUT_LIMIT),
+        )
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -74,11 +84,20 @@ class S3Store:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            # With ChecksumMode, botocore checks the bytes read against the stored SHA-256 and
+            # fails the last read on a mismatch.
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
         except ClientError as e:
             if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 raise Missing(key) from None
             raise
+        if not response.get("ChecksumSHA256"):
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "report %s has no SHA-256 checksum in the store (uploaded before checksums); not checked", key
+            )
+        return _Checked(response["Body"], key)
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -93,6 +112,35 @@ class S3Store:
             },
             ExpiresIn=seconds,
         )
+
+
+class ChecksumMismatch(OSError):
+    """An object read back from S3 is not the one stored: its bytes do not match its SHA-256 checksum."""
+
+
+class _Checked:
+    """An S3 object's body, read as a file; a checksum failure names the report instead of botocore's bare error."""
+
+    def __init__(self, body, key: str):
+        self.body, self.key = body, key
+
+    def read(self, size: int = -1) -> bytes:
+        from botocore.exceptions import FlexibleChecksumError
+
+        try:
+            return self.body.read(None if size is None or size < 0 else size)
+        except FlexibleChecksumError as e:
+            raise ChecksumMismatch(f"report {self.key} is corrupt: its bytes do not match the SHA-256 checksum "
+                                   f"stored with it ({e})") from None
+
+    def close(self) -> None:
+        self.body.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def report_store():

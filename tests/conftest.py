@@ -40,7 +40,7 @@ POSTGRES_ADMIN_URL = os.environ.get("COURSEDASH_TEST_POSTGRES", "postgresql+psyc
 # The longest modules are handed to the workers first (make test runs them in parallel):
 # started last, they would leave the other workers idle behind them.
 LONGEST_FIRST = (
-    "tests/test_nightly_dag.py", "tests/test_browser.py", "tests/test_benchmark.py", "tests/test_cluster.py",
+    "tests/test_stack.py", "tests/test_nightly_dag.py", "tests/test_browser.py", "tests/test_benchmark.py", "tests/test_cluster.py",
     "tests/test_determinism.py", "tests/jobs/test_single_pass.py", "tests/jobs/test_pii.py",
 )
 

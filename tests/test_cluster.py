@@ -2,17 +2,14 @@
 
 import json
 import os
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from coursedash.manifest import Manifest, read_summary
-from coursedash.spark import spark_env, submit
+from coursedash.spark import submit
+from coursedash.stack import Stack, Topology
 from tests import handlake
 from tests.conftest import _free_port
 from tests.lakefixtures import write_lake
@@ -20,37 +17,15 @@ from tests.lakefixtures import write_lake
 
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory):
-    """A master and one worker, on loopback, started with Spark's own launcher."""
-    spark_class = str(Path(sys.executable).with_name("spark-class"))
-    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
-    env = {**spark_env(), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1"}
-    logs = tmp_path_factory.mktemp("spark-cluster")
-    master = subprocess.Popen(
-        [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-         "--webui-port", str(ui)],
-        env=env, stdout=open(logs / "master.log", "w"), stderr=subprocess.STDOUT,
-    )
-    worker = subprocess.Popen(
-        [spark_class, "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}", "--host", "127.0.0.1",
-         "--cores", "2", "--memory", "2g", "--webui-port", str(worker_ui), "--work-dir", str(logs / "work")],
-        env=env, stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,
-    )
+    """A master and one worker, on loopback, started as `make stack` starts them (coursedash/stack.py)."""
+    topology = Topology(home=str(tmp_path_factory.mktemp("spark-cluster")), spark_master_port=_free_port(),
+                        spark_ui_port=_free_port(), spark_worker_ui_port=_free_port())
+    stack = Stack(topology)
     try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=1) as r:
-                    if json.load(r).get("aliveworkers", 0) >= 1:
-                        break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError(f"the Spark cluster did not come up; see {logs}")
-        yield f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}/json/"
+        stack.start_services(["spark-master", "spark-worker"])
+        yield topology.spark_master_url, topology.spark_status_url
     finally:
-        for process in (worker, master):
-            process.terminate()
-            process.wait(30)
+        stack.down()
 
 
 def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch):
