@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import unicodedata
 import uuid
 
 from sqlalchemy import and_, or_, select, update
@@ -101,7 +103,7 @@ def submit(
         except passwords.PasswordPolicyError as e:
             raise BadRequest(str(e)) from None
 
-    address = _notice_address(email) if settings().smtp_url else None
+    address = notice_address(email) if settings().smtp_url else None
     _supersede_retries(s, user_id, batch_id, report_type)
     request = ReportRequest(
         request_id=str(uuid.uuid4()),
@@ -133,21 +135,44 @@ def submit(
     return request
 
 
-def _notice_address(email: str | None) -> str | None:
-    """The token's address if it is one (it goes into a mail header); None otherwise."""
+UNUSABLE_ADDRESS = "the e-mail address for the report-ready notice can never be reached: "
+
+
+def notice_address(email: str | None) -> str | None:
+    """Where a notice goes: the address with its domain in IDNA (ASCII); None when `email` is not an address.
+
+    Every mail server takes an IDNA domain; a part before the @ that is not ASCII needs a
+    server offering SMTPUTF8, which coursedash.notify checks when it sends. An address
+    with an invisible or space character, or a domain IDNA cannot spell, is refused
+    (BadRequest) rather than kept for a notice that could never go. It goes into a mail
+    header, so nothing that could break one passes.
+    """
     from email.errors import HeaderParseError
     from email.headerregistry import Address
 
     if not email:
         return None
-    try:
-        address = Address(addr_spec=email.strip())
-    except (HeaderParseError, ValueError, IndexError):
-        address = None
-    if address is None or not address.username or "." not in address.domain or len(email) > 254:
+    text = email.strip()
+    local, _, domain = text.rpartition("@")
+    if not local or "." not in domain.strip(".") or len(text) > 254:
         log.warning("the token's email claim is not an e-mail address; no e-mail notice")
         return None
-    return address.addr_spec
+    if any(unicodedata.category(c)[0] in "CZ" for c in text):  # zero-width, control, space, unassigned
+        raise BadRequest(UNUSABLE_ADDRESS + "it contains an invisible or space character")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise BadRequest(UNUSABLE_ADDRESS + "its domain is not a valid internationalised domain name") from None
+    if not local.isascii():  # RFC 6531: sent as it is, to a server offering SMTPUTF8
+        if len(local.encode()) > 64 or re.search(r'[\s"(),:;<>@\[\\\]]', local):
+            log.warning("the token's email claim is not an e-mail address; no e-mail notice")
+            return None
+        return f"{local}@{ascii_domain}"
+    try:
+        return Address(addr_spec=f"{local}@{ascii_domain}").addr_spec
+    except (HeaderParseError, ValueError, IndexError):
+        log.warning("the token's email claim is not an e-mail address; no e-mail notice")
+        return None
 
 
 def open_request(s: Session, user_id: str, batch_id: str, report_type: str) -> ReportRequest | None:

@@ -426,6 +426,12 @@ def test_only_the_requester_cancels_and_only_before_it_is_built(api, monkeypatch
     response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "response"},
                         headers={"Authorization": f"Bearer {unverified}"})
     assert response.status_code == 201 and response.json()["notify"]["email"] is None
+    # Some identity providers send the flag as a string: "false" is not verified either.
+    unverified = jwt.encode({"sub": MENTOR, "exp": later, "email": "mentor@example.org", "email_verified": "false"},
+                            SECRET, "HS256")
+    response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "progress"},
+                        headers={"Authorization": f"Bearer {unverified}"})
+    assert response.status_code == 201 and response.json()["notify"]["email"] is None
 
     # Someone who may see it is told they may not; someone who may not is told nothing.
     assert "only the person who requested" in error_of(cancel(api, MENTOR, rid), 403, "forbidden")
