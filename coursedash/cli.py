@@ -361,7 +361,7 @@ def parser() -> argparse.ArgumentParser:
     how.add_argument("--ask-password", action="store_true", help="prompt for the zip password on the terminal")
     submit.set_defaults(func=cmd_submit)
 
-    ls = action("list", "the last ten requests of a batch that you may download, newest first")
+    ls = action("list", "ten requests of a batch that you may download: ready or on their way first, newest first")
     ls.add_argument("--course", metavar="COURSE_ID", required=True, help="course id, e.g. do_course_0001")
     ls.add_argument("--batch", metavar="BATCH_ID", required=True, help="batch id, e.g. batch_0001")
     ls.set_defaults(func=cmd_list)
