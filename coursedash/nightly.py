@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from coursedash import REPORT_TYPES, db, packaging, store
+from coursedash import REPORT_TYPES, db, lakefiles, packaging, store
 from coursedash.config import settings
 from coursedash.db import ReportRequest
 from coursedash.manifest import Manifest, read_summary
@@ -169,6 +169,30 @@ def package_one(package: Package, reports) -> tuple[int, int]:
     return rows, size
 
 
+def lake_changes(summaries: dict[str, dict | None]) -> dict[str, dict[str, str]]:
+    """Per report type, the lake tables it read that changed since its build listed them (coursedash.lakefiles)."""
+    moved, now = {}, {}
+    for report_type, summary in summaries.items():
+        read = (summary or {}).get("lake")
+        if not read:
+            continue
+        key = (read["uri"], tuple(sorted(read["files"])))
+        if key not in now:
+            now[key] = lakefiles.snapshot(read["uri"], read["files"])
+        if changes := lakefiles.changed(read["files"], now[key]):
+            log.warning("lake tables changed while the %s reports were built: %s", report_type,
+                        "; ".join(f"{t}: {what}" for t, what in changes.items()))
+            moved[report_type] = changes
+    return moved
+
+
+def lake_changed_message(changes: dict[str, str]) -> str:
+    names = sorted(changes)
+    tables = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return (f"the learner data changed while tonight's reports were being built (lake table{'s' * (len(names) > 1)} "
+            f"{tables} rewritten), so this report could have mixed old and new data")
+
+
 def publish_problem(e: Exception) -> str:
     """What a requester is told when publishing their report failed: the kind of problem, no path or exception."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -200,12 +224,18 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
             .order_by(ReportRequest.submitted_at)
         ).all()
         summaries = {t: read_summary(output_dir(run_id, t)) for t in {r.report_type for r in requests}}
+        moved = lake_changes(summaries)
         built = []
         for request in requests:
             info = (summaries[request.report_type] or {}).get("requests", {}).get(request.request_id)
             if info is None:
                 log.error("request %s: no %s report was built", request.request_id, request.report_type)
                 store.fail(s, request.request_id, run_id, NOT_BUILT, transient=True)
+            elif request.report_type in moved and not info.get("error"):
+                log.error("request %s: the lake changed while it was built (%s); it is built again next night",
+                          request.request_id, moved[request.report_type])
+                store.fail(s, request.request_id, run_id, lake_changed_message(moved[request.report_type]),
+                           transient=True)
             elif info.get("error"):
                 log.error("request %s failed: %s", request.request_id, info["error"])
                 store.fail(s, request.request_id, run_id, info["error"], transient=info.get("transient", False))
