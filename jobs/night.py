@@ -32,7 +32,7 @@ from coursedash.manifest import Manifest, clear_summary, write_summary
 from coursedash.spark import described
 from jobs import dashboard_figures, progress_report, quality, response_report, userinfo_report
 from jobs.common import ReportJob
-from jobs.frames import FRAMES, lake_file_error, missing_batches, read_frames
+from jobs.frames import FRAMES, LakeSchemaError, lake_file_error, missing_batches, read_frames
 
 log = logging.getLogger("coursedash.jobs")
 
@@ -120,8 +120,10 @@ def _add_findings(summary: dict, findings: dict[str, dict[str, int]]) -> None:
             info["left_out"] = dict(sorted(merged.items()))
 
 
-def _all_failed(manifest: Manifest, problem: str) -> dict:
-    log.error("the lake cannot be used for the %s reports: %s", manifest.report_type, problem)
+def _all_failed(manifest: Manifest, problem: LakeSchemaError) -> dict:
+    """Every request of the manifest failed by the lake: plain words for them, the detail in the log with their ids."""
+    log.error("the lake cannot be used for the %s reports (request(s) %s): %s", manifest.report_type,
+              ", ".join(r["request_id"] for r in manifest.requests), problem.detail)
     error = {"error": f"the learner data could not be read: {problem}", "transient": True}
     return {"report_type": manifest.report_type, "requests": {r["request_id"]: error for r in manifest.requests}}
 
