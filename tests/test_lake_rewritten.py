@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from coursedash import db, lakefiles, nightly, reports, store
+from coursedash import db, nightly, reports, store
 from coursedash.db import ReportRequest
 from coursedash.manifest import Manifest, read_summary, write_summary
 from jobs import night, quality
@@ -84,6 +84,8 @@ def test_a_lake_rewritten_during_the_build_fails_its_reports_as_transient_to_be_
 
 
 def test_publishing_fails_only_the_requests_whose_tables_changed_and_the_next_run_takes_them(app_env):
+    from coursedash import lakefiles
+
     lake = app_env / "lake"
     write_lake(lake, handlake.TABLES)
     handlake.store_catalogue()
