@@ -123,15 +123,13 @@ def test_a_kill_at_any_step_of_publishing_leaves_no_clear_text_once_retried(app_
     import sys
     import time
 
+    from tests import handlake
     from tests.conftest import ROOT
 
     work, reports, temp = app_env / "work", app_env / "reports", tmp_path / "tmp"
     temp.mkdir()
-    now = utcnow()
+    handlake.store_catalogue()
     with db.session() as s:
-        s.add_all([Course(course_id="c1", created_by=CREATOR, user_consent_required=True, synced_at=now),
-                   Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now)])
-        s.commit()
         request = store.submit(s, CREATOR, "c1", "b1", "userinfo", PASSWORD)
     run_id = "scheduled__2026-11-28"
     nightly.claim_requests(run_id, DAY)
