@@ -320,7 +320,7 @@ def _retry_after(headers) -> float | None:
 
 
 class Webhook:
-    """POSTs signed events; retries 5xx, 408, 429 and timeouts with backoff (honouring Retry-After), never another 4xx."""
+    """POSTs signed events; retries 5xx, 408, 429 and timeouts with backoff (and Retry-After), never another 4xx."""
 
     def __init__(self, url: str | None, secret: str | None):
         self.url, self.secret = url, secret

@@ -56,7 +56,7 @@ class TimedH11Protocol(H11Protocol):
     def _too_slow(self) -> None:
         self._head_timer = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.logger.warning("a client took over %gs to send its request head; connection closed", self._head_seconds)
+            self.logger.warning("a client took over %gs to send its request head; closed", self._head_seconds)
             self.transport.write(
                 b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
                 + f"content-length: {len(_TOO_SLOW)}\r\n\r\n".encode() + _TOO_SLOW

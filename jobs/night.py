@@ -100,7 +100,7 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
             if problem is not None:
                 summary = _all_failed(manifest, problem)
             if listing is not None:
-                summary["lake"] = {"uri": lake_uri, "files": {table: listing[table] for table in tables_of[report_type]}}
+                summary["lake"] = {"uri": lake_uri, "files": {t: listing[t] for t in tables_of[report_type]}}
             write_summary(out, summary)
             summaries[report_type] = summary
             _log_requests(summary)

@@ -1,4 +1,4 @@
-"""One night reads one lake: a lake rewritten during the build fails the reports that read it, for a retry on one lake."""
+"""One night reads one lake: a lake rewritten during the build fails the reports that read it, to be built again."""
 
 import datetime as dt
 import shutil

@@ -145,7 +145,8 @@ def test_a_missing_column_or_table_is_named(spark, tmp_path):
     error = summaries["response"]["response_b1"]["error"]
     assert "lake table 'question_responses'" in error and "column 'score' is missing (expected double)" in error
     error = summaries["userinfo"]["userinfo_b1"]["error"]
-    assert error == "the learner data could not be read: lake table 'user_consents' cannot be read: its folder is missing"
+    assert error == ("the learner data could not be read: lake table 'user_consents' cannot be read: "
+                     "its folder is missing")
     assert plain(error) and plain(summaries["response"]["response_b1"]["error"])
     assert "error" not in summaries["progress"]["progress_b1"]  # it reads neither
 
@@ -159,7 +160,8 @@ def test_a_corrupt_file_names_its_table_for_people_and_the_file_for_the_log(spar
     lake = broken_lake(tmp_path)
     (lake / "assessment_attempts" / "part-00001.parquet").write_bytes(b"PAR1 this is not parquet")
     error = build(spark, lake, tmp_path, {"progress": ("b1",)})["progress"]["progress_b1"]["error"]
-    assert error == "the learner data could not be read: a file of lake table 'assessment_attempts' is not a Parquet file"
+    assert error == ("the learner data could not be read: "
+                     "a file of lake table 'assessment_attempts' is not a Parquet file")
     assert plain(error)
     # The engineers' detail: the file and Spark's cause, beside the request it failed.
     detail = next(r.getMessage() for r in caplog.records if "request(s) progress_b1" in r.getMessage())
