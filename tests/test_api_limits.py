@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -292,14 +293,15 @@ def test_a_big_head_in_one_write_is_refused_and_a_slow_client_is_cut_off(catalog
             reply, _ = reply_to(head)
             assert reply.split(b" ", 2)[1] in (b"400", b"431"), reply[:200]
 
-        # A head sent a byte at a time, a body that never finishes, a connection that says nothing:
-        # each is answered 408 and closed once the client's time is up.
+        # A head sent a byte at a time, a body that never finishes, a connection that says nothing
+        # (at once): each is answered 408 and closed once the client's time is up.
         start = f"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n".encode()
         trickled_head = [start] + [bytes([b]) for b in b"X-Slow: yes\r\nX-Slower: still coming\r\n"]
         body_head = start + b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
-        for name, pieces, every in (("head", trickled_head, 0.25), ("body", [body_head] + [b"{"] * 40, 0.25),
-                                    ("nothing", [], 0.0)):
-            reply, seconds = reply_to(*pieces, every=every)
+        slow = {"head": trickled_head, "body": [body_head] + [b"{"] * 40, "nothing": []}
+        with ThreadPoolExecutor(len(slow)) as pool:
+            replies = dict(zip(slow, pool.map(lambda pieces: reply_to(*pieces, every=0.25), slow.values())))
+        for name, (reply, seconds) in replies.items():
             assert reply.startswith(b"HTTP/1.1 408") and b'"timeout"' in reply, (name, reply[:200])
             assert seconds < 8, name
         assert httpx.get(url + "/api/v1/courses", headers=as_(CREATOR), timeout=10).status_code == 200
