@@ -119,6 +119,8 @@ def _error(status: int, code: str, message: str, headers: dict | None = None, **
 @app.exception_handler(store.RequestError)
 async def _refused(_request: Request, e: store.RequestError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+    if isinstance(e, store.TooManyRequests):
+        headers = {"Retry-After": str(e.retry_after)}
     return _error(e.status, e.code, e.message, headers, **e.extra)
 
 

@@ -50,6 +50,7 @@ def mint_token(user_id: str, hours: float = 12, email: str | None = None) -> str
     claims = {"sub": user_id, "iss": ISSUER, "iat": now, "exp": now + dt.timedelta(hours=hours)}
     if email:
         claims["email"] = email
+        claims["email_verified"] = True  # this issuer vouches for what the developer typed
     return jwt.encode(claims, settings().jwt_secret, algorithm="HS256")
 
 
@@ -121,9 +122,12 @@ def claims_from_header(authorization: str | None) -> dict:
 def notice_email(claims: dict) -> str | None:
     """The token's e-mail address for report-ready notices, if the identity provider vouches for it.
 
-    An address the identity provider has not verified may be someone else's: no notice to it.
+    An address the identity provider has not verified may be someone else's: no notice to
+    it. Only `true` (or the string "true", as some providers send it) says verified; `false`,
+    "false", a missing claim or anything else does not.
     """
-    verified = claims.get("email_verified", True) is not False
+    flag = claims.get("email_verified")
+    verified = flag is True or flag == "true"  # not 1, "True", "yes": strictly the two spellings
     email = claims.get("email")
     return email if isinstance(email, str) and verified else None
 

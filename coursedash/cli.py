@@ -12,6 +12,7 @@ import datetime as dt
 import getpass
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def _port(text: str) -> int:
     return value
 
 
+MAX_TOKEN_HOURS = 24 * 366  # a development token; a year at most
+MAX_WORKERS = 64
+MAX_LEARNERS = 100_000_000
+LAKE_BYTES_PER_LEARNER = 1000  # measured about 600 (a 372 MB lake for 620,000 learners), with room to spare
+
+
 def _positive_hours(text: str) -> float:
     try:
         value = float(text)
@@ -54,7 +61,23 @@ def _positive_hours(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} hours: a token must last more than 0 hours")
+    if not value <= MAX_TOKEN_HOURS:  # also inf and nan
+        raise argparse.ArgumentTypeError(f"{text} hours: a development token lasts at most {MAX_TOKEN_HOURS} hours")
     return value
+
+
+def _bounded_int(low: int, high: int, what: str):
+    """An argparse type: a whole number from `low` to `high`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} {what}: give {low} to {high:,}")
+        return value
+
+    return parse
 
 
 def _iso_date(text: str) -> dt.date:
@@ -143,8 +166,26 @@ def cmd_generate_lake(args) -> None:
     out = args.out or settings().lake_uri
     if not 1 <= args.courses <= args.batches <= 9000:
         raise UserError("--batches must be at least --courses (every course needs a batch) and at most 9000")
+    _check_room(Path(out), args.learners * LAKE_BYTES_PER_LEARNER)
     summary = generate_lake(out, learners=args.learners, seed=args.seed, courses=args.courses, batches=args.batches)
     print(f"lake written to {out}: " + ", ".join(f"{k} {v}" for k, v in summary["rows"].items()))
+
+
+def _check_room(folder: Path, needed: int) -> None:
+    """Refuse before writing what would fill the disk (the old lake's tables are replaced: they count as room)."""
+    import shutil
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return  # not a folder: writing fails and names the path
+    room = shutil.disk_usage(existing).free
+    if folder.is_dir():
+        room += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    if needed > room:
+        raise UserError(f"a lake of that many learners needs about {needed / 1e9:,.1f} GB and {existing} has "
+                        f"{room / 1e9:,.1f} GB free; choose fewer --learners or another --out")
 
 
 def cmd_sync(args) -> None:
@@ -270,8 +311,10 @@ def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Names
 
 
 def cmd_demo(args) -> None:
+    from coursedash.config import settings
     from coursedash.demo import run
 
+    _check_room(Path(settings().lake_uri), args.learners * LAKE_BYTES_PER_LEARNER)
     run(args.learners, args.date)
 
 
@@ -284,7 +327,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
-        # One line naming the fix, rather than the usage block; --help has the rest.
+        # One line naming the fix, rather than the usage block; --help has the rest. A
+        # value given to a flag (`--password-stdin=PW`) may be a password: never shown.
+        message = re.sub(r"ignored explicit argument .*", "takes no value (the value given is not shown)", message)
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
@@ -305,7 +350,8 @@ def parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[verbose], **kw)
 
     g = command("generate-lake", "write a deterministic synthetic lake (replaces its tables)")
-    g.add_argument("--learners", metavar="N", type=_non_negative_int, default=200, help="number of learners (default: 200)")
+    g.add_argument("--learners", metavar="N", type=_bounded_int(0, MAX_LEARNERS, "learners"), default=200,
+                   help=f"number of learners, at most {MAX_LEARNERS:,} (default: 200)")
     g.add_argument("--seed", metavar="N", type=int, default=7, help="random seed; the same seed gives the same lake (default: 7)")
     g.add_argument("--out", metavar="DIR", help="folder to write (default: COURSEDASH_LAKE_URI, else var/lake)")
     g.add_argument("--courses", metavar="N", type=_non_negative_int, default=4,
@@ -329,8 +375,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", metavar="ADDRESS", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
     s.add_argument("--port", metavar="PORT", type=_port, default=8000, help="TCP port (default: 8000)")
-    s.add_argument("--workers", metavar="N", type=int, default=1,
-                   help="server processes; each opens its own database connections, see the README (default: 1)")
+    s.add_argument("--workers", metavar="N", type=_bounded_int(1, MAX_WORKERS, "workers"), default=1,
+                   help=f"server processes, 1 to {MAX_WORKERS}; each opens its own database connections, "
+                        "see the README (default: 1)")
     s.set_defaults(func=cmd_serve)
 
     r = command("request", "submit, list, show and download report requests")
@@ -361,7 +408,7 @@ def parser() -> argparse.ArgumentParser:
     how.add_argument("--ask-password", action="store_true", help="prompt for the zip password on the terminal")
     submit.set_defaults(func=cmd_submit)
 
-    ls = action("list", "the last ten requests of a batch that you may download, newest first")
+    ls = action("list", "ten requests of a batch that you may download: ready or on their way first, newest first")
     ls.add_argument("--course", metavar="COURSE_ID", required=True, help="course id, e.g. do_course_0001")
     ls.add_argument("--batch", metavar="BATCH_ID", required=True, help="batch id, e.g. batch_0001")
     ls.set_defaults(func=cmd_list)
@@ -381,7 +428,8 @@ def parser() -> argparse.ArgumentParser:
     dl.set_defaults(func=cmd_download)
 
     d = command("demo", "the whole night on sample data: lake, sync, four requests, one nightly run, a table")
-    d.add_argument("--learners", metavar="N", type=_non_negative_int, default=200, help="learners in the sample lake (default: 200)")
+    d.add_argument("--learners", metavar="N", type=_bounded_int(0, MAX_LEARNERS, "learners"), default=200,
+                   help="learners in the sample lake (default: 200)")
     d.add_argument("--date", metavar="YYYY-MM-DD", type=_iso_date, help="the run's logical date, YYYY-MM-DD (default: today)")
     d.set_defaults(func=cmd_demo)
     return p

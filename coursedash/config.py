@@ -58,6 +58,11 @@ class Settings:
     max_body_bytes: int
     max_header_bytes: int
     request_timeout_seconds: float
+    # How long a client has to send its request head (and then its body): a slow one is cut off.
+    client_timeout_seconds: float
+    # Submits and cancels per user per hour, counted in the database (every server process shares them).
+    submits_per_hour: int
+    cancels_per_hour: int
     # Report-ready notices: none are sent unless a channel is configured.
     smtp_url: str | None
     mail_from: str
@@ -65,6 +70,10 @@ class Settings:
     webhook_url: str | None
     # How long a download link in a Sunbird exhaust API answer works (docs/sunbird.md).
     sunbird_link_seconds: int
+    # Deadlines, not timeouts: one e-mail or one webhook delivery (all its tries), and a
+    # notify run as a whole, however slowly a server answers.
+    notice_timeout_seconds: float
+    notify_timeout_seconds: float
 
     @property
     def webhook_secret(self) -> str | None:
@@ -98,9 +107,14 @@ def settings() -> Settings:
         max_body_bytes=int(env("COURSEDASH_MAX_BODY_BYTES") or 1024 * 1024),
         max_header_bytes=int(env("COURSEDASH_MAX_HEADER_BYTES") or 32 * 1024),
         request_timeout_seconds=float(env("COURSEDASH_REQUEST_TIMEOUT_SECONDS") or 30),
+        client_timeout_seconds=float(env("COURSEDASH_CLIENT_TIMEOUT_SECONDS") or 20),
+        submits_per_hour=int(env("COURSEDASH_SUBMITS_PER_HOUR") or 120),
+        cancels_per_hour=int(env("COURSEDASH_CANCELS_PER_HOUR") or 60),
         smtp_url=env("COURSEDASH_SMTP_URL") or None,
         mail_from=env("COURSEDASH_MAIL_FROM") or "Course Dashboard <coursedash@localhost>",
         public_url=(env("COURSEDASH_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         webhook_url=env("COURSEDASH_WEBHOOK_URL") or None,
         sunbird_link_seconds=int(env("COURSEDASH_SUNBIRD_LINK_SECONDS") or 1800),
+        notice_timeout_seconds=float(env("COURSEDASH_NOTICE_TIMEOUT_SECONDS") or 60),
+        notify_timeout_seconds=float(env("COURSEDASH_NOTIFY_TIMEOUT_SECONDS") or 600),
     )

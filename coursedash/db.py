@@ -138,6 +138,8 @@ class ReportRequest(Base):
             sqlite_where=text("status IN ('SUBMITTED', 'PROCESSING')"),
             postgresql_where=text("status IN ('SUBMITTED', 'PROCESSING')"),
         ),
+        # A user's submits and cancels of the last hour, counted on each (coursedash.store).
+        Index("ix_report_requests_requested_by_submitted_at", "requested_by", "submitted_at"),
     )
 
 

@@ -3,8 +3,11 @@
 Pure ASGI, outside every route and dependency:
 - an address (path or query) with a control character is 400: ids go to the database
   as they are, and PostgreSQL cannot even store a NUL;
+- a request head over COURSEDASH_MAX_HEADER_BYTES is 431: the server stops reading a
+  head that grows past it, but one that arrives whole in one read gets here;
 - a body over COURSEDASH_MAX_BODY_BYTES is 413, by its Content-Length before a byte
-  is read, or once the bytes streamed so far pass the limit;
+  is read, or once the bytes streamed so far pass the limit; a body not sent within
+  COURSEDASH_CLIENT_TIMEOUT_SECONDS is 408 (coursedash.server times the head);
 - a request not answered within COURSEDASH_REQUEST_TIMEOUT_SECONDS is 503, and one
   whose client went away is cancelled: a burst of abandoned requests, still queued
   for a worker thread, is dropped instead of served to nobody;
@@ -83,7 +86,16 @@ async def _read_body(receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _refusal(scope, limit: int) -> JSONResponse | None:
+def head_size(scope) -> int:
+    """The bytes of a request's head as sent: request line and headers."""
+    line = len(scope["method"]) + len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b"")) + 12
+    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"]) + 2
+
+
+def _refusal(scope, limit: int, head_limit: int) -> JSONResponse | None:
+    if head_size(scope) > head_limit:
+        return error(431, "header_too_large", f"the request head is over the limit of {head_limit} bytes",
+                     {"Connection": "close"})
     query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
     if has_control(scope["path"]) or has_control(query):
         return error(scope, 400, "bad_request", "the address contains a control character")
@@ -127,14 +139,19 @@ class Guard:
             return
         send = _with_security_headers(scope, send)
         cfg = settings()
-        refusal = _refusal(scope, cfg.max_body_bytes)
+        refusal = _refusal(scope, cfg.max_body_bytes, cfg.max_header_bytes)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         try:
-            body = await _read_body(receive, cfg.max_body_bytes)
+            with anyio.fail_after(cfg.client_timeout_seconds):
+                body = await _read_body(receive, cfg.max_body_bytes)
         except _TooLarge:
             await _too_large(scope, cfg.max_body_bytes)(scope, receive, send)
+            return
+        except TimeoutError:  # a client trickling its body holds a connection for nothing
+            await error(408, "timeout", "the request body was not sent in time", {"Connection": "close"})(
+                scope, receive, send)
             return
         except _ClientGone:
             return

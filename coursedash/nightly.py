@@ -7,6 +7,7 @@ passwords. Passwords go from the database to the zip inside `publish_reports` al
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import os
 import re
@@ -18,11 +19,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from coursedash import REPORT_TYPES, db, packaging, store
+from coursedash import REPORT_TYPES, db, lakefiles, packaging, store
 from coursedash.config import settings
 from coursedash.db import ReportRequest
 from coursedash.manifest import Manifest, read_summary
-from coursedash.storage import report_store
+from coursedash.storage import LocalStore, report_store
 from schemas.notes import data_notes
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,15 @@ def manifest_path(run_id: str, report_type: str) -> Path:
 
 def output_dir(run_id: str, report_type: str) -> Path:
     return run_dir(run_id) / report_type
+
+
+def packaging_dir(run_id: str) -> Path:
+    """Where publishing writes each CSV and zip (learners' data in clear) while packaging them.
+
+    Inside the run's folder, so that whatever a killed publish left is deleted by its
+    retry or by the next run's claim_requests, like the staged rows.
+    """
+    return run_dir(run_id) / "packaging"
 
 
 def figures_dir(run_id: str) -> Path:
@@ -126,6 +136,7 @@ class Package:
 
     request_id: str
     staged: Path  # the request's staged rows
+    workdir: Path  # where its CSV and zip are written (packaging_dir)
     csv_name: str
     header: list[str]
     rows: int
@@ -146,8 +157,8 @@ def _staged_batches(package: Package):
 
 
 def package_one(package: Package, reports) -> tuple[int, int]:
-    """CSV, zip, upload: return rows and the zip's bytes."""
-    with tempfile.TemporaryDirectory(prefix="coursedash-") as tmp:
+    """CSV, zip, upload: return rows and the zip's bytes. The CSV and zip are deleted however it ends."""
+    with tempfile.TemporaryDirectory(prefix=f"{package.request_id}-", dir=package.workdir) as tmp:
         csv_path = Path(tmp) / package.csv_name
         rows = packaging.write_csv_batches(csv_path, package.header, _staged_batches(package))
         if rows != package.rows:
@@ -156,6 +167,41 @@ def package_one(package: Package, reports) -> tuple[int, int]:
         size = packaging.zip_file(csv_path, zip_path, package.csv_name, package.password)
         reports.put(zip_path, package.key)
     return rows, size
+
+
+def lake_changes(summaries: dict[str, dict | None]) -> dict[str, dict[str, str]]:
+    """Per report type, the lake tables it read that changed since its build listed them (coursedash.lakefiles)."""
+    moved, now = {}, {}
+    for report_type, summary in summaries.items():
+        read = (summary or {}).get("lake")
+        if not read:
+            continue
+        key = (read["uri"], tuple(sorted(read["files"])))
+        if key not in now:
+            now[key] = lakefiles.snapshot(read["uri"], read["files"])
+        if changes := lakefiles.changed(read["files"], now[key]):
+            log.warning("lake tables changed while the %s reports were built: %s", report_type,
+                        "; ".join(f"{t}: {what}" for t, what in changes.items()))
+            moved[report_type] = changes
+    return moved
+
+
+def lake_changed_message(changes: dict[str, str]) -> str:
+    names = sorted(changes)
+    tables = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return (f"the learner data changed while tonight's reports were being built (lake table{'s' * (len(names) > 1)} "
+            f"{tables} rewritten), so this report could have mixed old and new data")
+
+
+def publish_problem(e: Exception) -> str:
+    """What a requester is told when publishing their report failed: the kind of problem, no path or exception."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "the report could not be published: there was no room left where reports are stored"
+    if isinstance(e, OSError) and e.filename is not None:
+        return "the report could not be published: it could not be written where reports are stored"
+    if type(e).__module__.split(".")[0] in ("botocore", "boto3", "s3transfer"):
+        return "the report could not be published: the report store could not be reached or refused it"
+    return "the report could not be packaged for publishing"
 
 
 def publish_reports(run_id: str, report_date: dt.date) -> dict:
@@ -167,6 +213,10 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
     """
     reports = report_store()
     outcome = {"SUCCESS": 0, "FAILED": 0}
+    workdir = packaging_dir(run_id)
+    shutil.rmtree(workdir, ignore_errors=True)  # what a killed try of this task left
+    if isinstance(reports, LocalStore) and (partial := reports.discard_partial_uploads()):
+        log.warning("deleted %d partial file(s) of uploads that were killed mid-way", partial)
     with db.session() as s:
         requests = s.scalars(
             select(ReportRequest)
@@ -174,42 +224,53 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
             .order_by(ReportRequest.submitted_at)
         ).all()
         summaries = {t: read_summary(output_dir(run_id, t)) for t in {r.report_type for r in requests}}
+        moved = lake_changes(summaries)
         built = []
         for request in requests:
             info = (summaries[request.report_type] or {}).get("requests", {}).get(request.request_id)
             if info is None:
                 log.error("request %s: no %s report was built", request.request_id, request.report_type)
                 store.fail(s, request.request_id, run_id, NOT_BUILT, transient=True)
+            elif request.report_type in moved and not info.get("error"):
+                log.error("request %s: the lake changed while it was built (%s); it is built again next night",
+                          request.request_id, moved[request.report_type])
+                store.fail(s, request.request_id, run_id, lake_changed_message(moved[request.report_type]),
+                           transient=True)
             elif info.get("error"):
                 log.error("request %s failed: %s", request.request_id, info["error"])
                 store.fail(s, request.request_id, run_id, info["error"], transient=info.get("transient", False))
             else:
                 built.append((request, info, Package(
-                    request.request_id, staged_rows_dir(run_id, request), report_file_name(request, report_date, "csv"),
+                    request.request_id, staged_rows_dir(run_id, request), workdir,
+                    report_file_name(request, report_date, "csv"),
                     info["header"], info["rows"], store.password_of(request), object_key(request),
                 )))
+        workdir.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=max(1, min(len(built), os.cpu_count() or 1))) as pool:
             packed = [pool.submit(package_one, package, reports) for _, _, package in built]
-            for (request, info, package), future in zip(built, packed):
-                try:
-                    rows, size = future.result()
-                except Exception as e:  # one request failing never fails another
-                    log.error("request %s could not be published", request.request_id, exc_info=e)
-                    store.fail(
-                        s, request.request_id, run_id,
-                        f"the report could not be packaged or published ({type(e).__name__})", transient=True,
-                    )
-                else:
-                    notes = data_notes(info["left_out"])
-                    if store.complete(s, request.request_id, run_id, rows=rows, size=size, key=package.key,
-                                      report_date=report_date, notes=notes):
-                        log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows, size,
-                                 package.key)
-                discard_staged_rows(run_id, request)
+            try:
+                for (request, info, package), future in zip(built, packed):
+                    try:
+                        rows, size = future.result()
+                    except Exception as e:  # one request failing never fails another
+                        # The detail (paths, the exception) for the engineers; plain words for people.
+                        log.error("request %s could not be published", request.request_id, exc_info=e)
+                        store.fail(s, request.request_id, run_id, publish_problem(e), transient=True)
+                    else:
+                        notes = data_notes(info["left_out"])
+                        if store.complete(s, request.request_id, run_id, rows=rows, size=size, key=package.key,
+                                          report_date=report_date, notes=notes):
+                            log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows,
+                                     size, package.key)
+                    discard_staged_rows(run_id, request)
+            except BaseException:  # told to stop: start no other request; those being packaged end
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         for request in requests:
             discard_staged_rows(run_id, request)  # of those that failed before packaging
             s.refresh(request)
             outcome[request.status] = outcome.get(request.status, 0) + 1
+    shutil.rmtree(workdir, ignore_errors=True)
     dirt = left_out(summaries)
     log.info("run %s published: %s; rows the reports left out or passed through, by reason: %s", run_id, outcome, dirt)
     return {**outcome, "left_out": dirt}

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import re
 
-from sqlalchemy import Text, cast, or_, select, update
+from sqlalchemy import Text, case, cast, or_, select, update
 from sqlalchemy.orm import Session
 
 from coursedash import access, store
@@ -140,14 +140,21 @@ def visible_batches(s: Session, user_id: str, course_id: str) -> tuple[Course, l
 
 
 def downloadable(s: Session, user_id: str, course_id: str, batch_id: str) -> list[ReportRequest]:
-    """The batch's last ten requests of the types this user may download, newest first."""
+    """The batch's "last ten" of the types this user may download: what people came for first.
+
+    First what can be downloaded or is on its way (Success, Submitted, Pending, a
+    Failure waiting for its retry), then what has ended (a final Failure, Expired,
+    Cancelled); newest first within each (docs/lifecycle.md). However many requests are
+    cancelled or replaced, they never push a ready report off the list.
+    """
     course, batch = store.visible_batch(s, user_id, course_id, batch_id)
     types = access.report_types_for(user_id, course, batch)
+    alive = or_(ReportRequest.status.in_(("SUCCESS", "SUBMITTED", "PROCESSING")), store.retryable())
     return list(
         s.scalars(
             select(ReportRequest)
             .where(ReportRequest.batch_id == batch_id, ReportRequest.report_type.in_(types))
-            .order_by(ReportRequest.submitted_at.desc(), ReportRequest.request_id.desc())
+            .order_by(case((alive, 0), else_=1), ReportRequest.submitted_at.desc(), ReportRequest.request_id.desc())
             .limit(LAST_N)
         )
     )

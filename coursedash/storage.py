@@ -11,6 +11,9 @@ from urllib.parse import urlparse
 from coursedash.config import settings
 
 
+PARTIAL_PREFIX = ".upload-"  # a file being copied into the reports folder, renamed into place once whole
+
+
 class Missing(Exception):
     """The store has no object under that key (deleted by hand, lost, or a lifecycle rule)."""
 
@@ -23,10 +26,25 @@ class LocalStore:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         # Copy beside the target, then rename: readers never see half a file.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX)
         os.close(fd)
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:  # a full disk, a stopped task: no partial file stays to fill the folder
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def discard_partial_uploads(self) -> int:
+        """Delete the partial files of uploads that were killed mid-way; return how many.
+
+        Only one nightly run publishes at a time (max_active_runs=1), so any partial file
+        is a dead upload's.
+        """
+        found = list(self.root.rglob(f"{PARTIAL_PREFIX}*")) if self.root.is_dir() else []
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)
 
     def exists(self, key: str) -> bool:
         return (self.root / key).is_file()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import unicodedata
 import uuid
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,6 +62,19 @@ class NotCancellable(RequestError):
     status, code = 409, "not_cancellable"
 
 
+class TooManyRequests(RequestError):
+    """A user's submits or cancels over the hourly limit; `retry_after`: whole seconds until one more is allowed."""
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, retry_after_seconds=retry_after)
+        self.retry_after = retry_after
+
+
+RATE_WINDOW = dt.timedelta(hours=1)
+
+
 def visible_batch(s: Session, user_id: str, course_id: str, batch_id: str) -> tuple[Course, Batch]:
     """The course and batch, if the user has a role on them; 404 otherwise so ids cannot be probed."""
     course = s.get(Course, course_id)
@@ -101,10 +116,12 @@ def submit(
         except passwords.PasswordPolicyError as e:
             raise BadRequest(str(e)) from None
 
-    address = _notice_address(email) if settings().smtp_url else None
-    _supersede_retries(s, user_id, batch_id, report_type)
+    address = notice_address(email) if settings().smtp_url else None
+    _within_rate(s, user_id, "report requests", ReportRequest.submitted_at, settings().submits_per_hour)
+    request_id = str(uuid.uuid4())
+    _supersede_retries(s, user_id, batch_id, report_type, request_id)
     request = ReportRequest(
-        request_id=str(uuid.uuid4()),
+        request_id=request_id,
         course_id=course_id,
         batch_id=batch_id,
         report_type=report_type,
@@ -133,21 +150,44 @@ def submit(
     return request
 
 
-def _notice_address(email: str | None) -> str | None:
-    """The token's address if it is one (it goes into a mail header); None otherwise."""
+UNUSABLE_ADDRESS = "the e-mail address for the report-ready notice can never be reached: "
+
+
+def notice_address(email: str | None) -> str | None:
+    """Where a notice goes: the address with its domain in IDNA (ASCII); None when `email` is not an address.
+
+    Every mail server takes an IDNA domain; a part before the @ that is not ASCII needs a
+    server offering SMTPUTF8, which coursedash.notify checks when it sends. An address
+    with an invisible or space character, or a domain IDNA cannot spell, is refused
+    (BadRequest) rather than kept for a notice that could never go. It goes into a mail
+    header, so nothing that could break one passes.
+    """
     from email.errors import HeaderParseError
     from email.headerregistry import Address
 
     if not email:
         return None
-    try:
-        address = Address(addr_spec=email.strip())
-    except (HeaderParseError, ValueError, IndexError):
-        address = None
-    if address is None or not address.username or "." not in address.domain or len(email) > 254:
+    text = email.strip()
+    local, _, domain = text.rpartition("@")
+    if not local or "." not in domain.strip(".") or len(text) > 254:
         log.warning("the token's email claim is not an e-mail address; no e-mail notice")
         return None
-    return address.addr_spec
+    if any(unicodedata.category(c)[0] in "CZ" for c in text):  # zero-width, control, space, unassigned
+        raise BadRequest(UNUSABLE_ADDRESS + "it contains an invisible or space character")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise BadRequest(UNUSABLE_ADDRESS + "its domain is not a valid internationalised domain name") from None
+    if not local.isascii():  # RFC 6531: sent as it is, to a server offering SMTPUTF8
+        if len(local.encode()) > 64 or re.search(r'[\s"(),:;<>@\[\\\]]', local):
+            log.warning("the token's email claim is not an e-mail address; no e-mail notice")
+            return None
+        return f"{local}@{ascii_domain}"
+    try:
+        return Address(addr_spec=f"{local}@{ascii_domain}").addr_spec
+    except (HeaderParseError, ValueError, IndexError):
+        log.warning("the token's email claim is not an e-mail address; no e-mail notice")
+        return None
 
 
 def open_request(s: Session, user_id: str, batch_id: str, report_type: str) -> ReportRequest | None:
@@ -161,21 +201,55 @@ def open_request(s: Session, user_id: str, batch_id: str, report_type: str) -> R
     ).first()
 
 
-def _supersede_retries(s: Session, user_id: str, batch_id: str, report_type: str) -> None:
+def _supersede_retries(s: Session, user_id: str, batch_id: str, report_type: str, new_request_id: str) -> None:
     """A new request replaces a failed one still waiting for its retry: run only one.
 
-    The new request carries the notice; the replaced one sends none.
+    The new request carries the notice; the replaced one sends none, and its message
+    now says it will not be retried, and why.
     """
-    s.execute(
-        update(ReportRequest)
-        .where(
+    waiting = s.scalars(
+        select(ReportRequest).where(
             ReportRequest.requested_by == user_id,
             ReportRequest.batch_id == batch_id,
             ReportRequest.report_type == report_type,
-            _retryable(),
+            retryable(),
         )
-        .values(error_transient=False, password_token=None, notify_email=None, email_notice=None, webhook_notice=None)
+    ).all()
+    for r in waiting:
+        reason = (r.error or "the report could not be built").split(" It will be retried")[0]
+        s.execute(
+            update(ReportRequest)
+            .where(ReportRequest.request_id == r.request_id, retryable())
+            .values(
+                error=f"{reason} It will not be retried: request {new_request_id} replaced it.",
+                error_transient=False, password_token=None, notify_email=None, email_notice=None, webhook_notice=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _within_rate(s: Session, user_id: str, what: str, when, limit: int, *where) -> None:
+    """TooManyRequests when the user's rows with `when` in the last hour already reach `limit`.
+
+    Counted in the database, so every server process (serve --workers, the CLI, the
+    Sunbird facade) shares one limit; simultaneous calls may pass it by a few.
+    """
+    since = utcnow() - RATE_WINDOW
+    mine = [ReportRequest.requested_by == user_id, when >= since, *where]
+    count = s.scalar(select(func.count()).select_from(ReportRequest).where(*mine))
+    if count < limit:
+        return
+    # One more is allowed once the oldest of those over the limit leaves the window.
+    freed = s.scalar(select(when).where(*mine).order_by(when).offset(count - limit).limit(1))
+    seconds = max(1, int((freed + RATE_WINDOW - utcnow()).total_seconds()) + 1)
+    log.warning("user %s: %d %s in the last hour, the limit is %d", user_id, count, what, limit)
+    raise TooManyRequests(
+        f"too many {what}: at most {limit} an hour; try again in {_duration(seconds)}", retry_after=seconds
     )
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds} seconds" if seconds < 120 else f"{-(-seconds // 60)} minutes"
 
 
 def will_retry(r: ReportRequest) -> bool:
@@ -183,7 +257,8 @@ def will_retry(r: ReportRequest) -> bool:
     return r.status == "FAILED" and bool(r.error_transient) and r.attempts < settings().max_attempts
 
 
-def _retryable():
+def retryable():
+    """The SQL condition of `will_retry`."""
     return and_(
         ReportRequest.status == "FAILED",
         ReportRequest.error_transient.is_(True),
@@ -200,7 +275,7 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
         .where(
             or_(
                 ReportRequest.status == "SUBMITTED",
-                _retryable(),
+                retryable(),
                 and_(
                     ReportRequest.status == "PROCESSING",
                     or_(ReportRequest.claimed_by_run == run_id, ReportRequest.claimed_at < stale_before),
@@ -271,12 +346,14 @@ def cancel(s: Session, user_id: str, request_id: str) -> ReportRequest:
         raise NotFound(f"no report request {request_id!r}")
     if request.requested_by != user_id:
         raise Forbidden(f"only the person who requested report {request_id} may cancel it")
+    _within_rate(s, user_id, "cancelled requests", ReportRequest.completed_at, settings().cancels_per_hour,
+                 ReportRequest.status == "CANCELLED")
     result = s.execute(
         update(ReportRequest)
         .where(
             ReportRequest.request_id == request_id,
             ReportRequest.requested_by == user_id,
-            or_(ReportRequest.status == "SUBMITTED", _retryable()),
+            or_(ReportRequest.status == "SUBMITTED", retryable()),
         )
         .values(
             status="CANCELLED", completed_at=utcnow(), error=None, error_transient=False,

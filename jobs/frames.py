@@ -20,7 +20,16 @@ log = logging.getLogger("coursedash.jobs")
 
 
 class LakeSchemaError(ValueError):
-    """The lake cannot give a truthful report: a table unreadable, a column missing or mistyped."""
+    """The lake cannot give a truthful report: a table unreadable, a column missing or mistyped.
+
+    Its message is for the people who requested a report: the table and the kind of
+    problem in plain words, never a path, a file name or a Java name. `detail` is for
+    the engineers' log.
+    """
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
 
 
 UNPLACED = 2**31 - 1  # the position of a content without one (or unknown): after every placed one
@@ -48,7 +57,7 @@ def requests_frame(spark: SparkSession, requests: list[dict]) -> DataFrame:
 
 def read_frames(
     spark: SparkSession, lake_uri: str, requests: list[dict], readers: dict[str, set[str]]
-) -> tuple[dict[str, DataFrame], dict[str, str]]:
+) -> tuple[dict[str, DataFrame], dict[str, LakeSchemaError]]:
     """The input frames, each pruned to the batches, courses or learners of the requests that read it; and the unreadable ones, with why.
 
     `readers`: frame name -> the report types that read it (the requests carry their
@@ -59,7 +68,7 @@ def read_frames(
     the same way is persisted (`share`), which also catches a corrupt file here.
     """
     frames = {"requests": requests_frame(spark, requests)}
-    unreadable: dict[str, str] = {}
+    unreadable: dict[str, LakeSchemaError] = {}
     for name in sorted(readers, key=lambda n: n == "users"):  # users after the enrolments they follow
         table, column = FRAMES[name]
         mine = [r for r in requests if r["report_type"] in readers[name]]
@@ -79,10 +88,10 @@ def read_frames(
                     shared = SHARED[name](df).persist()
                     log.info("lake table %s: %d row(s) for the night's requests", table, shared.count())
         except Exception as e:
-            problem = str(e) if isinstance(e, LakeSchemaError) else lake_file_error(e, lake_uri)
+            problem = e if isinstance(e, LakeSchemaError) else lake_file_error(e, lake_uri)
             if problem is None:
                 raise
-            log.error("lake table %s cannot be used: %s", table, problem)
+            log.error("lake table %s cannot be used: %s", table, problem.detail)
             unreadable[name] = problem
             frames.pop(name, None)
     return frames, unreadable
@@ -99,7 +108,8 @@ def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
     try:
         as_found = spark.read.parquet(path)
     except Exception as e:  # AnalysisException: path missing or no Parquet files
-        raise LakeSchemaError(f"lake table {table!r} cannot be read: {_first_line(e)}") from e
+        raise LakeSchemaError(f"lake table {table!r} cannot be read: {_unreadable(str(e))}",
+                              f"lake table {table!r} cannot be read: {_first_line(e)}") from e
     found = {f.name: f.dataType for f in as_found.schema.fields}
     # Partition folder values have guessed types; the contract schema casts them.
     partitions = {seg.split("=", 1)[0] for f in as_found.inputFiles() for seg in f.split("/") if "=" in seg}
@@ -126,8 +136,24 @@ def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-def lake_file_error(e: Exception, lake_uri: str) -> str | None:
-    """A plain message for a Spark error that names a file of the lake (a corrupt file), else None."""
+def _unreadable(text: str) -> str:
+    """What kind of problem a Spark error reading a table or file is, in plain words."""
+    if "PATH_NOT_FOUND" in text:
+        return "its folder is missing"
+    if "UNABLE_TO_INFER_SCHEMA" in text:
+        return "its folder has no data files"
+    if "not a Parquet file" in text:
+        return "a file of it is not a Parquet file"
+    if "FileNotFoundException" in text or "FILE_NOT_EXIST" in text:
+        return "a file of it disappeared while it was read"
+    return "a file of it is damaged"
+
+
+def lake_file_error(e: Exception, lake_uri: str) -> LakeSchemaError | None:
+    """A plain message for a Spark error that names a file of the lake (a corrupt file), else None.
+
+    The file's name and Spark's cause go to `detail`, for the log.
+    """
     text = str(e)
     root = re.escape(lake_uri.rstrip("/").removeprefix("file:"))
     found = re.search(rf"(?:file:)?{root}/([^/\s]+)/(?:[^\s]*/)?([^/\s]+?)\.?(?:\s|$)", text)
@@ -138,7 +164,8 @@ def lake_file_error(e: Exception, lake_uri: str) -> str | None:
         (line.strip() for line in reversed(text.splitlines()) if "Caused by" in line or "not a Parquet file" in line),
         _first_line(e),
     )
-    return f"a file of lake table {table!r} cannot be read ({name}): {cause[:300]}"
+    kind = _unreadable(text).replace("a file of it", "a file of lake table " + repr(table))
+    return LakeSchemaError(kind, f"a file of lake table {table!r} cannot be read ({name}): {cause[:300]}")
 
 
 def dedupe(df: DataFrame, keys: list[str], *order: Column) -> DataFrame:

@@ -27,11 +27,12 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from coursedash import lakefiles
 from coursedash.manifest import Manifest, clear_summary, write_summary
 from coursedash.spark import described
 from jobs import dashboard_figures, progress_report, quality, response_report, userinfo_report
 from jobs.common import ReportJob
-from jobs.frames import lake_file_error, missing_batches, read_frames
+from jobs.frames import FRAMES, LakeSchemaError, lake_file_error, missing_batches, read_frames
 
 log = logging.getLogger("coursedash.jobs")
 
@@ -60,6 +61,11 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
     requests = [{**r, "report_type": m.report_type} for m, _ in night for r in m.requests]
     jobs = {m.report_type: REPORTS[m.report_type] for m, _ in night}
     lake_uri = night[0][0].lake_uri
+    # Before the first read: publishing compares it with the lake then (coursedash.lakefiles).
+    tables_of = {t: sorted({FRAMES[name][0] for name in job.tables}) for t, job in jobs.items()}
+    listing = lakefiles.snapshot(lake_uri, {table for tables in tables_of.values() for table in tables})
+    if listing is None:
+        log.warning("the lake %s is not on a file system: whether it changes during the night is not checked", lake_uri)
     summaries, broken = {}, {}
     try:
         readers = {name: {t for t, job in jobs.items() if name in job.tables} for job in jobs.values() for name in job.tables}
@@ -93,6 +99,8 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
                     _add_findings(summary, findings)
             if problem is not None:
                 summary = _all_failed(manifest, problem)
+            if listing is not None:
+                summary["lake"] = {"uri": lake_uri, "files": {t: listing[t] for t in tables_of[report_type]}}
             write_summary(out, summary)
             summaries[report_type] = summary
             _log_requests(summary)
@@ -112,8 +120,10 @@ def _add_findings(summary: dict, findings: dict[str, dict[str, int]]) -> None:
             info["left_out"] = dict(sorted(merged.items()))
 
 
-def _all_failed(manifest: Manifest, problem: str) -> dict:
-    log.error("the lake cannot be used for the %s reports: %s", manifest.report_type, problem)
+def _all_failed(manifest: Manifest, problem: LakeSchemaError) -> dict:
+    """Every request of the manifest failed by the lake: plain words for them, the detail in the log with their ids."""
+    log.error("the lake cannot be used for the %s reports (request(s) %s): %s", manifest.report_type,
+              ", ".join(r["request_id"] for r in manifest.requests), problem.detail)
     error = {"error": f"the learner data could not be read: {problem}", "transient": True}
     return {"report_type": manifest.report_type, "requests": {r["request_id"]: error for r in manifest.requests}}
 

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from coursedash.manifest import Manifest
 from coursedash.spark import described
-from jobs.frames import FRAMES, lake_file_error, learners
+from jobs.frames import FRAMES, LakeSchemaError, lake_file_error, learners
 from schemas.expectations import REQUEST, header_problems, validate_lake, validate_report
 
 log = logging.getLogger("coursedash.jobs.quality")
@@ -43,7 +43,7 @@ def _scoped(key: str, df: DataFrame, requests: DataFrame, learner_rows: DataFram
 
 def lake_findings(
     frames: dict[str, DataFrame], readers: dict[str, set[str]], lake_uri: str
-) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+) -> tuple[dict[str, dict[str, int]], dict[str, LakeSchemaError]]:
     """Per request, the rows of its inputs that break a lake expectation, by note code; and the frames found unreadable.
 
     Each input frame is validated once for the whole night, joined to the requests of
@@ -59,7 +59,7 @@ def lake_findings(
         REQUEST, "report_type", "user_id", "course_id"
     ).persist()
     counts: dict[str, dict[str, int]] = {}
-    unreadable: dict[str, str] = {}
+    unreadable: dict[str, LakeSchemaError] = {}
     for key, df in frames.items():
         types = sorted(readers.get(key, ()))
         if key not in FRAMES or not types:
@@ -74,7 +74,7 @@ def lake_findings(
             problem = lake_file_error(e, lake_uri)
             if problem is None:
                 raise
-            log.error("lake table %s cannot be used: %s", table, problem)
+            log.error("lake table %s cannot be used: %s", table, problem.detail)
             unreadable[key] = problem
             continue
         log.info("lake table %s: %d row(s) checked for the %s reports", table, outcome.rows, ", ".join(types))

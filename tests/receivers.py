@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import socket
 import ssl
 import threading
 import time
@@ -79,12 +80,16 @@ def _authenticator(server, session, envelope, mechanism, auth_data):
 
 
 @contextmanager
-def smtp_server(port: int, tls_folder: Path | None = None, refuse: tuple[str, ...] = (), implicit_tls: bool = False):
-    """An aiosmtpd server; with `tls_folder`, STARTTLS (or TLS from the start) and a login are required."""
+def smtp_server(port: int, tls_folder: Path | None = None, refuse: tuple[str, ...] = (), implicit_tls: bool = False,
+                smtputf8: bool = False):
+    """An aiosmtpd server; with `tls_folder`, STARTTLS (or TLS from the start) and a login are required.
+
+    Without `smtputf8` it does not offer SMTPUTF8, as many servers do not.
+    """
     from aiosmtpd.controller import Controller
 
     mailbox = Mailbox(refuse)
-    kwargs = {}
+    kwargs = {"enable_SMTPUTF8": smtputf8}
     if tls_folder is not None:
         cert, key = self_signed_cert(tls_folder)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -109,6 +114,7 @@ class Receiver:
         self.secret = secret
         self.script = list(script)
         self.attempts: list[dict] = []  # every POST that arrived
+        self.retry_after = None  # the Retry-After of the answer being sent
         self.accepted: dict[str, dict] = {}  # by idempotency key: what a real receiver would act on
 
     def handle(self, headers, body: bytes) -> int:
@@ -120,6 +126,10 @@ class Receiver:
         if answer == "slow":
             time.sleep(1.0)
             answer = 200
+        if isinstance(answer, tuple):  # (status, Retry-After)
+            answer, self.retry_after = answer
+        else:
+            self.retry_after = None
         if not signed:
             return 401
         if answer == 200:
@@ -137,6 +147,8 @@ def http_receiver(secret: str, script: list = ()):
             status = receiver.handle(self.headers, body)
             try:
                 self.send_response(status)
+                if receiver.retry_after is not None:
+                    self.send_header("Retry-After", str(receiver.retry_after))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
             except OSError:  # the client gave up waiting (a timeout test)
@@ -155,3 +167,61 @@ def http_receiver(secret: str, script: list = ()):
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+class Trickler:
+    """What a trickling server saw: connections opened, and those the client closed."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.opened = 0
+        self.closed_by_client = 0
+
+
+@contextmanager
+def trickling_server(answer: bytes, every: float = 0.2):
+    """A stalled server on loopback: it answers every connection `answer` (repeated), one byte every `every` seconds.
+
+    Each byte comes well within any socket timeout, so only a deadline on the whole
+    exchange ends it: a mail server's greeting `220-...` that never finishes, or a
+    webhook's endless headers.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    trickler = Trickler(listener.getsockname()[1])
+    stop = threading.Event()
+    threads = []
+
+    def serve(conn):
+        with conn:
+            while not stop.is_set():
+                for byte in answer:
+                    if stop.wait(every):
+                        return
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:  # the client hung up
+                        trickler.closed_by_client += 1
+                        return
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            trickler.opened += 1
+            thread = threading.Thread(target=serve, args=(conn,), daemon=True)
+            thread.start()
+            threads.append(thread)
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield trickler
+    finally:
+        stop.set()
+        acceptor.join(5)
+        for thread in threads:
+            thread.join(5)
+        listener.close()

@@ -361,7 +361,7 @@ def test_userinfo_needs_a_password_the_creators_role_and_a_consent_course(api):
 # --- reading requests back --------------------------------------------------------
 
 
-def test_the_list_is_the_last_ten_the_caller_may_download_newest_first(api):
+def test_the_list_is_ten_the_caller_may_download_ready_or_coming_first_newest_first(api):
     start = utcnow() - dt.timedelta(days=30)
     with db.session() as s:
         for i in range(12):
@@ -382,13 +382,73 @@ def test_the_list_is_the_last_ten_the_caller_may_download_newest_first(api):
         return [r["request_id"] for r in response.json()]
 
     creator = listed(CREATOR)
-    assert creator == [f"r-{t}-{i:02d}" for i in range(11, 6, -1) for t in ("userinfo", "progress")]
+    # The ready ones (odd) first, newest first; the failures that ended after them.
+    assert creator == [f"r-{t}-{i:02d}" for i in range(11, 2, -2) for t in ("userinfo", "progress")]
     # A mentor sees the creator's progress reports of the batch, never userinfo.
-    assert listed(MENTOR) == [f"r-progress-{i:02d}" for i in range(11, 1, -1)]
+    assert listed(MENTOR) == [f"r-progress-{i:02d}" for i in (11, 9, 7, 5, 3, 1, 10, 8, 6, 4)]
     assert listed(BATCH_CREATOR) == creator
     assert listed(CREATOR, "b2") == ["r-b2"]
     first = api.get("/api/v1/courses/c1/batches/b1/reports", headers=as_(CREATOR)).json()[0]
     assert (first["status"], first["status_label"], first["report_name"]) == ("SUCCESS", "Success", "User Profile Exhaust")
+
+
+def test_cancelled_and_replaced_requests_never_push_a_ready_report_off_the_list(api, monkeypatch):
+    monkeypatch.setenv("COURSEDASH_SUBMITS_PER_HOUR", "100")
+    ready = [ask(api, CREATOR, password=PASSWORD).json()["request_id"],
+             ask(api, CREATOR, report_type="userinfo", password=PASSWORD).json()["request_id"],
+             ask(api, CREATOR, report_type="response").json()["request_id"],
+             ask(api, BATCH_CREATOR, report_type="progress").json()["request_id"]]
+    publish(ready)
+    retrying = ask(api, MENTOR2, batch="b2").json()["request_id"]  # another batch: not in b1's list
+    # A mentor's failure waiting for its retry, then replaced by a new request: it ended.
+    replaced = ask(api, MENTOR, report_type="response").json()["request_id"]
+    with db.session() as s:
+        claimed = {r.request_id for r in store.claim(s, "run-2")}
+        assert {replaced, retrying} <= claimed
+        store.fail(s, replaced, "run-2", "the learner data could not be read", transient=True)
+    assert "will be retried" in api.get(f"/api/v1/reports/{replaced}", headers=as_(MENTOR)).json()["error"]
+    newer = ask(api, MENTOR, report_type="response").json()["request_id"]
+    shown = api.get(f"/api/v1/reports/{replaced}", headers=as_(MENTOR)).json()
+    assert shown["will_retry"] is False and shown["error"] == (
+        f"The learner data could not be read. It will not be retried: request {newer} replaced it.")
+    assert cancel(api, MENTOR, newer).status_code == 204
+    # Ten submit-and-cancel pairs in a row, as fast as they come.
+    for _ in range(10):
+        assert cancel(api, MENTOR, ask(api, MENTOR).json()["request_id"]).status_code == 204
+    for user in (CREATOR, BATCH_CREATOR):
+        listed = api.get("/api/v1/courses/c1/batches/b1/reports", headers=as_(user)).json()
+        assert [r["request_id"] for r in listed[:4]] == ready[::-1]
+        assert [r["status"] for r in listed] == ["SUCCESS"] * 4 + ["CANCELLED"] * 6
+    mentor = api.get("/api/v1/courses/c1/batches/b1/reports", headers=as_(MENTOR)).json()
+    assert [r["request_id"] for r in mentor[:3]] == [ready[3], ready[2], ready[0]]  # never the userinfo
+
+
+def test_submits_and_cancels_per_user_are_limited_with_429_and_retry_after(api, monkeypatch, app_env):
+    from tests.test_cli import run
+
+    monkeypatch.setenv("COURSEDASH_SUBMITS_PER_HOUR", "3")
+    monkeypatch.setenv("COURSEDASH_CANCELS_PER_HOUR", "2")
+    mine = [ask(api, MENTOR, report_type=t).json()["request_id"] for t in ("progress", "response")]
+    assert cancel(api, MENTOR, mine[0]).status_code == 204 and cancel(api, MENTOR, mine[1]).status_code == 204
+    third = ask(api, MENTOR).json()["request_id"]
+    refused = cancel(api, MENTOR, third)
+    assert "too many cancelled requests: at most 2 an hour" in error_of(refused, 429, "too_many_requests")
+    assert 3590 <= int(refused.headers["Retry-After"]) <= 3601
+    assert refused.json()["error"]["retry_after_seconds"] == int(refused.headers["Retry-After"])
+    refused = ask(api, MENTOR, report_type="response")
+    assert "too many report requests: at most 3 an hour; try again in 60 minutes" in error_of(
+        refused, 429, "too_many_requests")
+    assert 3590 <= int(refused.headers["Retry-After"]) <= 3601
+    assert ask(api, CREATOR).status_code == 201  # another user has their own
+    # Counted in the database: another process (the command line) sees the same count.
+    done = run("request", "submit", "--user", MENTOR, "--course", "c1", "--batch", "b1", "--type", "response")
+    assert done.returncode == 2 and "too many report requests" in done.stderr
+    # An hour after the first, one more is allowed.
+    with db.session() as s:
+        s.execute(text("UPDATE report_requests SET submitted_at = :t WHERE request_id = :id"),
+                  {"t": utcnow() - dt.timedelta(minutes=61), "id": mine[0]})
+        s.commit()
+    assert ask(api, MENTOR, report_type="response").status_code == 201
 
 
 def test_one_request_shows_to_whoever_may_download_it(api):
@@ -424,6 +484,12 @@ def test_only_the_requester_cancels_and_only_before_it_is_built(api, monkeypatch
     unverified = jwt.encode({"sub": MENTOR, "exp": later, "email": "mentor@example.org", "email_verified": False},
                             SECRET, "HS256")
     response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "response"},
+                        headers={"Authorization": f"Bearer {unverified}"})
+    assert response.status_code == 201 and response.json()["notify"]["email"] is None
+    # Some identity providers send the flag as a string: "false" is not verified either.
+    unverified = jwt.encode({"sub": MENTOR, "exp": later, "email": "mentor@example.org", "email_verified": "false"},
+                            SECRET, "HS256")
+    response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "progress"},
                         headers={"Authorization": f"Bearer {unverified}"})
     assert response.status_code == 201 and response.json()["notify"]["email"] is None
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -258,3 +259,52 @@ def test_a_500_is_the_error_json_with_a_logged_correlation_id_and_the_connection
             assert crashed.extensions["network_stream"] is page.extensions["network_stream"]
     log = log_path.read_text()
     assert f"unexpected error, correlation id {correlation_id}" in log and "Traceback" in log
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)  # no database involved: the server's own limits
+def test_a_big_head_in_one_write_is_refused_and_a_slow_client_is_cut_off(catalogue, tmp_path):
+    log_path = tmp_path / "server.log"
+    with real_server(log_path, COURSEDASH_CLIENT_TIMEOUT_SECONDS="1.5") as url:
+        port = int(url.rsplit(":", 1)[1])
+        token = mint_token(CREATOR)
+
+        def reply_to(*pieces: bytes, every: float = 0.0, wait: float = 10) -> tuple[bytes, float]:
+            """Send the pieces (`every` seconds apart), then read until the server closes; (reply, seconds)."""
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.settimeout(wait)
+                try:
+                    for piece in pieces:
+                        sock.sendall(piece)
+                        time.sleep(every)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # cut off while still sending
+                reply = b""
+                try:
+                    while chunk := sock.recv(65536):
+                        reply += chunk
+                except (TimeoutError, ConnectionResetError):
+                    pass
+            return reply, time.monotonic() - started
+
+        # 64 to 100 KB of head in one write: over the 32 KB limit, however it arrives.
+        for size in (64 * 1024, 100 * 1024):
+            head = (f"GET /api/v1/courses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                    f"X-Big: {'y' * size}\r\n\r\n").encode()
+            reply, _ = reply_to(head)
+            assert reply.split(b" ", 2)[1] in (b"400", b"431"), reply[:200]
+
+        # A head sent a byte at a time, a body that never finishes, a connection that says nothing
+        # (at once): each is answered 408 and closed once the client's time is up.
+        start = f"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n".encode()
+        trickled_head = [start] + [bytes([b]) for b in b"X-Slow: yes\r\nX-Slower: still coming\r\n"]
+        body_head = start + b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        slow = {"head": trickled_head, "body": [body_head] + [b"{"] * 40, "nothing": []}
+        with ThreadPoolExecutor(len(slow)) as pool:
+            replies = dict(zip(slow, pool.map(lambda pieces: reply_to(*pieces, every=0.25), slow.values())))
+        for name, (reply, seconds) in replies.items():
+            assert reply.startswith(b"HTTP/1.1 408") and b'"timeout"' in reply, (name, reply[:200])
+            assert seconds < 8, name
+        assert httpx.get(url + "/api/v1/courses", headers=as_(CREATOR), timeout=10).status_code == 200
+    with db.session() as s:
+        assert s.scalars(select(ReportRequest)).all() == []

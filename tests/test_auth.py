@@ -166,3 +166,14 @@ def test_download_ticket_opens_one_request_for_a_minute_and_is_no_login_token():
     stale, _ = auth.mint_download_ticket("u_creator", "r1", seconds=-1)
     with pytest.raises(auth.Unauthorized, match="expired"):
         auth.verify_download_ticket(stale, "r1")
+
+
+@pytest.mark.parametrize("flag, verified", [
+    (True, True), ("true", True),
+    (False, False), ("false", False), ("False", False), ("no", False), (1, False), (None, False),
+])
+def test_only_an_address_the_provider_vouches_for_gets_notices(flag, verified):
+    claims = {"sub": "u1", "email": "u1@example.org"} | ({} if flag is None else {"email_verified": flag})
+    assert auth.notice_email(claims) == ("u1@example.org" if verified else None)
+    # This project's own development tokens vouch for the address they were given.
+    assert auth.notice_email(auth.token_claims(auth.mint_token("u1", email="u1@example.org"))) == "u1@example.org"

@@ -288,8 +288,9 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
     page.reload()
     rows = page.locator("#download-table tbody tr")
     expect(rows).to_have_count(4)
-    # Newest first: the two failures, then the mentor's own zip, then the creator's.
-    failed_for_good, retried, own, creators = (rows.nth(i) for i in range(4))
+    # Ready or on its way first, newest first: the failure waiting for its retry, the mentor's
+    # own zip, the creator's; then the failure that ended.
+    retried, own, creators, failed_for_good = (rows.nth(i) for i in range(4))
     expect(creators.locator("td").nth(0)).to_contain_text("by u_creator")
     expect(creators.locator("td").nth(4)).to_have_text("password: set by u_creator")
     expect(creators.locator("td svg.lock")).to_have_count(1)

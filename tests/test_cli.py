@@ -120,7 +120,11 @@ def test_an_unreadable_lake_is_one_line_and_the_log_keeps_spark_output(app_env):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["generate-lake", "--learners", "-5"], "argument --learners: -5 is negative"),
+        (["generate-lake", "--learners", "-5"], "argument --learners: -5 learners: give 0 to 100,000,000"),
+        (["generate-lake", "--learners", "99999999999999999999"], "argument --learners: 99999999999999999999 learners: "
+                                                                  "give 0 to 100,000,000"),
+        (["serve", "--workers", "-1"], "argument --workers: -1 workers: give 1 to 64"),
+        (["token", "u1", "--hours", "inf"], "inf hours: a development token lasts at most 8784 hours"),
         (["demo", "--learners", "ten"], "argument --learners: 'ten' is not a whole number"),
         (["demo", "--date", "28/11/2026"], "argument --date: '28/11/2026' is not a date; write it as YYYY-MM-DD"),
         (["serve", "--port", "70000"], "argument --port: 70000 is not a TCP port"),
@@ -268,6 +272,24 @@ def test_a_password_given_as_an_option_is_refused_without_echoing_it(catalog, pa
     assert "Leak3dPass" not in refused.stdout + refused.stderr
     listing = run("request", "list", "--user", CREATOR, "--course", "c1", "--batch", "b1")
     assert "SUBMITTED" not in listing.stdout  # nothing was submitted
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("flag", ["--password-stdin", "--ask-password"])
+def test_a_value_given_to_a_password_flag_is_refused_without_echoing_it(catalog, flag):
+    refused = run(*SUBMIT, "--user", CREATOR, "--type", "progress", f"{flag}=Leak3dPass", stdin="Secret123\n")
+    assert_plain_refusal(refused, 2, f"argument {flag}: takes no value (the value given is not shown)")
+    assert "Leak3dPass" not in refused.stdout + refused.stderr
+
+
+def test_a_lake_the_disk_has_no_room_for_is_refused_before_a_byte_is_written(tmp_path):
+    import shutil
+
+    free = shutil.disk_usage(tmp_path).free
+    with pytest.raises(cli.UserError, match=r"needs about [\d,.]+ GB and .* has [\d,.]+ GB free; choose fewer"):
+        cli._check_room(tmp_path / "lake", free + 10**9)
+    assert list(tmp_path.iterdir()) == []
+    cli._check_room(tmp_path / "lake", 10**6)  # a lake that fits
 
 
 def test_no_parser_takes_abbreviations():

@@ -17,7 +17,7 @@ HEADER = ["User UUID", "Question Response"]
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
-def test_a_request_whose_packaging_breaks_fails_alone(app_env):
+def test_a_request_whose_packaging_breaks_fails_alone(app_env, caplog):
     handlake.store_catalogue()
     with db.session() as s:
         requests = [store.submit(s, user, "c1", "b1", "response", password)
@@ -38,8 +38,10 @@ def test_a_request_whose_packaging_breaks_fails_alone(app_env):
     assert nightly.publish_reports(run_id, DAY)["SUCCESS"] == 2
     with db.session() as s:
         found = {r.request_id: s.get(ReportRequest, r.request_id) for r in requests}
-    assert found[broken].status == "FAILED" and found[broken].error.startswith(
-        "The report could not be packaged or published (RuntimeError)")
+    # Plain words for the requester; the detail in the task log, with the request id.
+    assert found[broken].status == "FAILED" and found[broken].error == (
+        "The report could not be packaged for publishing. It will be retried in the next nightly run (attempt 2 of 3).")
+    assert f"request {broken} could not be published" in caplog.text and "staged 2501 rows but read 2500" in caplog.text
     for request, password in ((requests[0], "Passw0rd-one"), (requests[2], "Passw0rd-two")):
         done = found[request.request_id]
         assert done.status == "SUCCESS" and done.row_count == len(rows[request.request_id])

@@ -3,6 +3,12 @@
 import datetime as dt
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from urllib.parse import quote
 
 import pytest
@@ -11,9 +17,9 @@ from sqlalchemy import text
 from coursedash import db, notify, reports, store
 from coursedash.db import Batch, Course, ReportRequest, utcnow
 from tests import handlake
-from tests.conftest import _free_port
+from tests.conftest import ROOT, _free_port
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, MENTOR2
-from tests.receivers import SMTP_PASSWORD, SMTP_USER, http_receiver, smtp_server
+from tests.receivers import SMTP_PASSWORD, SMTP_USER, http_receiver, smtp_server, trickling_server
 
 PASSWORD = "Zip-pass-2026"
 HOOK_SECRET = "webhook-secret-0123456789"
@@ -325,3 +331,175 @@ def test_nothing_is_sent_while_a_retry_is_due_or_for_a_cancelled_request(hook, m
     assert reports.as_json(request(retrying))["notify"] == {"email": "pending", "webhook": "pending"}
     assert reports.as_json(request(cancelled))["notify"] == {"email": None, "webhook": None}
     assert MAIL[CREATOR] not in json.dumps(reports.as_json(request(retrying)))  # never the address
+
+
+def test_429_and_408_are_tried_again_after_the_wait_the_receiver_asks_for(hook):
+    receiver = hook([(429, 1), (408, None), 200])
+    rid = submit(CREATOR)
+    build("run-1", {rid: ("SUCCESS", 1)})
+    started = time.monotonic()
+    assert notify.notify_requesters("run-1")["webhook"] == {"sent": 1, "failed": 0, "pending": 0}
+    # Retry-After: 1 was honoured (the backoff alone is 0.05 s + 0.1 s).
+    assert 1.0 <= time.monotonic() - started < 10
+    assert len(receiver.attempts) == 3 and list(receiver.accepted) == [f"coursedash-{rid}"]
+
+    # A wait past the notice's deadline is not waited for: the next run tries again.
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("COURSEDASH_NOTICE_TIMEOUT_SECONDS", "2")
+    try:
+        receiver.script = [(429, 3600)]
+        later = submit(MENTOR)
+        build("run-2", {later: ("SUCCESS", 1)})
+        started = time.monotonic()
+        assert notify.notify_requesters("run-2")["webhook"] == {"sent": 0, "failed": 0, "pending": 1}
+        assert time.monotonic() - started < 5
+        assert notify.notify_requesters("run-3")["webhook"] == {"sent": 1, "failed": 0, "pending": 0}
+    finally:
+        monkeypatch.undo()
+
+
+# --- deadlines, not timeouts: a slow server never holds up a night ----------------------------
+
+
+def notify_within(run_id: str, seconds: float) -> tuple[dict, float]:
+    """notify_requesters, in a thread that must be done within `seconds`; its counts and its time."""
+    done = {}
+
+    def run():
+        done["counts"] = notify.notify_requesters(run_id)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)  # daemon: a stalled one must not hold up pytest
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the notices of {run_id} were still being sent after {seconds} s"
+    return done["counts"], time.monotonic() - started
+
+
+SLOW_GREETING = b"220-mail.example.org is thinking it over\r\n"  # a multi-line greeting that never ends
+SLOW_ANSWER = b"HTTP/1.1 200 OK\r\n" + b"X-Thinking: yes\r\n" * 10_000
+
+
+def test_a_mail_server_or_webhook_trickling_bytes_costs_the_run_one_deadline_each(catalog, monkeypatch):
+    monkeypatch.setenv("COURSEDASH_NOTICE_TIMEOUT_SECONDS", "1")
+    with trickling_server(SLOW_GREETING) as mail, trickling_server(SLOW_ANSWER) as webhook:
+        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{mail.port}")
+        monkeypatch.setenv("COURSEDASH_WEBHOOK_URL", f"http://127.0.0.1:{webhook.port}/hooks")
+        monkeypatch.setenv("COURSEDASH_WEBHOOK_SECRET", HOOK_SECRET)
+        first, second = submit(CREATOR), submit(MENTOR)
+        build("run-1", {first: ("SUCCESS", 1), second: ("SUCCESS", 2)})
+        counts, seconds = notify_within("run-1", 20)
+        # Each server had one deadline and was skipped for the rest of the run; both hung up on.
+        assert counts == {c: {"sent": 0, "failed": 0, "pending": 2} for c in ("email", "webhook")}
+        assert seconds < 6 and (mail.opened, webhook.opened) == (1, 1)
+        for server in (mail, webhook):
+            deadline = time.monotonic() + 5
+            while server.closed_by_client < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.closed_by_client == 1
+    for rid in (first, second):
+        assert (request(rid).email_notice, request(rid).webhook_notice, request(rid).notice_claimed_by) == (
+            "pending", "pending", None)
+
+
+def test_the_notices_of_a_run_stop_at_its_deadline_and_the_rest_wait_for_the_next(hook, monkeypatch):
+    receiver = hook(["slow", "slow", "slow"])  # each answer takes a second
+    monkeypatch.setenv("COURSEDASH_NOTIFY_TIMEOUT_SECONDS", "1.5")
+    rids = [submit(CREATOR), submit(MENTOR), submit(BATCH_CREATOR)]
+    build("run-1", {rid: ("SUCCESS", 1) for rid in rids})
+    counts, seconds = notify_within("run-1", 20)
+    assert counts["webhook"] == {"sent": 1, "failed": 0, "pending": 1} and seconds < 4
+    monkeypatch.setenv("COURSEDASH_NOTIFY_TIMEOUT_SECONDS", "60")
+    assert notify.notify_requesters("run-2")["webhook"] == {"sent": 2, "failed": 0, "pending": 0}
+    assert sorted(receiver.accepted) == sorted(f"coursedash-{rid}" for rid in rids)
+
+
+# The notify task as Airflow 3 runs it: its SIGTERM handler only calls the operator's
+# on_kill (nothing, for a Python task) and returns; the DAG's task callable must stop.
+NOTIFY_TASK = """
+import signal, sys
+signal.signal(signal.SIGTERM, lambda *_: None)
+import course_reports_nightly
+task = course_reports_nightly.course_reports_nightly().get_task("notify_requesters")
+task.python_callable(run_id=sys.argv[1])
+"""
+# Killed outright (the supervisor's SIGKILL, the machine gone): the DAG file plays no part.
+NOTIFY = "import sys; from coursedash.notify import notify_requesters; notify_requesters(sys.argv[1])"
+
+
+def start_notify(script: str, run_id: str) -> subprocess.Popen:
+    path = os.pathsep.join(str(p) for p in (ROOT, ROOT / "dags", ROOT / "plugins"))
+    return subprocess.Popen([sys.executable, "-c", script, run_id], env={**os.environ, "PYTHONPATH": path},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_notify_task_told_to_stop_stops_and_one_killed_leaves_nothing_claimed_for_long(catalog, monkeypatch):
+    monkeypatch.setenv("COURSEDASH_NOTICE_TIMEOUT_SECONDS", "600")  # only a signal ends the child's send
+    with trickling_server(SLOW_GREETING) as slow:
+        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{slow.port}")
+        rid = submit(CREATOR)
+        build("run-1", {rid: ("SUCCESS", 1)})
+        for how in (signal.SIGTERM, signal.SIGKILL):
+            task = start_notify(NOTIFY_TASK if how == signal.SIGTERM else NOTIFY, f"run-{how.name}")
+            try:
+                wait_for(lambda: slow.opened == (1 if how == signal.SIGTERM else 2), 60, "the task never called")
+                assert request(rid).notice_claimed_by == f"run-{how.name}"
+                task.send_signal(how)
+                assert task.wait(10) != 0  # stopped, not finished
+            finally:
+                task.kill()
+                task.wait()
+            claimed_by = request(rid).notice_claimed_by
+            # Told to stop, it let go of its claim; killed, it could not.
+            assert claimed_by == (None if how == signal.SIGTERM else "run-SIGKILL"), task.stderr.read()
+    assert request(rid).email_notice == "pending"
+
+    # The next run takes the killed run's notice, not hours later: once a few notice deadlines have passed.
+    port = _free_port()
+    monkeypatch.setenv("COURSEDASH_NOTICE_TIMEOUT_SECONDS", "0.5")
+    with smtp_server(port) as mailbox:
+        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{port}")
+        wait_for(lambda: utcnow() - request(rid).notice_claimed_at > dt.timedelta(seconds=1.5), 10, "no time")
+        assert notify.notify_requesters("run-2")["email"]["sent"] == 1
+    assert [m["to"] for m in mailbox.messages] == [[MAIL[CREATOR]]]
+    assert (request(rid).email_notice, request(rid).notice_claimed_by) == ("sent", None)
+
+
+# --- one address never blocks the others -------------------------------------------------------
+
+
+def test_an_address_the_server_cannot_take_fails_alone_and_idn_domains_are_sent_as_idna(catalog, monkeypatch):
+    port, utf8_port = _free_port(), _free_port()
+    monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{port}")
+    local = submit(CREATOR, email="jörg@bücher.example")  # first in the queue: its notice heads it
+    idn = submit(MENTOR, email="mentor@bücher.example")
+    plain = submit(BATCH_CREATOR)
+    build("run-1", {rid: ("SUCCESS", 1) for rid in (local, idn, plain)})
+    with smtp_server(port) as mailbox:  # no SMTPUTF8, as many servers
+        assert notify.notify_requesters("run-1")["email"] == {"sent": 2, "failed": 1, "pending": 0}
+    assert sorted(m["to"][0] for m in mailbox.messages) == ["batch.creator@example.org",
+                                                           "mentor@xn--bcher-kva.example"]
+    assert {m["message"]["To"] for m in mailbox.messages} == {"batch.creator@example.org",
+                                                              "mentor@xn--bcher-kva.example"}
+    assert (request(local).email_notice, request(local).notify_email) == ("failed", None)
+
+    # A server offering SMTPUTF8 gets such an address as it is.
+    other = submit(CREATOR, batch="b2", email="jörg@bücher.example")
+    build("run-2", {other: ("SUCCESS", 1)})
+    monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://127.0.0.1:{utf8_port}")
+    with smtp_server(utf8_port, smtputf8=True) as mailbox:
+        assert notify.notify_requesters("run-2")["email"] == {"sent": 1, "failed": 0, "pending": 0}
+    [m] = mailbox.messages
+    assert m["to"] == ["jörg@xn--bcher-kva.example"] and m["message"]["To"] == "jörg@xn--bcher-kva.example"
+
+    # An address no server could ever reach is refused when the report is requested, saying why.
+    for hidden in ("ana@exa\u200bmple.org", "ana\u200d@example.org"):
+        with pytest.raises(store.BadRequest, match="can never be reached: it contains an invisible or space character"):
+            submit(MENTOR2, batch="b2", email=hidden)

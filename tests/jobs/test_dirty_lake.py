@@ -1,5 +1,7 @@
 """A dirty lake: row-level dirt never withholds a report; only an untruthful lake fails one (CONTRACT §3)."""
 
+import re
+
 import pytest
 
 from coursedash.manifest import Manifest
@@ -143,13 +145,24 @@ def test_a_missing_column_or_table_is_named(spark, tmp_path):
     error = summaries["response"]["response_b1"]["error"]
     assert "lake table 'question_responses'" in error and "column 'score' is missing (expected double)" in error
     error = summaries["userinfo"]["userinfo_b1"]["error"]
-    assert error.startswith("the learner data could not be read: lake table 'user_consents' cannot be read")
+    assert error == ("the learner data could not be read: lake table 'user_consents' cannot be read: "
+                     "its folder is missing")
+    assert plain(error) and plain(summaries["response"]["response_b1"]["error"])
     assert "error" not in summaries["progress"]["progress_b1"]  # it reads neither
 
 
-def test_a_corrupt_file_is_named(spark, tmp_path):
+def plain(error: str) -> bool:
+    """Words for a creator or mentor: no path, file name, exception or Java object (`o776.parquet`)."""
+    return not re.search(r"/|\.parquet|Exception|Error|\bo\d+\.|SQLSTATE|\[[A-Z_]+\]", error)
+
+
+def test_a_corrupt_file_names_its_table_for_people_and_the_file_for_the_log(spark, tmp_path, caplog):
     lake = broken_lake(tmp_path)
     (lake / "assessment_attempts" / "part-00001.parquet").write_bytes(b"PAR1 this is not parquet")
     error = build(spark, lake, tmp_path, {"progress": ("b1",)})["progress"]["progress_b1"]["error"]
-    assert error.startswith("the learner data could not be read: a file of lake table 'assessment_attempts'")
-    assert "part-00001.parquet" in error
+    assert error == ("the learner data could not be read: "
+                     "a file of lake table 'assessment_attempts' is not a Parquet file")
+    assert plain(error)
+    # The engineers' detail: the file and Spark's cause, beside the request it failed.
+    detail = next(r.getMessage() for r in caplog.records if "request(s) progress_b1" in r.getMessage())
+    assert "part-00001.parquet" in detail and "assessment_attempts" in detail
