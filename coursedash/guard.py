@@ -94,7 +94,7 @@ def head_size(scope) -> int:
 
 def _refusal(scope, limit: int, head_limit: int) -> JSONResponse | None:
     if head_size(scope) > head_limit:
-        return error(431, "header_too_large", f"the request head is over the limit of {head_limit} bytes",
+        return error(scope, 431, "header_too_large", f"the request head is over the limit of {head_limit} bytes",
                      {"Connection": "close"})
     query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
     if has_control(scope["path"]) or has_control(query):
@@ -150,7 +150,7 @@ class Guard:
             await _too_large(scope, cfg.max_body_bytes)(scope, receive, send)
             return
         except TimeoutError:  # a client trickling its body holds a connection for nothing
-            await error(408, "timeout", "the request body was not sent in time", {"Connection": "close"})(
+            await error(scope, 408, "timeout", "the request body was not sent in time", {"Connection": "close"})(
                 scope, receive, send)
             return
         except _ClientGone:

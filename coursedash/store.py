@@ -42,6 +42,10 @@ class BadRequest(RequestError):
     pass
 
 
+class BadPassword(BadRequest):
+    """The zip password is missing where it is mandatory, or breaks the policy."""
+
+
 class NotFound(RequestError):
     status, code = 404, "not_found"
 
@@ -109,12 +113,12 @@ def submit(
     if password == "":
         password = None
     if password is None and access.PASSWORD_REQUIRED[report_type]:
-        raise BadRequest(f"a password is mandatory for a {report_type} report: {passwords.POLICY}")
+        raise BadPassword(f"a password is mandatory for a {report_type} report: {passwords.POLICY}")
     if password is not None:
         try:
             passwords.check_policy(password)
         except passwords.PasswordPolicyError as e:
-            raise BadRequest(str(e)) from None
+            raise BadPassword(str(e)) from None
 
     address = notice_address(email) if settings().smtp_url else None
     _within_rate(s, user_id, "report requests", ReportRequest.submitted_at, settings().submits_per_hour)

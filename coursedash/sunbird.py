@@ -120,14 +120,14 @@ def refusal(path: str, status: int, message: str, headers: dict | None = None) -
 
 
 def _from_store(e: store.RequestError) -> Refused:
-    """One of the store's refusals, in Sunbird's response codes (HTTP 429 keeps its status and Retry-After)."""
+    """One of the store's refusals, in Sunbird's response codes (a 429 keeps its status and Retry-After)."""
     if e.status in (401, 403, 404):
         return Refused("FORBIDDEN", e.message if e.status == 401 else NOT_AUTHORIZED)
     if e.status >= 500:
         return Refused("SERVER_ERROR", e.message, e.status)
-    retry_after = e.extra.get("retry_after")
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return Refused("CLIENT_ERROR", e.message, 429 if e.status == 429 else None, headers)
+    if isinstance(e, store.TooManyRequests):
+        return Refused("CLIENT_ERROR", e.message, 429, {"Retry-After": str(e.retry_after)})
+    return Refused("CLIENT_ERROR", e.message)
 
 
 # --- who is calling ------------------------------------------------------------------
@@ -277,15 +277,17 @@ def _submit_request(s: Session, user: str, claims: dict, channel: str, raw: byte
     report_type = DATASETS[dataset]
     if not access.may_request(user, course, batch, report_type):
         raise Refused("FORBIDDEN", NOT_AUTHORIZED)
-    try:
-        submitted = store.submit(s, user, course_id, batch_id, report_type, key, auth.notice_email(claims))
-    except store.OpenRequestExists as e:
-        # Sunbird answers a repeat with the job already open, unchanged.
-        submitted = s.get(ReportRequest, e.extra["request_id"])
-        if submitted is None:  # it ended in the meantime
-            raise _from_store(e) from None
-    except store.BadRequest as e:  # the password: this service's policy, stricter than the portal's form
-        raise Refused("CLIENT_ERROR", f"encryptionKey: {e.message}") from None
+    # Sunbird answers a repeat while the same request is open with that job, unchanged.
+    submitted = store.open_request(s, user, batch_id, report_type)
+    if submitted is None:
+        try:
+            submitted = store.submit(s, user, course_id, batch_id, report_type, key, auth.notice_email(claims))
+        except store.OpenRequestExists as e:  # a simultaneous repeat won
+            submitted = s.get(ReportRequest, e.extra["request_id"]) if e.extra.get("request_id") else None
+            if submitted is None:
+                raise _from_store(e) from None
+        except store.BadPassword as e:  # this service's policy, stricter than the portal's form
+            raise Refused("CLIENT_ERROR", f"encryptionKey: {e.message}") from None
     return job(submitted, course, user)
 
 

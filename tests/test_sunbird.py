@@ -226,6 +226,16 @@ def test_cancelled_and_expired_requests_show_as_failed_with_a_message_that_says_
     assert all(j["downloadUrls"] == [] and j["expiresAt"] is None for j in jobs)
 
 
+def test_submits_share_the_users_hourly_limit_and_a_repeat_is_never_refused_for_it(sunbird, monkeypatch):
+    monkeypatch.setenv("COURSEDASH_SUBMITS_PER_HOUR", "1")
+    job, _ = envelope(submit(sunbird), "submit", 200)
+    assert envelope(submit(sunbird), "submit", 200)[0] == job  # the repeat answers the open job
+    refused_ = submit(sunbird, dataset="response-exhaust")
+    message = refused(refused_, "submit", 429, "CLIENT_ERROR")
+    assert message.startswith("too many report requests: at most 1 an hour; try again in")
+    assert 3500 <= int(refused_.headers["Retry-After"]) <= 3601
+
+
 # --- every refusal, in the envelope ---------------------------------------------------
 
 
