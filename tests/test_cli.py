@@ -109,7 +109,7 @@ def test_sync_without_a_lake_says_where_it_looked_before_starting_spark(app_env)
     assert_plain_refusal(done, 2, f"there is no lake at {missing}: run `coursedash generate-lake`")
     (missing / "courses").mkdir(parents=True)
     done = run("sync", env={"COURSEDASH_LAKE_URI": str(missing)})
-    assert_plain_refusal(done, 2, "has no batches, enrolments table")
+    assert_plain_refusal(done, 2, "has no batches, course_contents, enrolments, assessment_attempts table")
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
