@@ -185,7 +185,8 @@
     const top = Math.max(0, ...weeks.map((w) => w.count));
     $("weekly-axis").textContent = weeks.length
       ? `From the week of ${formatDate(weeks[0].week_start)} to the week of ` +
-        `${formatDate(weeks[weeks.length - 1].week_start)}; the dashed line is ${formatCount(top)} a week.`
+        `${formatDate(weeks[weeks.length - 1].week_start)}; the dashed line marks the busiest week's ` +
+        `${formatCount(top)} enrolment${top === 1 ? "" : "s"}.`
       : "";
   }
 
@@ -221,6 +222,8 @@
         class: "weekly-area",
       }));
       chart.append(svg("polyline", { points: points.join(" "), class: "weekly-line" }));
+    } else {
+      chart.append(svg("line", { x1: x(0), x2: x(0), y1: y(0), y2: y(weeks[0].count), class: "weekly-line" }));
     }
     chart.append(svg("line", { x1: 0, x2: width, y1: y(0), y2: y(0), class: "axis-line" }));
     weeks.forEach((w, i) => chart.append(svg("circle", {
