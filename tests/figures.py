@@ -4,11 +4,18 @@ The tests hold the night's figures (jobs/dashboard_figures.py) equal to these: t
 same learners and formulas as the report, by construction checked from the outside.
 """
 
+import csv
 import datetime as dt
+import io
 from decimal import ROUND_HALF_UP, Decimal
 
 from coursedash import reports
 from coursedash.db import Batch
+
+
+def report_rows(csv_text: str) -> list[dict]:
+    """A published progress CSV's rows, as dicts by header."""
+    return list(csv.DictReader(io.StringIO(csv_text.removeprefix("\ufeff"), newline="")))
 
 
 def from_report(rows: list[dict]) -> dict:

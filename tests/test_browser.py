@@ -298,10 +298,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     # The night computed the figures again; the page shows them, and they are what the report holds.
     tonight = api_batches(server, handlake.CREATOR)["b1"]
     assert tonight["figures_as_of"] > synced["figures_as_of"]
-    import csv as csv_module
-    import io
-
-    holds = figures.from_report(list(csv_module.DictReader(io.StringIO(csv.removeprefix("\ufeff"), newline=""))))
+    holds = figures.from_report(figures.report_rows(csv))
     assert {k: v for k, v in tonight.items() if k in holds} == holds
     expect_figures(page, tonight)
 
@@ -349,7 +346,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     expect_figures(page, mentors["b1"])
     assert page_overflow(page) == 0
     assert_accessible(page, server, "a mentor's batch and figures at 390 px")
-    page.locator("#figures").screenshot(path=str(PHONE_SCREENSHOT.with_name("dashboard-figures-390px.png")))
+    page.screenshot(path=str(PHONE_SCREENSHOT.with_name("dashboard-figures-390px.png")), full_page=True)
     assert [p for p in problems if not expected.match(p)] == [], f"the page logged errors: {problems}"
     context.close()
 

@@ -1,7 +1,5 @@
 """The dashboard's figures: each batch's learners and formulas are its Course Progress report's, aggregates only."""
 
-import csv
-import io
 from collections import Counter
 
 import pytest
@@ -30,14 +28,10 @@ def hand_figures(spark, tmp_path_factory):
     return {b["batch_id"]: b for b in pq.read_table(out / "batches").to_pylist()}, scans
 
 
-def report_rows(csv_text: str) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(csv_text.removeprefix("\ufeff"), newline="")))
-
-
 def test_each_batch_has_the_figures_of_its_progress_report(hand_figures):
     batches, _ = hand_figures
     b1 = figures.as_shown(batches["b1"])
-    assert b1 == figures.from_report(report_rows(handlake.B1_PROGRESS_CSV))
+    assert b1 == figures.from_report(figures.report_rows(handlake.B1_PROGRESS_CSV))
     # Written out, so that the count above cannot agree with itself by accident: L1 100, L2 33, L3 67;
     # L1 is certified; all three enrolled in the week of Monday 5 January; Total Scores 75.00 and 83.33.
     assert b1 == {
@@ -47,7 +41,7 @@ def test_each_batch_has_the_figures_of_its_progress_report(hand_figures):
         "weekly_enrolments": [{"week_start": "2026-01-05", "count": 3}],
         "average_total_score": 79.17,  # 79.165, half up
     }
-    empty = figures.from_report(report_rows(handlake.B2_PROGRESS_CSV))
+    empty = figures.from_report(figures.report_rows(handlake.B2_PROGRESS_CSV))
     assert figures.as_shown(batches["b2"]) == figures.as_shown(batches["b9"]) == empty
     assert empty["average_total_score"] is None and empty["weekly_enrolments"] == []
 
