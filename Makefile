@@ -13,8 +13,13 @@ demo: $(VENV)/.installed
 # subprocess. TEST_WORKERS=0 runs the suite in this process.
 TEST_WORKERS ?= $(shell echo $$((2 * $$(nproc))))
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test node_modules/.installed
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# axe-core at the version package-lock.json pins: the browser test checks the page's accessibility with it.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 # The night against a DuckDB reference (docs/performance.md); options in BENCHMARK_ARGS,
 # e.g. make benchmark BENCHMARK_ARGS="--sizes 100k --requests 1 12".
@@ -54,4 +59,4 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt requirements-b
 	touch $@
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) var test-artifacts node_modules

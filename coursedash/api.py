@@ -7,6 +7,7 @@ JSON; FastAPI's own 422 for a bad body becomes 400, because 422 means "not reque
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from contextlib import asynccontextmanager
@@ -67,6 +68,53 @@ class ReportIn(BaseModel):
     batch_id: Clean = Field(min_length=1, max_length=200)
     report_type: Literal[REPORT_TYPES]
     password: Clean | None = Field(default=None, max_length=1024)
+
+
+# The batch list's answer, for the OpenAPI document only: the endpoint returns plain dicts (see _Route).
+class ReportTypeOut(BaseModel):
+    report_type: Literal[REPORT_TYPES]
+    name: str
+    password_required: bool
+
+
+class ProgressBands(BaseModel):
+    """Learners by their Course Progress report's Progress; the four add up to enrolment_count."""
+
+    not_started: int = Field(description="Progress 0")
+    started: int = Field(description="Progress 1 to 49")
+    past_half: int = Field(description="Progress 50 to 99")
+    completed: int = Field(description="Progress 100")
+
+
+class WeeklyEnrolment(BaseModel):
+    week_start: dt.date = Field(description="the Monday (UTC) the week starts on")
+    count: int = Field(description="learners of enrolment_count who enrolled that week; 0 for a week without any")
+
+
+class BatchOut(BaseModel):
+    """A batch the caller has a role on, with its figures as of `figures_as_of` (counts only, never a learner)."""
+
+    batch_id: str
+    course_id: str
+    name: str | None
+    start_date: dt.date | None
+    end_date: dt.date | None = Field(description="null: open-ended")
+    status: Literal["upcoming", "live", "expired"]
+    enrolment_count: int | None = Field(description="active learners, one each: the rows of the progress report")
+    completed_count: int | None = Field(description="of them, those with a completion date")
+    progress_bands: ProgressBands | None
+    certificates_issued: int | None = Field(description="learners with a certificate (Certificate Status 'Issued')")
+    weekly_enrolments: list[WeeklyEnrolment] | None = Field(
+        description="every week from the first enrolment's to the last one's, oldest first; "
+                    "a learner without an enrolment date is in no week"
+    )
+    average_total_score: float | None = Field(
+        description="mean of the progress report's non-empty Total Score cells, two decimals; null when none"
+    )
+    figures_as_of: dt.datetime | None = Field(
+        description="when the figures were computed (ISO 8601, UTC); every figure is null until they first are"
+    )
+    report_types: list[ReportTypeOut] = Field(description="the report types the caller may request for it now")
 
 
 @asynccontextmanager
@@ -204,9 +252,7 @@ def batch_json(user_id: str, course, b, today) -> dict:
         "start_date": _date(b.start_date),
         "end_date": _date(b.end_date),
         "status": reports.batch_status(b, today),
-        "enrolment_count": b.enrolment_count,
-        "completed_count": b.completed_count,
-        "figures_as_of": reports._iso(b.figures_as_of),
+        **reports.batch_figures(b),
         # What the page offers: the types this caller may request for this batch now.
         "report_types": [
             {"report_type": t, "name": reports.REPORT_NAMES[t], "password_required": access.PASSWORD_REQUIRED[t]}
@@ -227,7 +273,10 @@ def list_courses(
     return [course_json(c) for c in reports.visible_courses(s, user, q)]
 
 
-@app.get("/api/v1/courses/{course_id}/batches")
+@app.get(
+    "/api/v1/courses/{course_id}/batches",
+    responses={200: {"model": list[BatchOut], "description": "the caller's batches of the course, with their figures"}},
+)
 def list_batches(course_id: str, user: str = Depends(current_user), s: Session = Depends(session)) -> list[dict]:
     course, batches = reports.visible_batches(s, user, course_id)
     today = db.utcnow().date()

@@ -232,6 +232,35 @@ def cmd_show(args) -> None:
         print(json.dumps(reports.as_json(reports.visible_request(s, args.user, args.request_id)), indent=2))
 
 
+def cmd_figures(args) -> None:
+    from coursedash import reports
+
+    with _AsUser(args.user) as s:
+        _course, batches = reports.visible_batches(s, args.user, args.course_id)
+        shown = [(b, reports.batch_figures(b)) for b in batches]
+    rows, weeks = [], []
+    for b, f in shown:
+        bands = f["progress_bands"] or {}
+        score = f["average_total_score"]
+        rows.append({
+            "batch_id": b.batch_id, "name": b.name, "status": reports.batch_status(b), "enrolled": f["enrolment_count"],
+            "completed": f["completed_count"], "progress 0": bands.get("not_started"), "1-49": bands.get("started"),
+            "50-99": bands.get("past_half"), "100": bands.get("completed"), "certificates": f["certificates_issued"],
+            "avg total score": None if score is None else f"{score:.2f}", "figures as of": f["figures_as_of"],
+        })
+        weeks += [{"batch_id": b.batch_id, "week starting": w["week_start"], "enrolled": w["count"]}
+                  for w in f["weekly_enrolments"] or []]
+    if not rows:
+        print("this course has no batch yet")
+        return
+    print(_table(rows, list(rows[0])))
+    if any(r["figures as of"] is None for r in rows):
+        print("\nfigures not computed yet for some batches: run `coursedash sync`")
+    if weeks:
+        print("\nenrolments per week (weeks start on Monday, UTC):")
+        print(_table(weeks, list(weeks[0])))
+
+
 def _download_target(out: str | None, name: str) -> Path:
     """--out as a folder or a file; by default var/downloads/<report name>."""
     from coursedash.config import var_dir
@@ -426,6 +455,14 @@ def parser() -> argparse.ArgumentParser:
     dl.add_argument("--out", metavar="PATH",
                     help="file, or existing folder, to write to (default: var/downloads/<batch>_<type>_<yyyymmdd>.zip)")
     dl.set_defaults(func=cmd_download)
+
+    f = sub.add_parser("figures", parents=[user, verbose],
+                       help="how each batch of a course is doing: the dashboard's figures as a table",
+                       description="How each batch of a course is doing, as of the last sync or night: learners by "
+                                   "progress band, certificates, the average Total Score and enrolments per week "
+                                   "(docs/reports.md). Only the batches the user may see.")
+    f.add_argument("course_id", help="course id, e.g. do_course_0001")
+    f.set_defaults(func=cmd_figures)
 
     d = command("demo", "the whole night on sample data: lake, sync, four requests, one nightly run, a table")
     d.add_argument("--learners", metavar="N", type=_bounded_int(0, MAX_LEARNERS, "learners"), default=200,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     String,
@@ -84,6 +85,15 @@ class Batch(Base):
     mentors: Mapped[list] = mapped_column(JSON, default=list)
     enrolment_count: Mapped[int | None] = mapped_column(Integer)
     completed_count: Mapped[int | None] = mapped_column(Integer)
+    # Learners by the progress report's Progress: 0, 1-49, 50-99, 100 (docs/reports.md, "The dashboard's figures").
+    progress_not_started: Mapped[int | None] = mapped_column(Integer)
+    progress_started: Mapped[int | None] = mapped_column(Integer)
+    progress_past_half: Mapped[int | None] = mapped_column(Integer)
+    progress_completed: Mapped[int | None] = mapped_column(Integer)
+    certificates_issued: Mapped[int | None] = mapped_column(Integer)
+    # [{"week_start": "YYYY-MM-DD", "count": n}], Monday-based UTC weeks; counts only, never who.
+    weekly_enrolments: Mapped[list | None] = mapped_column(JSON)
+    average_total_score: Mapped[float | None] = mapped_column(Float)
     figures_as_of: Mapped[dt.datetime | None] = mapped_column(UTC)
     synced_at: Mapped[dt.datetime] = mapped_column(UTC)
 

@@ -84,6 +84,30 @@ def batch_status(batch: Batch, today: dt.date | None = None) -> str:
     return "live"
 
 
+def batch_figures(batch: Batch) -> dict:
+    """How the batch is doing, as of `figures_as_of`: counts only, never who (docs/reports.md, "The dashboard's figures").
+
+    Each figure is null until a sync or a night has computed it (a batch synced before they existed).
+    """
+    bands = None
+    if batch.progress_not_started is not None:
+        bands = {
+            "not_started": batch.progress_not_started,
+            "started": batch.progress_started,
+            "past_half": batch.progress_past_half,
+            "completed": batch.progress_completed,
+        }
+    return {
+        "enrolment_count": batch.enrolment_count,
+        "completed_count": batch.completed_count,
+        "progress_bands": bands,
+        "certificates_issued": batch.certificates_issued,
+        "weekly_enrolments": batch.weekly_enrolments,
+        "average_total_score": batch.average_total_score,
+        "figures_as_of": _iso(batch.figures_as_of),
+    }
+
+
 def requestable_types(user_id: str, course: Course, batch: Batch) -> list[str]:
     """The report types this user may request for this batch now (userinfo needs a consent course)."""
     return [

@@ -22,7 +22,8 @@ from coursedash.manifest import SKIPPED_FILE
 
 log = logging.getLogger(__name__)
 
-FIGURE_TABLES = ("courses", "batches", "enrolments")  # what jobs/dashboard_figures.py reads
+# What jobs/dashboard_figures.py reads (its TABLES, by lake table name).
+FIGURE_TABLES = ("courses", "batches", "course_contents", "enrolments", "assessment_attempts")
 
 
 def check_lake(uri: str) -> None:

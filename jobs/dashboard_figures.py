@@ -1,7 +1,12 @@
-"""The dashboard's figures: courses, and batches with their enrolment and completion counts.
+"""The dashboard's figures: courses, and batches with how their learners are doing.
 
 Computed by the night's Spark application (jobs/night.py --figures DIR), beside the
-reports, and by `coursedash sync` alone; coursedash.sync stores them.
+reports, and by `coursedash sync` alone; coursedash.sync stores them. Per batch:
+enrolment and completion counts, learners by progress band, certificates issued,
+enrolments per week and the average Total Score, from the learners and formulas of the
+batch's Course Progress report (jobs.progress_report.learner_progress), so that the
+dashboard and the report always agree (docs/reports.md, "The dashboard's figures").
+Aggregates only: no learner's id leaves this module.
 """
 
 from __future__ import annotations
@@ -11,16 +16,44 @@ import logging
 from functools import reduce
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from coursedash.manifest import SKIPPED_FILE
-from jobs.frames import active_enrolments, one_batch_each, one_course_each, read_table
+from jobs.frames import FRAMES, learners, one_batch_each, one_course_each, read_table
+from jobs.progress_report import learner_progress
 
 log = logging.getLogger("coursedash.jobs.figures")
 
+TABLES = ("courses", "batches", "contents", "enrolments", "attempts")  # input frames, names of jobs.frames.FRAMES
+
+COUNTS = (
+    "enrolment_count", "completed_count",
+    "progress_not_started", "progress_started", "progress_past_half", "progress_completed",
+    "certificates_issued",
+)
+
+
+def _counted(name: str) -> Column:
+    """Whether a learner row (of jobs.progress_report.learner_progress) counts in COUNTS' `name`.
+
+    The bands are the progress report's Progress: 0, 1-49, 50-99 and 100.
+    """
+    progress = F.col("progress")
+    return {
+        "enrolment_count": F.lit(True),
+        "completed_count": F.col("completed_on").isNotNull(),
+        "progress_not_started": progress == 0,
+        "progress_started": progress.between(1, 49),
+        "progress_past_half": progress.between(50, 99),
+        "progress_completed": progress == 100,
+        "certificates_issued": F.col("certificate_issued"),
+    }[name]
+
+
 def extract(spark: SparkSession, lake_uri: str) -> dict[str, DataFrame]:
-    return {name: read_table(spark, lake_uri, name) for name in ("courses", "batches", "enrolments")}
+    """Each table the figures read, whole: every batch of the lake has its figures."""
+    return {name: read_table(spark, lake_uri, FRAMES[name][0]) for name in TABLES}
 
 
 def _count(df: DataFrame) -> DataFrame:
@@ -49,27 +82,68 @@ def skipped(courses: DataFrame, batches: DataFrame, kept_courses: DataFrame) -> 
     }
 
 
-def transform(courses: DataFrame, batches: DataFrame, enrolments: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """One row per course, and one per batch of a known course with its active learners and completions."""
+def batch_figures(learners_: DataFrame) -> DataFrame:
+    """Per batch of the learners (jobs.progress_report.learner_progress): the COUNTS, `weekly_enrolments` and
+    `average_total_score`.
+
+    Weeks start on Monday, UTC (the session's time zone). Every week from the first
+    enrolment's to the last one's is listed, a week without enrolments with 0, so that the
+    curve never hides a quiet week; a learner without an enrolment date is in no week.
+    The average is the mean of the batch's non-empty Total Score cells, two decimals
+    (half up), null when there are none. Grouped by week first, then by batch: each
+    learner row is read once.
+    """
+    week = F.date_trunc("week", "enrolled_on").cast("date")
+    score = F.col("total_score_cell").cast("decimal(38,2)")  # the cell as the report writes it
+    per_week = learners_.groupBy("batch_id", week.alias("week_start")).agg(
+        *[F.count(F.when(_counted(name), True)).alias(name) for name in COUNTS],
+        F.try_sum(score).alias("score_sum"),
+        F.count(score).alias("scored"),
+    )
+    counted = F.collect_list(
+        F.when(F.col("week_start").isNotNull(), F.struct("week_start", F.col("enrolment_count").alias("count")))
+    )
+    per_batch = per_week.groupBy("batch_id").agg(
+        *[F.sum(name).alias(name) for name in COUNTS],
+        F.try_sum("score_sum").alias("score_sum"),
+        F.sum("scored").alias("scored"),
+        counted.alias("weeks"),
+    )
+    first, last = F.array_min("weeks")["week_start"], F.array_max("weeks")["week_start"]
+    by_week = F.map_from_entries("weeks")
+    every_week = F.transform(
+        F.sequence(first, last, F.expr("INTERVAL 7 DAYS")),
+        lambda w: F.struct(
+            F.date_format(w, "yyyy-MM-dd").alias("week_start"),
+            F.coalesce(F.try_element_at(by_week, w), F.lit(0)).alias("count"),
+        ),
+    )
+    return per_batch.select(
+        "batch_id",
+        *COUNTS,
+        every_week.alias("weekly_enrolments"),
+        F.round(F.try_divide("score_sum", "scored"), 2).cast("double").alias("average_total_score"),
+    )
+
+
+def transform(
+    courses: DataFrame, batches: DataFrame, contents: DataFrame, enrolments: DataFrame, attempts: DataFrame
+) -> tuple[DataFrame, DataFrame]:
+    """One row per course, and one per batch of a known course with its figures (batch_figures)."""
     courses = one_course_each(courses).select(
         "course_id", "name", "channel", "created_by", "status",
         F.coalesce("user_consent_required", F.lit(False)).alias("user_consent_required"),
     )
-    # The same learners the reports count, so the figures agree with them.
-    learners = active_enrolments(enrolments)
-    counts = learners.groupBy("batch_id").agg(
-        F.count(F.lit(1)).alias("enrolment_count"),
-        F.count(F.col("completed_on")).alias("completed_count"),
-    )
-    batches = (
-        one_batch_each(batches)
-        .join(courses.select("course_id"), "course_id", "left_semi")
-        .join(counts, "batch_id", "left")
-        .select(
-            "batch_id", "course_id", "name", "start_date", "end_date", "created_by", "mentors",
-            F.coalesce("enrolment_count", F.lit(0)).alias("enrolment_count"),
-            F.coalesce("completed_count", F.lit(0)).alias("completed_count"),
-        )
+    known = one_batch_each(batches).join(courses.select("course_id"), "course_id", "left_semi")
+    # Every known batch's progress report, as if each were requested tonight: the same learners and formulas.
+    of_batches = learners(known.select("batch_id", "course_id"), batches, enrolments)
+    figures = batch_figures(learner_progress(of_batches, batches, contents, attempts))
+    no_weeks = F.array().cast("array<struct<week_start:string,count:bigint>>")
+    batches = known.join(figures, "batch_id", "left").select(
+        "batch_id", "course_id", "name", "start_date", "end_date", "created_by", "mentors",
+        *[F.coalesce(name, F.lit(0)).alias(name) for name in COUNTS],
+        F.coalesce("weekly_enrolments", no_weeks).alias("weekly_enrolments"),
+        "average_total_score",
     )
     return courses, batches
 
@@ -84,8 +158,16 @@ def load(courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFra
 
 
 def build(spark: SparkSession, lake_uri: str, out: str) -> None:
-    """Read the lake's courses, batches and enrolments whole, and write their figures to `out`."""
+    """Read the tables of TABLES whole, each once, and write their figures to `out`."""
     frames = extract(spark, lake_uri)
-    courses, batches = transform(**frames)
-    load(courses, batches, skipped(frames["courses"], frames["batches"], courses), out)
+    # The two small tables serve every query here (the figures, the rows sync skips): kept after one read.
+    small = {name: frames[name].persist() for name in ("courses", "batches")}
+    try:
+        for name, df in small.items():
+            log.info("lake table %s: %d row(s)", name, df.count())
+        courses, batches = transform(**frames)
+        load(courses, batches, skipped(frames["courses"], frames["batches"], courses), out)
+    finally:
+        for df in small.values():
+            df.unpersist()
     log.info("dashboard figures written to %s", out)

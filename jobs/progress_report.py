@@ -51,6 +51,37 @@ def scores_by_learner(best: DataFrame) -> DataFrame:
     )
 
 
+def course_outline(contents: DataFrame) -> DataFrame:
+    """Per course, of its contents one row each: the required (non-optional) ids, and the assessments in course order."""
+    placed = F.struct(F.coalesce("position", F.lit(UNPLACED)).alias("position"), "content_id")
+    return contents.groupBy("course_id").agg(
+        F.collect_list(F.when(~F.coalesce("is_optional", F.lit(False)), F.col("content_id"))).alias("required_ids"),
+        F.transform(
+            F.array_sort(F.collect_list(F.when(F.col("is_assessment"), placed))), lambda s: s["content_id"]
+        ).alias("assessment_ids"),
+    )
+
+
+def learner_progress(learners_: DataFrame, batches: DataFrame, contents: DataFrame, attempts: DataFrame) -> DataFrame:
+    """The learners with what their Progress, Certificate Status and score cells are made of.
+
+    `learners_`: one row per learner and batch, with the batch's `course_id` and the
+    enrolment's columns (jobs.frames.learners). Adds `progress` (int), `certificate_issued`
+    (boolean), `total_score_cell` (text or null), `score_by_content` and `assessment_ids`.
+    The report and the dashboard's figures (jobs/dashboard_figures.py) both take them from
+    here, so that the chart and the report always agree.
+    """
+    contents = one_content_each(contents)
+    scores = scores_by_learner(best_attempts(attempts, contents.filter(F.col("is_assessment")), batches))
+    rows = learners_.join(course_outline(contents), "course_id", "left").join(scores, ["batch_id", "user_id"], "left")
+    return (
+        rows.withColumn("required_ids", F.coalesce("required_ids", F.array().cast("array<string>")))
+        .withColumn("assessment_ids", F.coalesce("assessment_ids", F.array().cast("array<string>")))
+        .withColumn("progress", progress_percent("required_ids", "content_status", "completed_on"))
+        .withColumn("certificate_issued", F.size("issued_certificates") > 0)
+    )
+
+
 def transform(
     requests: DataFrame,
     courses: DataFrame,
@@ -61,48 +92,29 @@ def transform(
     users: DataFrame,
 ) -> DataFrame:
     """request_id, user_id, missing_user and `cells` in PROGRESS_COLUMNS + assessment order."""
-    contents = one_content_each(contents)
-    assessments = contents.filter(F.col("is_assessment"))
-    placed = F.struct(F.coalesce("position", F.lit(UNPLACED)).alias("position"), "content_id")
-    per_course = contents.groupBy("course_id").agg(
-        F.collect_list(F.when(~F.coalesce("is_optional", F.lit(False)), F.col("content_id"))).alias("required_ids"),
-        F.transform(
-            F.array_sort(F.collect_list(F.when(F.col("is_assessment"), placed))), lambda s: s["content_id"]
-        ).alias("assessment_ids"),
-    )
-    scores = scores_by_learner(best_attempts(attempts, assessments, batches))
     profile = dedupe(users, ["user_id"]).withColumn("_known", F.lit(True))
-
     rows = (
-        learners(requests, batches, enrolments)
+        learner_progress(learners(requests, batches, enrolments), batches, contents, attempts)
         .join(one_course_each(courses).select("course_id", F.col("name").alias("course_name")), "course_id", "left")
         .join(one_batch_each(batches).select("batch_id", F.col("name").alias("batch_name")), "batch_id", "left")
-        .join(per_course, "course_id", "left")
-        .join(scores, ["batch_id", "user_id"], "left")
         .join(profile, "user_id", "left")
     )
-    required = F.coalesce("required_ids", F.array().cast("array<string>"))
-    assessment_ids = F.coalesce("assessment_ids", F.array().cast("array<string>"))
     fixed = [
         text("course_id"), text("course_name"), text("batch_id"), text("batch_name"), text("user_id"),
         text("state"), text("district"), text("org_name"), text("school_id"), text("school_name"),
         text("block"), text("cluster"), text("user_type"), text("user_sub_type"), text("board"),
         date_cell("enrolled_on"), date_cell("completed_on"),
-        F.when(F.size("issued_certificates") > 0, F.lit("Issued")),
-        progress_percent("_required", "content_status", "completed_on").cast("string"),
+        F.when(F.col("certificate_issued"), F.lit("Issued")),
+        F.col("progress").cast("string"),
         F.col("total_score_cell"),
     ]
     assert len(fixed) == len(PROGRESS_COLUMNS)
-    per_assessment = F.transform("_assessment_ids", lambda cid: F.try_element_at("score_by_content", cid))
-    return (
-        rows.withColumn("_required", required)
-        .withColumn("_assessment_ids", assessment_ids)
-        .select(
-            "request_id",
-            "user_id",
-            F.col("_known").isNull().alias("missing_user"),
-            F.concat(F.array(*fixed), per_assessment).alias("cells"),
-        )
+    per_assessment = F.transform("assessment_ids", lambda cid: F.try_element_at("score_by_content", cid))
+    return rows.select(
+        "request_id",
+        "user_id",
+        F.col("_known").isNull().alias("missing_user"),
+        F.concat(F.array(*fixed), per_assessment).alias("cells"),
     )
 
 

@@ -43,6 +43,10 @@ def load_catalogue() -> None:
     """The hand lake's courses and batches as `coursedash sync` leaves them, plus a few more."""
     now = utcnow()
     figures = {"b1": (3, 1), "b2": (0, 0), "b9": (0, 0)}
+    # b1's figures as the night computes them from the hand lake (tests/jobs/test_dashboard_figures.py).
+    b1_figures = dict(progress_not_started=0, progress_started=1, progress_past_half=1, progress_completed=1,
+                      certificates_issued=1, weekly_enrolments=[{"week_start": "2026-01-05", "count": 3}],
+                      average_total_score=79.17)
     with db.session() as s:
         for c in handlake.TABLES["courses"]:
             s.add(Course(**{k: c.get(k) for k in ("course_id", "name", "channel", "created_by", "status")},
@@ -51,7 +55,7 @@ def load_catalogue() -> None:
             enrolled, completed = figures[b["batch_id"]]
             s.add(Batch(**{k: b.get(k) for k in ("batch_id", "course_id", "name", "start_date", "end_date", "created_by")},
                         mentors=b["mentors"], enrolment_count=enrolled, completed_count=completed,
-                        figures_as_of=now, synced_at=now))
+                        figures_as_of=now, synced_at=now, **(b1_figures if b["batch_id"] == "b1" else {})))
         # c3: someone else's course; u_batchcreator made its batches, one per status.
         s.add(Course(course_id="c3", name="Statistics", created_by="u_other", user_consent_required=True, synced_at=now))
         day = dt.timedelta(days=1)
@@ -203,6 +207,9 @@ def test_batches_are_the_callers_own_with_figures_status_and_what_they_may_reque
     assert b1 == {
         "batch_id": "b1", "course_id": "c1", "name": "Batch One", "start_date": "2026-01-01", "end_date": None,
         "status": "live", "enrolment_count": 3, "completed_count": 1,
+        "progress_bands": {"not_started": 0, "started": 1, "past_half": 1, "completed": 1},
+        "certificates_issued": 1, "weekly_enrolments": [{"week_start": "2026-01-05", "count": 3}],
+        "average_total_score": 79.17,
         "report_types": [
             {"report_type": "progress", "name": "Course Progress Exhaust", "password_required": False},
             {"report_type": "userinfo", "name": "User Profile Exhaust", "password_required": True},
@@ -210,6 +217,11 @@ def test_batches_are_the_callers_own_with_figures_status_and_what_they_may_reque
         ],
     }
     assert (b2["batch_id"], b2["end_date"], b2["enrolment_count"]) == ("b2", "2026-03-01", 0)
+    # Synced before the figures existed (or never computed): each is null, not a made-up zero.
+    assert [b2[k] for k in ("progress_bands", "certificates_issued", "weekly_enrolments", "average_total_score")] == [
+        None, None, None, None]
+    # Counts only: no learner of the lake in the answer.
+    assert not any(learner in response.text for learner in ("L1", "L2", "L3", "L4"))
     assert b2["status"] == ("expired" if TODAY > dt.date(2026, 3, 1) else "live")
 
     def mine(user, course="c1"):
@@ -722,7 +734,11 @@ def test_the_page_and_its_files_are_served_and_load_nothing_from_outside(api):
         content = path.read_text().replace('"http://www.w3.org/2000/svg"', "SVG_NS")
         for outside in ("http://", "https://", "//cdn", "@import"):
             assert outside not in content, f"{path.name} refers to {outside}"
-    assert api.get("/api/v1/openapi.json").status_code == 200
+    schema = api.get("/api/v1/openapi.json").json()
+    batch = schema["components"]["schemas"]["BatchOut"]["properties"]
+    assert {"progress_bands", "certificates_issued", "weekly_enrolments", "average_total_score", "figures_as_of"} <= set(batch)
+    listing = schema["paths"]["/api/v1/courses/{course_id}/batches"]["get"]["responses"]["200"]
+    assert listing["content"]["application/json"]["schema"]["items"] == {"$ref": "#/components/schemas/BatchOut"}
     error_of(api.get("/no/such/page"), 404, "not_found")
 
 

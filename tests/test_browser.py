@@ -1,7 +1,8 @@
 """The dashboard page in a real browser, against `coursedash serve` and a real nightly run.
 
 Chromium is the system one (/usr/bin/chromium); Playwright never downloads a browser.
-Missing chromium fails this test, unless COURSEDASH_SKIP_BROWSER=1.
+Missing chromium fails this test, unless COURSEDASH_SKIP_BROWSER=1. axe-core (pinned in
+package.json, installed by `npm ci`) checks each state of the page for accessibility.
 """
 
 import datetime as dt
@@ -16,7 +17,7 @@ import pytest
 
 from coursedash.auth import mint_token
 from coursedash.packaging import read_zip
-from tests import handlake
+from tests import figures, handlake
 from tests.conftest import ROOT, _free_port
 from tests.lakefixtures import write_lake
 from tests.published import add_request
@@ -35,6 +36,11 @@ SCREENSHOT = ROOT / "test-artifacts" / "dashboard.png"
 PHONE_SCREENSHOT = ROOT / "test-artifacts" / "dashboard-390px.png"
 INDIC_NAME = "डिजिटल साक्षरता · கணிதம் · গণিত"  # Devanagari, Tamil, Bengali
 CREATOR_EMAIL = "creator@example.org"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# Where the page finds axe: the test alone serves it there (a route), so that the page's own CSP admits it.
+AXE_PATH = "/test-only/axe.min.js"
+BANDS = {"not_started": ("Not started", "0 %"), "started": ("Started", "1–49 %"),
+         "past_half": ("Past half", "50–99 %"), "completed": ("Completed", "100 %")}
 
 
 @pytest.fixture
@@ -43,6 +49,8 @@ def browser():
         pytest.skip("COURSEDASH_SKIP_BROWSER=1")
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium, or set COURSEDASH_SKIP_BROWSER=1")
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `npm ci` in {ROOT} (package.json pins axe-core)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -89,6 +97,70 @@ def server(app_env, monkeypatch):
             process.wait()
 
 
+def new_context(browser, server, **options):
+    """A browser context whose pages can load axe-core from AXE_PATH."""
+    context = browser.new_context(**options)
+    context.route(server + AXE_PATH, lambda route: route.fulfill(path=str(AXE), content_type="text/javascript"))
+    return context
+
+
+def assert_accessible(page, server, state: str) -> None:
+    """axe-core on the page as it is now: no serious or critical violation."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(url=server + AXE_PATH)
+    result = page.evaluate("() => axe.run(document, { resultTypes: ['violations'] })")
+    found = [
+        f"{v['id']} ({v['impact']}): {v['help']}, at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"] if v["impact"] in ("serious", "critical")
+    ]
+    assert found == [], f"axe-core finds, {state}: " + "; ".join(found)
+
+
+def api_batches(server, user, course="c1") -> dict[str, dict]:
+    """The batch list as the API gives it to `user`, by batch id."""
+    response = httpx.get(f"{server}/api/v1/courses/{course}/batches", headers={"Authorization": f"Bearer {mint_token(user)}"})
+    assert response.status_code == 200, response.text
+    return {b["batch_id"]: b for b in response.json()}
+
+
+def page_time(iso: str) -> str:
+    """An API time as the page writes it."""
+    return f"{dt.datetime.fromisoformat(iso):%d/%m/%Y %H:%M} UTC"
+
+
+def expect_figures(page, batch: dict) -> None:
+    """The batch's bar in its row and, chosen, its panel show the API's numbers."""
+    from playwright.sync_api import expect
+
+    bands, total = batch["progress_bands"], batch["enrolment_count"]
+    sentence = ", ".join(f"{bands[key]} {name.lower()} ({rng})" for key, (name, rng) in BANDS.items())
+    bar = page.locator("#batch-table tbody tr", has_text=batch["name"]).get_by_role("img")
+    expect(bar).to_have_accessible_name(f"Progress of {total} learners: {sentence}")
+    segments = bar.locator("rect.band")
+    expect(segments).to_have_count(sum(1 for n in bands.values() if n))
+    drawn = {r.get_attribute("data-band"): (int(r.get_attribute("data-count")), float(r.get_attribute("width")[:-1]))
+             for r in segments.all()}
+    assert drawn == {key: (n, pytest.approx(100 * n / total, abs=0.01)) for key, n in bands.items() if n}
+
+    expect(page.locator("#figures-time")).to_contain_text(f"Computed {page_time(batch['figures_as_of'])}")
+    expect(page.locator("#bands-chart rect.band")).to_have_count(len(drawn))
+    rows = page.locator("#bands-table tbody tr")
+    for i, (key, (name, rng)) in enumerate(BANDS.items()):
+        expect(rows.nth(i).locator("th, td")).to_have_text([name, rng, str(bands[key]), f"{int(100 * bands[key] / total + 0.5)} %"])
+    score = batch["average_total_score"]
+    for stat, value in [("enrolled", total), ("completed", batch["completed_count"]),
+                        ("certificates", batch["certificates_issued"]),
+                        ("score", "None yet" if score is None else f"{score:.2f}")]:
+        expect(page.locator(f"#stat-{stat}")).to_have_text(str(value))
+    weeks = batch["weekly_enrolments"]
+    expect(page.locator("#weekly-table tbody tr")).to_have_text(
+        [re.compile(rf"^{dt.date.fromisoformat(w['week_start']):%d/%m/%Y}\s*{w['count']}$") for w in weeks])
+    points = page.locator("#weekly-chart circle")
+    expect(points).to_have_count(len(weeks))
+    assert [(p.get_attribute("data-week"), int(p.get_attribute("data-count"))) for p in points.all()] == [
+        (w["week_start"], w["count"]) for w in weeks]
+
+
 def run_nightly_dag():
     from airflow.dag_processing.dagbag import DagBag
 
@@ -105,7 +177,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
 
     sync()  # the batches' figures, from the lake
 
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
+    context = new_context(browser, server, accept_downloads=True, viewport={"width": 1200, "height": 900})
     page = context.new_page()
     outside, problems = [], []
     page.on("request", lambda r: None if r.url.startswith(server) else outside.append(r.url))
@@ -119,6 +191,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     expect(page.locator("#sign-in-message")).to_have_text(
         "This token was not accepted (the bearer token is malformed). "
         "Paste the whole output of coursedash token YOUR_USER_ID.")
+    assert_accessible(page, server, "signing in, a token refused")
     page.get_by_label("Development token").fill(mint_token(handlake.CREATOR, email=CREATOR_EMAIL))
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#who")).to_contain_text("Signed in as u_creator")
@@ -126,6 +199,7 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     # The caller's courses are listed straight away, and the page says what they are.
     expect(page.locator("#course-list li")).to_have_text([re.compile("Maths, Part 1"), re.compile("Science")])
     expect(page.locator("#courses-message")).to_contain_text("Your courses (2): those you created")
+    assert_accessible(page, server, "the caller's courses")
 
     # Find the course by part of its name, by keyboard.
     page.get_by_label("Course id or name").fill("maths")
@@ -135,14 +209,32 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     course.focus()
     page.keyboard.press("Enter")
 
-    # Its batches, with the synced figures.
+    # Its batches, with the synced figures: a bar of the progress bands in each row.
     b1 = page.locator("#batch-table tbody tr", has_text="Batch One")
-    expect(b1.locator("th, td")).to_have_text(["Batch One", "01/01/2026", "No end date", "Live", "3", "1", "Choose"])
+    expect(b1.locator("th, td")).to_have_text(
+        ["Batch One", "01/01/2026", "No end date", "Live", "3", "1", re.compile("^Progress of 3 learners"), "Choose"])
     b2 = page.locator("#batch-table tbody tr", has_text="Batch Two")
     expect(b2.locator("td").nth(2)).to_have_text("Expired")  # ended 01/03/2026
+    expect(b2.locator("td").nth(5)).to_have_text("No learners yet")
     expect(page.locator("#figures-as-of")).to_contain_text("Enrolment figures as of")
+    expect(page.locator("#bands-legend li")).to_have_text(["Not started (0 %)", "Started (1–49 %)",
+                                                           "Past half (50–99 %)", "Completed (100 %)"])
     page.get_by_role("button", name="Choose batch Batch One").click()
     expect(page.locator("#batch-title")).to_contain_text("Batch One")
+    # The bar and the panel show the API's numbers.
+    synced = api_batches(server, handlake.CREATOR)["b1"]
+    assert synced["progress_bands"] == {"not_started": 0, "started": 1, "past_half": 1, "completed": 1}
+    expect_figures(page, synced)
+    # By keyboard, from the batch's title: the weekly table opens, and focus is seen where it is.
+    expect(page.locator("#batch-title")).to_be_focused()
+    page.keyboard.press("Tab")
+    summary = page.get_by_text("Enrolments per week as a table")
+    expect(summary).to_be_focused()
+    assert summary.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth") == "solid 3px"
+    expect(page.locator("#weekly-table")).to_be_hidden()
+    page.keyboard.press("Enter")
+    expect(page.locator("#weekly-table")).to_be_visible()
+    assert_accessible(page, server, "a batch chosen, its figures and its weekly table shown")
 
     # Only the types this user may request, and their password rules.
     report = page.get_by_label("Report")
@@ -203,6 +295,13 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     assert lines[1].startswith('c1,"Maths, Part 1",b1,Batch One,L1,Tamil Nadu,Chennai,')
     assert csv == handlake.B1_PROGRESS_CSV
 
+    # The night computed the figures again; the page shows them, and they are what the report holds.
+    tonight = api_batches(server, handlake.CREATOR)["b1"]
+    assert tonight["figures_as_of"] > synced["figures_as_of"]
+    holds = figures.from_report(figures.report_rows(csv))
+    assert {k: v for k, v in tonight.items() if k in holds} == holds
+    expect_figures(page, tonight)
+
     # The download went by a one-minute ticket, which the server's access log does not keep.
     access_log = (app_env / "serve.log").read_text()
     assert "/download?ticket=[redacted]" in access_log
@@ -221,9 +320,33 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert_accessible(page, server, "after the night, with its downloads")
+    # At 200 % zoom the same window is half as many CSS pixels wide: nothing scrolls sideways.
+    page.set_viewport_size({"width": 600, "height": 450})
+    expect(page.locator("#bands-table")).to_be_visible()
+    assert page_overflow(page) == 0
+    assert_accessible(page, server, "at 200 % zoom")
+    page.screenshot(path=str(SCREENSHOT.with_name("dashboard-200pct.png")), full_page=True)
     assert outside == [], f"the page loaded from outside: {outside}"
     # Chromium logs every 4xx answer; the refusals above were meant. Anything else is a fault.
     expected = re.compile(r"Failed to load resource: the server responded with a status of (400|401|409) ")
+    assert [p for p in problems if not expected.match(p)] == [], f"the page logged errors: {problems}"
+    context.close()
+
+    # A mentor of b1 on a phone: the same figures, for the one batch they mentor.
+    context = new_context(browser, server, viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page = context.new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(server + "/#course=c1&batch=b1")
+    page.get_by_label("Development token").fill(mint_token(handlake.MENTOR))
+    page.get_by_role("button", name="Sign in").click()
+    mentors = api_batches(server, handlake.MENTOR)
+    assert list(mentors) == ["b1"] and mentors["b1"]["progress_bands"] == tonight["progress_bands"]
+    expect(page.locator("#batch-table tbody tr")).to_have_count(1)
+    expect_figures(page, mentors["b1"])
+    assert page_overflow(page) == 0
+    assert_accessible(page, server, "a mentor's batch and figures at 390 px")
+    page.screenshot(path=str(PHONE_SCREENSHOT.with_name("dashboard-figures-390px.png")), full_page=True)
     assert [p for p in problems if not expected.match(p)] == [], f"the page logged errors: {problems}"
     context.close()
 
@@ -262,7 +385,7 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
         ])
         s.commit()
 
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    context = new_context(browser, server, viewport={"width": 390, "height": 844}, device_scale_factor=2)
     page = context.new_page()
     problems = []
     page.on("pageerror", lambda e: problems.append(str(e)))
@@ -276,6 +399,7 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
     expect(page.locator("#course-list li")).to_have_text([re.compile("Maths, Part 1"), re.compile(INDIC_NAME)])
     expect(page.locator("#batches")).to_be_hidden()
     assert page_overflow(page) == 0
+    assert_accessible(page, server, "a link to a course the mentor may not see")
     page.screenshot(path=str(PHONE_SCREENSHOT.with_name("dashboard-390px-no-access.png")), full_page=True)
 
     # A batch of a visible course that is not theirs.
@@ -307,8 +431,14 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
     expect(failed_for_good.locator("td").nth(1).locator(".detail")).to_have_text(
         "The batch is gone from the lake. It will not be retried.")
 
+    # Synced without figures (before they existed): said so, not drawn as zeros.
+    expect(page.locator("#batch-table tbody tr").locator("td").nth(5)).to_have_text("Not computed yet")
+    expect(page.locator("#figures-time")).to_contain_text("These figures have not been computed yet")
+    expect(page.locator("#figures-body")).to_be_hidden()
+
     # Readable at 390 px: the tables scroll inside their box, the page does not.
     assert page_overflow(page) == 0
+    assert_accessible(page, server, "a mentor's downloads at 390 px, failures and notes among them")
     page.get_by_role("button", name="Refresh").scroll_into_view_if_needed()
     PHONE_SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(PHONE_SCREENSHOT), full_page=True)

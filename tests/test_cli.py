@@ -87,6 +87,16 @@ def test_refusals_exit_non_zero_with_a_message(catalog, user, args, stdin, messa
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_figures_follow_the_batch_lists_access_rules_and_say_when_not_computed(catalog, capsys):
+    cli.main(["figures", "c1", "--user", MENTOR])  # in process: the real figures are in tests/test_sync.py
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1].split()[:2] == ["b1", "live"] and len(printed) == 4  # the batch has no name, no figures yet
+    assert printed[3] == "figures not computed yet for some batches: run `coursedash sync`"
+    assert_plain_refusal(run("figures", "c1", "--user", OTHER_CREATOR), 2, "no course 'c1'")
+    assert_plain_refusal(run("figures", "c1", "--user", STRANGER), 2, "user 'u_stranger' has no role on any course")
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 def test_an_empty_database_says_to_sync_first(app_env):
     listing = run("request", "list", "--user", CREATOR, "--course", "c1", "--batch", "b1")
     assert_plain_refusal(listing, 2, "run `coursedash sync` first")
@@ -99,7 +109,7 @@ def test_sync_without_a_lake_says_where_it_looked_before_starting_spark(app_env)
     assert_plain_refusal(done, 2, f"there is no lake at {missing}: run `coursedash generate-lake`")
     (missing / "courses").mkdir(parents=True)
     done = run("sync", env={"COURSEDASH_LAKE_URI": str(missing)})
-    assert_plain_refusal(done, 2, "has no batches, enrolments table")
+    assert_plain_refusal(done, 2, "has no batches, course_contents, enrolments, assessment_attempts table")
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)

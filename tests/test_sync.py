@@ -4,7 +4,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from coursedash import db
+from coursedash import db, reports
 from coursedash.db import Batch, Course
 from tests import handlake
 from tests.lakefixtures import d, ts, write_lake
@@ -62,3 +62,26 @@ def test_sync_stores_what_it_can_and_counts_the_rest(app_env, capsys):
     assert {"b1", "b2", "b9"} <= set(batches) and ("b" * 250 in batches) is not postgres
     assert batches["b1"].name == "Batch One, renamed" and batches["b1"].enrolment_count == 3
     assert abs(batches["b1"].figures_as_of - db.utcnow()) < dt.timedelta(minutes=5)
+    # How each batch is doing, stored as the API shows it (tests/jobs/test_dashboard_figures.py holds them to the report).
+    shown = reports.batch_figures(batches["b1"])
+    assert shown == {
+        "enrolment_count": 3, "completed_count": 1,
+        "progress_bands": {"not_started": 0, "started": 1, "past_half": 1, "completed": 1},
+        "certificates_issued": 1, "weekly_enrolments": [{"week_start": "2026-01-05", "count": 3}],
+        "average_total_score": 79.17, "figures_as_of": shown["figures_as_of"],
+    }
+    assert reports.batch_figures(batches["b2"])["weekly_enrolments"] == []
+
+    # The same figures for a data engineer, as a table; a mentor sees only the batches they mentor (b1, and on
+    # SQLite the copy of it with a long id), not b2.
+    main(["figures", "c1", "--user", handlake.MENTOR])
+    table, _, weeks = capsys.readouterr().out.partition("\n\n")
+    header, *rows = table.splitlines()
+    assert sorted(row.split()[0] for row in rows) == sorted(["b1"] + ([] if postgres else ["b" * 250]))
+    b1 = next(row for row in rows if row.startswith("b1 "))
+    assert header.split() == ["batch_id", "name", "status", "enrolled", "completed", "progress", "0", "1-49", "50-99",
+                              "100", "certificates", "avg", "total", "score", "figures", "as", "of"]
+    assert b1.split()[:4] == ["b1", "Batch", "One,", "renamed"]
+    assert b1.split()[5:14] == ["3", "1", "0", "1", "1", "1", "1", "79.17", shown["figures_as_of"]]
+    assert [line.split() for line in weeks.splitlines()[1:] if not line.startswith("bbb")] == [
+        ["batch_id", "week", "starting", "enrolled"], ["b1", "2026-01-05", "3"]]

@@ -83,6 +83,156 @@
     return node;
   }
 
+  // --- the figures: how each batch is doing, drawn as inline SVG ------------------
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  // The progress report's Progress in four bands. Each fill is a pattern (index.html) as well as a
+  // colour, so a band keeps its meaning without colour vision; every chart has its numbers in text too.
+  const BANDS = [
+    { key: "not_started", name: "Not started", range: "0 %", fill: "url(#fill-not-started)" },
+    { key: "started", name: "Started", range: "1–49 %", fill: "url(#fill-started)" },
+    { key: "past_half", name: "Past half", range: "50–99 %", fill: "url(#fill-past-half)" },
+    { key: "completed", name: "Completed", range: "100 %", fill: "#166534" },
+  ];
+
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+    for (const child of children) node.append(child);
+    return node;
+  }
+
+  function share(n, total) {
+    return total ? `${Math.round((100 * n) / total)} %` : "—";
+  }
+
+  function bandsSentence(bands) {
+    return BANDS.map((b) => `${formatCount(bands[b.key])} ${b.name.toLowerCase()} (${b.range})`).join(", ");
+  }
+
+  // A stacked bar, each band as wide as its share of the learners. Widths are percentages of the
+  // bar, so it fits any width without stretching its patterns.
+  function bandsBar(bands, height) {
+    const total = BANDS.reduce((sum, b) => sum + (bands[b.key] || 0), 0);
+    const bar = svg("svg", { class: "bands-bar", width: "100%", height, focusable: "false" });
+    let before = 0;
+    for (const b of BANDS) {
+      const n = bands[b.key] || 0;
+      if (!n || !total) continue;
+      const x = (100 * before) / total;
+      before += n;
+      bar.append(svg("rect", {
+        x: `${x.toFixed(3)}%`, y: 0, width: `${((100 * before) / total - x).toFixed(3)}%`, height: "100%",
+        fill: b.fill, class: "band", "data-band": b.key, "data-count": n,
+      }));
+    }
+    bar.append(svg("rect", { x: 0, y: 0, width: "100%", height: "100%", class: "bar-frame" }));
+    return bar;
+  }
+
+  function swatch(band) {
+    return svg("svg", { class: "swatch", viewBox: "0 0 14 14", width: 14, height: 14, "aria-hidden": "true",
+      focusable: "false" }, svg("rect", { x: 0.5, y: 0.5, width: 13, height: 13, fill: band.fill, class: "swatch-box" }));
+  }
+
+  // In a batch's row: the bar, named by its numbers for a screen reader (and as a tooltip).
+  function progressCell(b) {
+    if (!b.progress_bands) return el("td", { "data-label": "Progress", class: "muted", text: "Not computed yet" });
+    if (!b.enrolment_count) return el("td", { "data-label": "Progress", class: "muted", text: "No learners yet" });
+    const label = `Progress of ${formatCount(b.enrolment_count)} learners: ${bandsSentence(b.progress_bands)}`;
+    const bar = bandsBar(b.progress_bands, 16);
+    bar.setAttribute("role", "img");
+    bar.setAttribute("aria-label", label);
+    bar.prepend(svg("title", {}, label));
+    return el("td", { "data-label": "Progress", class: "bar-cell" }, bar);
+  }
+
+  // The chosen batch's panel: the bands with counts and shares, the figures, and the weekly curve.
+  function showFigures(b) {
+    const computed = Boolean(b.progress_bands);
+    $("figures-body").hidden = !computed;
+    if (!computed) {
+      $("figures-time").textContent = "These figures have not been computed yet: they appear after the next " +
+        "nightly run.";
+      return;
+    }
+    $("figures-time").textContent = `Computed ${formatTime(b.figures_as_of)}, from the learners and formulas ` +
+      "of this batch's Course Progress report.";
+    const total = b.enrolment_count;
+    // The table below says what the bar shows: the bar itself is hidden from screen readers.
+    const bar = total ? bandsBar(b.progress_bands, 28) : el("p", { class: "hint", text: "No learners yet." });
+    if (total) bar.setAttribute("aria-hidden", "true");
+    $("bands-chart").replaceChildren(bar);
+    $("bands-table").tBodies[0].replaceChildren(...BANDS.map((band) => el("tr", { "data-band": band.key },
+      el("th", { scope: "row" }, swatch(band), band.name),
+      el("td", { text: band.range }),
+      el("td", { class: "num", text: formatCount(b.progress_bands[band.key]) }),
+      el("td", { class: "num", text: share(b.progress_bands[band.key], total) }))));
+    $("stat-enrolled").textContent = formatCount(total);
+    $("stat-completed").textContent = formatCount(b.completed_count);
+    $("stat-certificates").textContent = formatCount(b.certificates_issued);
+    $("stat-score").textContent = b.average_total_score === null ? "None yet" : b.average_total_score.toFixed(2);
+    weeklyFigures(b.weekly_enrolments || []);
+  }
+
+  let weekly = { weeks: [], width: 0 };
+
+  function weeklyFigures(weeks) {
+    weekly = { weeks, width: 0 };
+    drawWeekly();
+    $("weekly-table").tBodies[0].replaceChildren(...weeks.map((w) => el("tr", {},
+      el("th", { scope: "row", text: formatDate(w.week_start) }), el("td", { class: "num", text: formatCount(w.count) }))));
+    const top = Math.max(0, ...weeks.map((w) => w.count));
+    $("weekly-axis").textContent = weeks.length
+      ? `From the week of ${formatDate(weeks[0].week_start)} to the week of ` +
+        `${formatDate(weeks[weeks.length - 1].week_start)}; the dashed line marks the busiest week's ` +
+        `${formatCount(top)} enrolment${top === 1 ? "" : "s"}.`
+      : "";
+  }
+
+  // Drawn to the box's width (and again when it changes), so that the points stay round.
+  function drawWeekly() {
+    const box = $("weekly-chart");
+    const weeks = weekly.weeks;
+    weekly.width = box.clientWidth;
+    if (!weeks.length) {
+      box.replaceChildren(el("p", { class: "hint", text: "No enrolment with a date yet." }));
+      return;
+    }
+    const width = Math.max(weekly.width, 160);
+    const height = 140;
+    const pad = 8;
+    const top = Math.max(1, ...weeks.map((w) => w.count));
+    const x = (i) => (weeks.length === 1 ? width / 2 : pad + (i * (width - 2 * pad)) / (weeks.length - 1));
+    const y = (n) => height - pad - (n * (height - 2 * pad)) / top;
+    const peak = weeks.reduce((a, w) => (w.count > a.count ? w : a), weeks[0]);
+    const all = weeks.reduce((sum, w) => sum + w.count, 0);
+    const chart = svg("svg", {
+      class: "weekly", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": `Enrolments per week: ${weeks.length} week${weeks.length === 1 ? "" : "s"} from the week of ` +
+        `${formatDate(weeks[0].week_start)} to the week of ${formatDate(weeks[weeks.length - 1].week_start)}, ` +
+        `${formatCount(all)} in all, at most ${formatCount(peak.count)} (the week of ${formatDate(peak.week_start)}). ` +
+        "The table below lists every week.",
+    });
+    const points = weeks.map((w, i) => `${x(i).toFixed(1)},${y(w.count).toFixed(1)}`);
+    chart.append(svg("line", { x1: 0, x2: width, y1: y(top), y2: y(top), class: "grid-line" }));
+    if (weeks.length > 1) {
+      chart.append(svg("polygon", {
+        points: [`${x(0).toFixed(1)},${y(0)}`, ...points, `${x(weeks.length - 1).toFixed(1)},${y(0)}`].join(" "),
+        class: "weekly-area",
+      }));
+      chart.append(svg("polyline", { points: points.join(" "), class: "weekly-line" }));
+    } else {
+      chart.append(svg("line", { x1: x(0), x2: x(0), y1: y(0), y2: y(weeks[0].count), class: "weekly-line" }));
+    }
+    chart.append(svg("line", { x1: 0, x2: width, y1: y(0), y2: y(0), class: "axis-line" }));
+    weeks.forEach((w, i) => chart.append(svg("circle", {
+      cx: x(i).toFixed(1), cy: y(w.count).toFixed(1), r: weeks.length > 40 ? 2 : 3.5, class: "weekly-point",
+      "data-week": w.week_start, "data-count": w.count,
+    }, svg("title", {}, `Week of ${formatDate(w.week_start)}: ${formatCount(w.count)}`))));
+    box.replaceChildren(chart);
+  }
+
   function say(id, text, kind) {
     const node = $(id);
     node.textContent = text || "";
@@ -245,6 +395,7 @@
           el("span", { class: "pill " + b.status, text: BATCH_STATUS[b.status] || b.status })),
         el("td", { class: "num", "data-label": "Total enrolment", text: formatCount(b.enrolment_count) }),
         el("td", { class: "num", "data-label": "Completed", text: formatCount(b.completed_count) }),
+        progressCell(b),
         el("td", {}, el("button", {
           type: "button", "aria-label": `Choose batch ${b.name || b.batch_id}`, onclick: () => chooseBatch(b),
         }, "Choose")),
@@ -273,6 +424,7 @@
     select.disabled = $("password").disabled = $("request-button").disabled = none;
     say("request-message", none ? "You may not request reports for this batch." : "");
     passwordNeed();
+    showFigures(batch);
     $("batch-title").focus();
     loadDownloads();
   }
@@ -478,6 +630,10 @@
     $("request-form").addEventListener("submit", requestReport);
     $("report-type").addEventListener("change", passwordNeed);
     $("refresh").addEventListener("click", loadDownloads);
+    $("bands-legend").replaceChildren(...BANDS.map((b) => el("li", {}, swatch(b), `${b.name} (${b.range})`)));
+    new ResizeObserver(() => {
+      if ($("weekly-chart").clientWidth !== weekly.width) drawWeekly();
+    }).observe($("weekly-chart"));
     showSignedIn(Boolean(token()));
     if (token()) restore();
   });

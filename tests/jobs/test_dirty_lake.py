@@ -70,6 +70,25 @@ def test_progress_is_built_with_every_row_level_case_counted(built):
     assert rows["L1"]["District"] == "Chennai"  # of L1's two profiles, the first by every column
 
 
+def test_the_dashboard_figures_count_what_each_progress_report_holds(spark, built):
+    """Dirty rows and all: each band, count and average is what the batch's report says (tests/figures.py)."""
+    from jobs import dashboard_figures
+    from tests import figures
+
+    summaries, out = built
+    frames = dashboard_figures.extract(spark, str(out.parent / "lake"))
+    _, batches = dashboard_figures.transform(**frames)
+    shown = {r["batch_id"]: figures.as_shown(r.asDict(recursive=True)) for r in batches.collect()}
+    for batch in ("b1", "b2"):
+        header = summaries["progress"][f"progress_{batch}"]["header"]
+        staged = (out / "progress" / "rows" / f"request_id=progress_{batch}").exists()  # b2 has no learner
+        rows = [dict(zip(header, cells)) for cells in staged_cells(out, f"progress_{batch}")] if staged else []
+        assert shown[batch] == figures.from_report(rows), batch
+    # L1 110.53 (18 of 15 as computed), L2 83.33, L3 -50.00 (a negative maximum): the mean of the cells.
+    assert shown["b1"]["average_total_score"] == 47.95
+    assert shown["b1"]["progress_bands"] == {"not_started": 0, "started": 1, "past_half": 1, "completed": 1}
+
+
 def test_userinfo_leaves_out_what_is_not_an_active_consent(built):
     summaries, out = built
     assert summaries["userinfo"]["userinfo_b1"]["left_out"] == dirtylake.B1_NOTES["userinfo"]
