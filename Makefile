@@ -1,10 +1,10 @@
-# The two set-up commands: `make demo` (the main job) and `make test`.
+# The two set-up commands: `make demo` (the main job) and `make test`; `make lint` checks style and types.
 # Each creates .venv with the pinned requirements on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test benchmark clean stack stack-down stack-env
+.PHONY: demo test lint benchmark clean stack stack-down stack-env
 
 demo: $(VENV)/.installed
 	$(BIN)/coursedash demo
@@ -15,6 +15,13 @@ TEST_WORKERS ?= $(shell echo $$((2 * $$(nproc))))
 
 test: $(VENV)/.installed-test node_modules/.installed
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# What CI runs before the tests (.ci/run) and pre-commit before each commit: lint, formatting, types.
+# The settings and the reason for each are in pyproject.toml.
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # axe-core at the version package-lock.json pins: the browser test checks the page's accessibility with it.
 node_modules/.installed: package.json package-lock.json
@@ -52,6 +59,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+$(VENV)/.installed-lint: $(VENV)/.installed requirements-lint.txt
+	$(BIN)/pip install --quiet -r requirements-lint.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt requirements-bench.txt
