@@ -105,8 +105,11 @@ class TreeSampler:
             # At least the largest process's own peak, which may fall between two samples.
             "peak_rss_total_mb": _mb(max(self.peak_total, *self.peak_by_kind.values(), 0)),
             "peak_rss_by_kind_mb": {k: _mb(v) for k, v in sorted(self.peak_by_kind.items()) if k != "gone"},
-            "at_peak": {k: {"processes": len(v), "mb": _mb(sum(v)), "each_mb": [_mb(x) for x in sorted(v, reverse=True)]}
-                        for k, v in sorted(self.at_peak.items()) if k != "gone"},
+            "at_peak": {
+                k: {"processes": len(v), "mb": _mb(sum(v)), "each_mb": [_mb(x) for x in sorted(v, reverse=True)]}
+                for k, v in sorted(self.at_peak.items())
+                if k != "gone"
+            },
             "rss_samples": self.samples,
         }
 
@@ -176,13 +179,15 @@ def airflow_run(airflow_db: Path, dag_id: str) -> dict:
     rows = []
     for t in tasks:
         start, end = _utc(t["start_date"]), _utc(t["end_date"])
-        rows.append({
-            "task_id": t["task_id"] if t["map_index"] in (None, -1) else f"{t['task_id']}[{t['map_index']}]",
-            "state": t["state"],
-            "try_number": t["try_number"],
-            "start": start.isoformat() if start else None,
-            "seconds": round((end - start).total_seconds(), 2) if start and end else None,
-        })
+        rows.append(
+            {
+                "task_id": t["task_id"] if t["map_index"] in (None, -1) else f"{t['task_id']}[{t['map_index']}]",
+                "state": t["state"],
+                "try_number": t["try_number"],
+                "start": start.isoformat() if start else None,
+                "seconds": round((end - start).total_seconds(), 2) if start and end else None,
+            }
+        )
     rows.sort(key=lambda r: (r["start"] is None, r["start"] or "", r["task_id"]))
     # `dags test` dates its run at the logical date: the tasks' own times give the span.
     starts = [_utc(t["start_date"]) for t in tasks if t["start_date"]]
@@ -233,12 +238,14 @@ def spark_applications(event_dir: Path, top: int = 8) -> list[dict]:
             elif kind == "SparkListenerStageCompleted":
                 info = event["Stage Info"]
                 if info.get("Submission Time") and info.get("Completion Time"):
-                    app["stages"].append({
-                        "stage_id": info["Stage ID"],
-                        "name": _short(info["Stage Name"]),
-                        "tasks": info["Number of Tasks"],
-                        "seconds": (info["Completion Time"] - info["Submission Time"]) / 1000,
-                    })
+                    app["stages"].append(
+                        {
+                            "stage_id": info["Stage ID"],
+                            "name": _short(info["Stage Name"]),
+                            "tasks": info["Number of Tasks"],
+                            "seconds": (info["Completion Time"] - info["Submission Time"]) / 1000,
+                        }
+                    )
             elif kind.endswith("SparkListenerSQLExecutionStart"):
                 app["executions"][event["executionId"]] = {"start": event["time"], "what": event.get("description", "")}
                 _scan_metric_ids(event.get("sparkPlanInfo", {}), app["scan_ids"])
@@ -253,22 +260,29 @@ def spark_applications(event_dir: Path, top: int = 8) -> list[dict]:
             continue  # not an application's log
         executions = sorted((e for e in app["executions"].values() if "end" in e), key=lambda e: e["start"] - e["end"])
         stages = sorted(app["stages"], key=lambda s: -s["seconds"])
-        apps.append({
-            "app": app["name"],
-            "wall_seconds": round((app["end"] - app["start"]) / 1000, 2) if app["start"] and app["end"] else None,
-            "stages": len(stages),
-            "stage_seconds": round(sum(s["seconds"] for s in stages), 2),
-            "sql_executions": len(executions),
-            "sql_execution_seconds": round(sum(e["end"] - e["start"] for e in executions) / 1000, 2),
-            # JVM start, session and suite set-up, Python between the actions.
-            "seconds_outside_sql": round((app["end"] - app["start"] - sum(e["end"] - e["start"] for e in executions))
-                                         / 1000, 2) if app["start"] and app["end"] else None,
-            "lake_bytes_scanned": app["bytes"],
-            "top_stages": [{**s, "seconds": round(s["seconds"], 2)} for s in stages[:top]],
-            "top_sql_executions": [{"what": _short(e["what"]), "seconds": round((e["end"] - e["start"]) / 1000, 2)}
-                                   for e in executions[:top]],
-            "sql_by_description": by_description(executions),
-        })
+        apps.append(
+            {
+                "app": app["name"],
+                "wall_seconds": round((app["end"] - app["start"]) / 1000, 2) if app["start"] and app["end"] else None,
+                "stages": len(stages),
+                "stage_seconds": round(sum(s["seconds"] for s in stages), 2),
+                "sql_executions": len(executions),
+                "sql_execution_seconds": round(sum(e["end"] - e["start"] for e in executions) / 1000, 2),
+                # JVM start, session and suite set-up, Python between the actions.
+                "seconds_outside_sql": round(
+                    (app["end"] - app["start"] - sum(e["end"] - e["start"] for e in executions)) / 1000, 2
+                )
+                if app["start"] and app["end"]
+                else None,
+                "lake_bytes_scanned": app["bytes"],
+                "top_stages": [{**s, "seconds": round(s["seconds"], 2)} for s in stages[:top]],
+                "top_sql_executions": [
+                    {"what": _short(e["what"]), "seconds": round((e["end"] - e["start"]) / 1000, 2)}
+                    for e in executions[:top]
+                ],
+                "sql_by_description": by_description(executions),
+            }
+        )
     apps.sort(key=lambda a: a["app"])
     return apps
 
@@ -300,5 +314,7 @@ def by_description(executions: list[dict]) -> list[dict]:
     parts: dict[str, list[float]] = defaultdict(list)
     for e in executions:
         parts[_short(e["what"])].append((e["end"] - e["start"]) / 1000)
-    return sorted(({"description": k, "executions": len(v), "seconds": round(sum(v), 2)} for k, v in parts.items()),
-                  key=lambda part: -part["seconds"])
+    return sorted(
+        ({"description": k, "executions": len(v), "seconds": round(sum(v), 2)} for k, v in parts.items()),
+        key=lambda part: -part["seconds"],
+    )

@@ -108,8 +108,9 @@ def lake_for(work: Path, learners: int, courses: int, batches: int) -> dict:
     else:
         print(f"lake: generating {learners} learners, {courses} courses, {batches} batches…", flush=True)
         started = time.perf_counter()
-        summary = generate_lake(folder / "lake", learners=learners, today=dt.date.fromisoformat(RUN_DATE),
-                                courses=courses, batches=batches)
+        summary = generate_lake(
+            folder / "lake", learners=learners, today=dt.date.fromisoformat(RUN_DATE), courses=courses, batches=batches
+        )
         summary["generate_seconds"] = round(time.perf_counter() - started, 1)
         done.write_text(json.dumps(summary), encoding="utf-8")
     summary["lake"] = str(folder / "lake")
@@ -148,8 +149,15 @@ def choose_requests(lake: dict, count: int) -> list[dict]:
         batch = next((b for b in free if b["batch_id"] not in used_batches), free[0])
         used_batches.add(batch["batch_id"])
         taken.add((batch["batch_id"], kind))
-        requests.append({"course_id": batch["course_id"], "batch_id": batch["batch_id"], "report_type": kind,
-                         "user": courses[batch["course_id"]]["created_by"], "password": PASSWORD})
+        requests.append(
+            {
+                "course_id": batch["course_id"],
+                "batch_id": batch["batch_id"],
+                "report_type": kind,
+                "user": courses[batch["course_id"]]["created_by"],
+                "password": PASSWORD,
+            }
+        )
     return requests
 
 
@@ -167,19 +175,21 @@ def night_env(code: dict, run_dir: Path, lake_path: str, events: Path | None) ->
     for key in [k for k in env if k.startswith("COURSEDASH_")]:
         del env[key]  # nothing from the caller's setup: no mail, no webhook, no other database
     root = code["root"]
-    env.update({
-        "AIRFLOW_HOME": str(run_dir / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{run_dir / 'airflow' / 'airflow.db'}",
-        "PYTHONPATH": str(root),  # the DAG and the jobs import that code's package, not this one
-        "COURSEDASH_VAR_DIR": str(run_dir / "var"),
-        "COURSEDASH_LAKE_URI": lake_path,
-        "COURSEDASH_SECRET_KEY": secrets.token_hex(32),
-        "COURSEDASH_TASK_RETRIES": "0",  # a failure shows as one, not as a slower night
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(run_dir / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{run_dir / 'airflow' / 'airflow.db'}",
+            "PYTHONPATH": str(root),  # the DAG and the jobs import that code's package, not this one
+            "COURSEDASH_VAR_DIR": str(run_dir / "var"),
+            "COURSEDASH_LAKE_URI": lake_path,
+            "COURSEDASH_SECRET_KEY": secrets.token_hex(32),
+            "COURSEDASH_TASK_RETRIES": "0",  # a failure shows as one, not as a slower night
+        }
+    )
     if os.environ.get("COURSEDASH_SPARK_MASTER"):
         env["COURSEDASH_SPARK_MASTER"] = os.environ["COURSEDASH_SPARK_MASTER"]
     if events is not None:
@@ -198,8 +208,10 @@ def published_requests(run_dir: Path) -> list[dict]:
     con = sqlite3.connect(f"file:{run_dir / 'var' / 'coursedash.db'}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
     try:
-        rows = con.execute("SELECT request_id, course_id, batch_id, report_type, status, row_count, object_key, "
-                           "error FROM report_requests").fetchall()
+        rows = con.execute(
+            "SELECT request_id, course_id, batch_id, report_type, status, row_count, object_key, "
+            "error FROM report_requests"
+        ).fetchall()
     finally:
         con.close()
     return [dict(r) for r in rows]
@@ -218,20 +230,31 @@ def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path) -> di
         return {"error": "airflow db migrate failed", "log": migrate.stdout[-2000:] + migrate.stderr[-2000:]}
     spec = run_dir / "requests.json"
     spec.write_text(json.dumps({"courses": lake["courses"], "batches": lake["batches"], "requests": requests}))
-    submitted = subprocess.run([PYTHON, str(ROOT / "benchmarks" / "submit_requests.py"), str(spec)],
-                               env=env, cwd=run_dir, capture_output=True, text=True)
+    submitted = subprocess.run(
+        [PYTHON, str(ROOT / "benchmarks" / "submit_requests.py"), str(spec)],
+        env=env,
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+    )
     if submitted.returncode != 0:
-        return {"error": "the requests could not be submitted with this code's store",
-                "log": submitted.stderr.splitlines()[-15:]}
+        return {
+            "error": "the requests could not be submitted with this code's store",
+            "log": submitted.stderr.splitlines()[-15:],
+        }
 
     print(f"  night: airflow dags test {DAG_ID} {RUN_DATE} ({len(requests)} requests)…", flush=True)
     log = run_dir / "airflow-dags-test.log"
     load_before = os.getloadavg()[0]  # another heavy process on the machine makes every second longer
     process = run_sampled([AIRFLOW, "dags", "test", DAG_ID, RUN_DATE], env, log, cwd=run_dir)
-    result = {"run_dir": str(run_dir), "load_average_before": round(load_before, 2),
-              "load_average_after": round(os.getloadavg()[0], 2),
-              "wall_seconds": process["wall_seconds"], "returncode": process["returncode"],
-              **{k: v for k, v in process.items() if "rss" in k or k == "at_peak"}}
+    result = {
+        "run_dir": str(run_dir),
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "wall_seconds": process["wall_seconds"],
+        "returncode": process["returncode"],
+        **{k: v for k, v in process.items() if "rss" in k or k == "at_peak"},
+    }
     result["dag_run"] = airflow_run(run_dir / "airflow" / "airflow.db", DAG_ID)
     result["spark_apps"] = spark_applications(events)
     if not event_log:
@@ -254,8 +277,20 @@ def run_reference(lake: dict, requests: list[dict], out: Path) -> dict:
     spec.write_text(json.dumps([{**r, "request_id": request_key(r)} for r in requests]))
     print(f"  reference: DuckDB {len(requests)} requests…", flush=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = run_sampled([PYTHON, str(ROOT / "benchmarks" / "reference.py"), "--lake", lake["lake"],
-                           "--requests", str(spec), "--out", str(out)], env, out.parent / f"{out.name}.log")
+    process = run_sampled(
+        [
+            PYTHON,
+            str(ROOT / "benchmarks" / "reference.py"),
+            "--lake",
+            lake["lake"],
+            "--requests",
+            str(spec),
+            "--out",
+            str(out),
+        ],
+        env,
+        out.parent / f"{out.name}.log",
+    )
     if process["returncode"] != 0:
         return {"error": "the reference failed", "log_tail": log_tail(out.parent / f"{out.name}.log"), **process}
     summary = json.loads((out / "_SUMMARY.json").read_text(encoding="utf-8"))
@@ -283,7 +318,8 @@ def first_difference(night: bytes, reference: bytes, show_values: bool) -> dict:
             found["first_difference"] = {"row": i, "column": a[0][j] if j < len(a[0]) else j}
             if show_values:
                 found["first_difference"].update(
-                    night=x[j] if j < len(x) else None, reference=y[j] if j < len(y) else None)
+                    night=x[j] if j < len(x) else None, reference=y[j] if j < len(y) else None
+                )
             break
     return found
 
@@ -340,7 +376,8 @@ def summarize_run(code: dict, lake: dict, requests: list[dict], night: dict, ref
         "ratio_to_reference": {
             "seconds": round(seconds / ref_seconds, 2) if seconds and ref_seconds else None,
             "peak_rss": round(night["peak_rss_total_mb"] / reference["peak_rss_total_mb"], 2)
-            if night.get("peak_rss_total_mb") and reference.get("peak_rss_total_mb") else None,
+            if night.get("peak_rss_total_mb") and reference.get("peak_rss_total_mb")
+            else None,
         },
     }
 
@@ -372,8 +409,11 @@ def cases(args) -> list[tuple[int, int, int, int]]:
     """
     if args.same_size:
         batches = -(-args.same_size // len(REPORT_TYPES))
-        return [case for learners in args.learners
-                for case in ((learners, 1, 1, len(REPORT_TYPES)), (learners, 1, batches, batches * len(REPORT_TYPES)))]
+        return [
+            case
+            for learners in args.learners
+            for case in ((learners, 1, 1, len(REPORT_TYPES)), (learners, 1, batches, batches * len(REPORT_TYPES)))
+        ]
     return [(learners, args.courses, args.batches, count) for learners in args.learners for count in args.requests]
 
 
@@ -381,17 +421,30 @@ def benchmark(args) -> dict:
     work = args.work.resolve()
     codes = [checkout(ref, work) for ref in (args.code or [None])]
     started = dt.datetime.now(dt.timezone.utc)
-    result = {"label": args.label, "started": started.isoformat(timespec="seconds"), "machine": machine(),
-              "options": {"learners": args.learners, "requests": args.requests, "courses": args.courses,
-                          "batches": args.batches, "same_size": args.same_size,
-                          "codes": [c["label"] for c in codes], "run_date": RUN_DATE},
-              "lakes": [], "runs": []}
+    result = {
+        "label": args.label,
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "options": {
+            "learners": args.learners,
+            "requests": args.requests,
+            "courses": args.courses,
+            "batches": args.batches,
+            "same_size": args.same_size,
+            "codes": [c["label"] for c in codes],
+            "run_date": RUN_DATE,
+        },
+        "lakes": [],
+        "runs": [],
+    }
     lakes = {}  # each lake made or read once, for all its request counts
     for learners, courses, batches, count in cases(args):
         if (learners, courses, batches) not in lakes:
             lake = lakes[learners, courses, batches] = lake_for(work, learners, courses, batches)
-            result["lakes"].append({k: lake[k] for k in ("learners", "rows", "parquet_bytes", "lake")}
-                                   | {"courses": len(lake["courses"]), "batches": len(lake["batches"])})
+            result["lakes"].append(
+                {k: lake[k] for k in ("learners", "rows", "parquet_bytes", "lake")}
+                | {"courses": len(lake["courses"]), "batches": len(lake["batches"])}
+            )
         lake = lakes[learners, courses, batches]
         requests = choose_requests(lake, count)
         size = f"learners{learners}-courses{courses}-batches{batches}-requests{count}"
@@ -399,8 +452,10 @@ def benchmark(args) -> dict:
         reference_dir = work / "runs" / "duckdb" / size
         reference = None
         for code in codes:
-            print(f"{code['label']}: {lake['rows']['enrolments']} enrolments in {batches} batches, "
-                  f"{count} requests", flush=True)
+            print(
+                f"{code['label']}: {lake['rows']['enrolments']} enrolments in {batches} batches, {count} requests",
+                flush=True,
+            )
             run_dir = work / "runs" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', code['label'])}-{code['commit'][:12]}" / size
             night = run_night(code, lake, requests, run_dir)
             if reference is None:
@@ -418,18 +473,29 @@ def same_size_ratios(runs: list[dict]) -> list[dict]:
     """Per code and lake size: the many-request night's seconds over the one-batch night's."""
     pairs = []
     for one in (r for r in runs if r["lake_batches"] == 1):
-        many = next((r for r in runs if r["code"] == one["code"] and r["learners"] == one["learners"]
-                     and r["lake_batches"] > 1), None)
+        many = next(
+            (
+                r
+                for r in runs
+                if r["code"] == one["code"] and r["learners"] == one["learners"] and r["lake_batches"] > 1
+            ),
+            None,
+        )
         if many is None or not one["night"].get("wall_seconds") or not many["night"].get("wall_seconds"):
             continue
-        pairs.append({
-            "code": one["code"], "enrolments": one["enrolments"],
-            "requests": [one["requests"], many["requests"]], "report_rows": [one["report_rows"], many["report_rows"]],
-            "seconds": [one["night"]["wall_seconds"], many["night"]["wall_seconds"]],
-            "ratio": round(many["night"]["wall_seconds"] / one["night"]["wall_seconds"], 2),
-            "reference_ratio": round(many["reference"]["wall_seconds"] / one["reference"]["wall_seconds"], 2)
-            if many["reference"].get("wall_seconds") and one["reference"].get("wall_seconds") else None,
-        })
+        pairs.append(
+            {
+                "code": one["code"],
+                "enrolments": one["enrolments"],
+                "requests": [one["requests"], many["requests"]],
+                "report_rows": [one["report_rows"], many["report_rows"]],
+                "seconds": [one["night"]["wall_seconds"], many["night"]["wall_seconds"]],
+                "ratio": round(many["night"]["wall_seconds"] / one["night"]["wall_seconds"], 2),
+                "reference_ratio": round(many["reference"]["wall_seconds"] / one["reference"]["wall_seconds"], 2)
+                if many["reference"].get("wall_seconds") and one["reference"].get("wall_seconds")
+                else None,
+            }
+        )
     return pairs
 
 
@@ -440,8 +506,10 @@ def _fmt(value, digits=0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-HEADER = ("| code | enrolments | requests | report rows | night s | DuckDB s | night/DuckDB | night rows/s "
-          "| peak RSS night MB | peak RSS DuckDB MB | CSVs equal to DuckDB |")
+HEADER = (
+    "| code | enrolments | requests | report rows | night s | DuckDB s | night/DuckDB | night rows/s "
+    "| peak RSS night MB | peak RSS DuckDB MB | CSVs equal to DuckDB |"
+)
 
 
 def line_for(run: dict) -> str:
@@ -450,10 +518,12 @@ def line_for(run: dict) -> str:
     if cmp.get("mismatches"):
         equal += f" ({len(cmp['mismatches'])} differ)"
     status = "" if "error" not in night else f" — {night['error']}"
-    return (f"| {run['code']} | {run['enrolments']:,} | {run['requests']} | {run['report_rows']:,} "
-            f"| {_fmt(night.get('wall_seconds'), 1)} | {_fmt(ref.get('wall_seconds'), 1)} "
-            f"| {_fmt(run['ratio_to_reference']['seconds'], 2)} | {_fmt(run['rows_per_second']['night'])} "
-            f"| {_fmt(night.get('peak_rss_total_mb'))} | {_fmt(ref.get('peak_rss_total_mb'))} | {equal}{status} |")
+    return (
+        f"| {run['code']} | {run['enrolments']:,} | {run['requests']} | {run['report_rows']:,} "
+        f"| {_fmt(night.get('wall_seconds'), 1)} | {_fmt(ref.get('wall_seconds'), 1)} "
+        f"| {_fmt(run['ratio_to_reference']['seconds'], 2)} | {_fmt(run['rows_per_second']['night'])} "
+        f"| {_fmt(night.get('peak_rss_total_mb'))} | {_fmt(ref.get('peak_rss_total_mb'))} | {equal}{status} |"
+    )
 
 
 def task_table(result: dict) -> str:
@@ -472,18 +542,26 @@ def task_table(result: dict) -> str:
             t = next((t for t in r["night"]["dag_run"]["tasks"] if t["task_id"] == task_id), None)
             cells.append("-" if t is None else t["state"] if t["state"] != "success" else _fmt(t["seconds"], 1))
         out.append(f"| {task_id} | " + " | ".join(cells) + " |")
-    out.append("| **night (`dags test` wall)** | " + " | ".join(
-        f"**{_fmt(r['night'].get('wall_seconds'), 1)}**" for r in runs) + " |")
+    out.append(
+        "| **night (`dags test` wall)** | "
+        + " | ".join(f"**{_fmt(r['night'].get('wall_seconds'), 1)}**" for r in runs)
+        + " |"
+    )
     out.append("| DuckDB reference | " + " | ".join(_fmt(r["reference"].get("wall_seconds"), 1) for r in runs) + " |")
     return "\n".join(out)
 
 
 def same_size_table(pairs: list[dict]) -> str:
-    out = ["| code | enrolments | requests | report rows | night s | night ratio | DuckDB ratio |", "|---|---|---|---|---|---|---|"]
+    out = [
+        "| code | enrolments | requests | report rows | night s | night ratio | DuckDB ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for p in pairs:
-        out.append(f"| {p['code']} | {p['enrolments']:,} | {p['requests'][0]} on one batch → {p['requests'][1]} "
-                   f"| {p['report_rows'][0]:,} → {p['report_rows'][1]:,} | {_fmt(p['seconds'][0], 1)} → "
-                   f"{_fmt(p['seconds'][1], 1)} | **{_fmt(p['ratio'], 2)}** | {_fmt(p['reference_ratio'], 2)} |")
+        out.append(
+            f"| {p['code']} | {p['enrolments']:,} | {p['requests'][0]} on one batch → {p['requests'][1]} "
+            f"| {p['report_rows'][0]:,} → {p['report_rows'][1]:,} | {_fmt(p['seconds'][0], 1)} → "
+            f"{_fmt(p['seconds'][1], 1)} | **{_fmt(p['ratio'], 2)}** | {_fmt(p['reference_ratio'], 2)} |"
+        )
     return "\n".join(out)
 
 
@@ -492,32 +570,45 @@ def report(result: dict) -> str:
     out += [line_for(run) for run in result["runs"]]
     out += ["", task_table(result)]
     if result.get("same_size"):
-        out += ["", "Many requests against one request of the same total size (goal: at most 1.2):", "",
-                same_size_table(result["same_size"])]
+        out += [
+            "",
+            "Many requests against one request of the same total size (goal: at most 1.2):",
+            "",
+            same_size_table(result["same_size"]),
+        ]
     for run in result["runs"]:
         night = run["night"]
         batches = f" in {run['lake_batches']} batches" if "lake_batches" in run else ""
-        out.append(f"\n{run['code']}, {run['enrolments']:,} enrolments{batches}, {run['requests']} requests "
-                   f"(load average {night.get('load_average_before', '-')} before, "
-                   f"{night.get('load_average_after', '-')} after; {os.cpu_count()} cores):")
+        out.append(
+            f"\n{run['code']}, {run['enrolments']:,} enrolments{batches}, {run['requests']} requests "
+            f"(load average {night.get('load_average_before', '-')} before, "
+            f"{night.get('load_average_after', '-')} after; {os.cpu_count()} cores):"
+        )
         tasks = night.get("dag_run", {}).get("tasks", [])
         out.append("  tasks: " + ", ".join(f"{t['task_id']} {_fmt(t['seconds'], 1)} s ({t['state']})" for t in tasks))
         for app in night.get("spark_apps", []):
-            out.append(f"  spark {app['app']}: {_fmt(app['wall_seconds'], 1)} s; {app['stages']} stages "
-                       f"({app['stage_seconds']:.1f} s); {app['sql_executions']} SQL executions "
-                       f"({app['sql_execution_seconds']:.1f} s); outside SQL {_fmt(app['seconds_outside_sql'], 1)} s; "
-                       f"lake read {app['lake_bytes_scanned'] / 2**20:,.1f} MB")
+            out.append(
+                f"  spark {app['app']}: {_fmt(app['wall_seconds'], 1)} s; {app['stages']} stages "
+                f"({app['stage_seconds']:.1f} s); {app['sql_executions']} SQL executions "
+                f"({app['sql_execution_seconds']:.1f} s); outside SQL {_fmt(app['seconds_outside_sql'], 1)} s; "
+                f"lake read {app['lake_bytes_scanned'] / 2**20:,.1f} MB"
+            )
             # Results written before the jobs named their parts group by call site.
             grouped = app.get("sql_by_description") or [
-                {**s, "description": s["call_site"]} for s in app.get("sql_by_call_site", [])]
+                {**s, "description": s["call_site"]} for s in app.get("sql_by_call_site", [])
+            ]
             parts = "; ".join(f"{p['description']} x{p['executions']} {p['seconds']:.1f} s" for p in grouped[:8])
             out.append(f"    SQL time by part of the night: {parts}")
         if night.get("spark_note"):
             out.append(f"  {night['spark_note']}")
-        out.append("  peak RSS MB of one process, by kind: " + ", ".join(
-            f"{k} {v:,.0f}" for k, v in night.get("peak_rss_by_kind_mb", {}).items()))
-        out.append(f"  at the peak of the whole tree ({_fmt(night.get('peak_rss_total_mb'))} MB): " + ", ".join(
-            f"{k} {v['processes']}x {v['mb']:,.0f}" for k, v in night.get("at_peak", {}).items()))
+        out.append(
+            "  peak RSS MB of one process, by kind: "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in night.get("peak_rss_by_kind_mb", {}).items())
+        )
+        out.append(
+            f"  at the peak of the whole tree ({_fmt(night.get('peak_rss_total_mb'))} MB): "
+            + ", ".join(f"{k} {v['processes']}x {v['mb']:,.0f}" for k, v in night.get("at_peak", {}).items())
+        )
         for m in run["comparison"].get("mismatches", []):
             out.append(f"  MISMATCH {m}")
         for m in run["comparison"].get("not_published", []):
@@ -551,8 +642,10 @@ def plots(result: dict, stem: Path) -> list[str]:
             groups.setdefault((r["code"], r[group_key]), []).append(r)
         return {k: sorted(v, key=lambda r: r[x_key]) for k, v in groups.items()}
 
-    for x_key, group_key, name, xlabel in (("enrolments", "requests", "time-vs-size", "enrolments in the lake"),
-                                           ("requests", "enrolments", "time-vs-requests", "requests in the night")):
+    for x_key, group_key, name, xlabel in (
+        ("enrolments", "requests", "time-vs-size", "enrolments in the lake"),
+        ("requests", "enrolments", "time-vs-requests", "requests in the night"),
+    ):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         references_drawn = set()
         colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4)
@@ -560,12 +653,19 @@ def plots(result: dict, stem: Path) -> list[str]:
             xs = [r[x_key] for r in rs]
             colour = next(colours)
             label = f"{group:,} {'requests' if group_key == 'requests' else 'enrolments'}"
-            ax.plot(xs, [r["night"]["wall_seconds"] for r in rs], marker="o", color=colour,
-                    label=f"night ({code}), {label}")
+            ax.plot(
+                xs, [r["night"]["wall_seconds"] for r in rs], marker="o", color=colour, label=f"night ({code}), {label}"
+            )
             if group not in references_drawn:  # one reference per lake and request set, whatever the code
                 references_drawn.add(group)
-                ax.plot(xs, [r["reference"].get("wall_seconds") for r in rs], marker="s", linestyle="--",
-                        color=colour, label=f"DuckDB, {label}")
+                ax.plot(
+                    xs,
+                    [r["reference"].get("wall_seconds") for r in rs],
+                    marker="s",
+                    linestyle="--",
+                    color=colour,
+                    label=f"DuckDB, {label}",
+                )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("seconds (log scale)")
         ax.set_yscale("log")  # the night and the reference differ by orders of magnitude
@@ -589,16 +689,23 @@ def plots(result: dict, stem: Path) -> list[str]:
     xs = range(len(runs))
     bottom = [0.0] * len(runs)
     for task_id in task_ids:
-        heights = [next((t["seconds"] or 0 for t in r["night"]["dag_run"]["tasks"] if t["task_id"] == task_id), 0)
-                   for r in runs]
+        heights = [
+            next((t["seconds"] or 0 for t in r["night"]["dag_run"]["tasks"] if t["task_id"] == task_id), 0)
+            for r in runs
+        ]
         ax.bar([x - 0.2 for x in xs], heights, 0.4, bottom=bottom, label=task_id)
         bottom = [b + h for b, h in zip(bottom, heights)]
     reference_seconds = [r["reference"].get("wall_seconds") or 0 for r in runs]
     ax.bar([x + 0.2 for x in xs], reference_seconds, 0.4, color="black", label="DuckDB reference")
     for x, r, seconds in zip(xs, runs, reference_seconds):
         ratio = r["ratio_to_reference"]["seconds"]
-        ax.annotate(f"{seconds:.1f} s" + (f"\nnight ×{ratio:,.0f}" if ratio else ""), (x + 0.2, seconds),
-                    ha="center", va="bottom", fontsize=7)
+        ax.annotate(
+            f"{seconds:.1f} s" + (f"\nnight ×{ratio:,.0f}" if ratio else ""),
+            (x + 0.2, seconds),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     ax.set_xticks(list(xs), labels, fontsize=7)
     ax.set_ylabel("seconds")
     ax.set_title("the night's tasks (left) and the DuckDB reference (right)")
@@ -609,29 +716,72 @@ def plots(result: dict, stem: Path) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=None,
-                        help="lake sizes in enrolments: 100k (62,000 learners) and/or 1M (620,000); default both")
-    parser.add_argument("--learners", nargs="+", type=int, metavar="N",
-                        help="lake sizes in learners instead (about 1.62 enrolments each)")
-    parser.add_argument("--requests", nargs="+", type=int, default=[1, 12, 100], metavar="N",
-                        help="request counts, mixed over the three types (default: 1 12 100)")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        choices=sorted(SIZES),
+        default=None,
+        help="lake sizes in enrolments: 100k (62,000 learners) and/or 1M (620,000); default both",
+    )
+    parser.add_argument(
+        "--learners",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="lake sizes in learners instead (about 1.62 enrolments each)",
+    )
+    parser.add_argument(
+        "--requests",
+        nargs="+",
+        type=int,
+        default=[1, 12, 100],
+        metavar="N",
+        help="request counts, mixed over the three types (default: 1 12 100)",
+    )
     parser.add_argument("--courses", type=int, default=40, help="courses in a generated lake (default: 40)")
-    parser.add_argument("--batches", type=int, default=400,
-                        help="batches in a generated lake, so that 100 requests touch 100 batches (default: 400)")
-    parser.add_argument("--code", action="append", metavar="REF",
-                        help="run the night of this commit (repeatable; default: this working tree)")
-    parser.add_argument("--same-size", type=int, metavar="N",
-                        help="instead of the grid: per lake size, about N requests on N/3 batches of one course "
-                             "against 3 requests on one batch holding the same learners")
-    parser.add_argument("--smallest", action="store_true",
-                        help="the smoke test's run: 300 learners, 4 courses, 12 batches, 3 requests (one per type)")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        default=400,
+        help="batches in a generated lake, so that 100 requests touch 100 batches (default: 400)",
+    )
+    parser.add_argument(
+        "--code",
+        action="append",
+        metavar="REF",
+        help="run the night of this commit (repeatable; default: this working tree)",
+    )
+    parser.add_argument(
+        "--same-size",
+        type=int,
+        metavar="N",
+        help="instead of the grid: per lake size, about N requests on N/3 batches of one course "
+        "against 3 requests on one batch holding the same learners",
+    )
+    parser.add_argument(
+        "--smallest",
+        action="store_true",
+        help="the smoke test's run: 300 learners, 4 courses, 12 batches, 3 requests (one per type)",
+    )
     parser.add_argument("--label", default=None, help="names the results file (default: the sizes)")
-    parser.add_argument("--work", type=Path, default=ROOT / "var" / "benchmark",
-                        help="lakes (cached), runs and code checkouts (default: var/benchmark)")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
-                        help="where the JSON and PNG files go (default: benchmarks/results)")
-    parser.add_argument("--print", type=Path, metavar="RESULTS.json",
-                        help="only print the tables of an earlier results file (e.g. for docs/performance.md)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "var" / "benchmark",
+        help="lakes (cached), runs and code checkouts (default: var/benchmark)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "benchmarks" / "results",
+        help="where the JSON and PNG files go (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--print",
+        type=Path,
+        metavar="RESULTS.json",
+        help="only print the tables of an earlier results file (e.g. for docs/performance.md)",
+    )
     args = parser.parse_args(argv)
     if args.smallest:
         args.learners, args.requests = SMALLEST["learners"], SMALLEST["requests"]
@@ -642,8 +792,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.code = [None if ref == "." else ref for ref in args.code]
     if args.same_size is not None and args.same_size < len(REPORT_TYPES) + 1:
         parser.error(f"--same-size needs at least {len(REPORT_TYPES) + 1} requests")
-    args.label = args.label or ("smallest" if args.smallest else "-".join(f"{n}" for n in args.learners) + "-learners"
-                                + (f"-same-size-{args.same_size}" if args.same_size else ""))
+    args.label = args.label or (
+        "smallest"
+        if args.smallest
+        else "-".join(f"{n}" for n in args.learners)
+        + "-learners"
+        + (f"-same-size-{args.same_size}" if args.same_size else "")
+    )
     return args
 
 

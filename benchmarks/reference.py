@@ -49,9 +49,9 @@ LAKE_COLUMNS = {
     "enrolments": "user_id course_id batch_id enrolled_on active completed_on content_status issued_certificates",
     "assessment_attempts": "user_id course_id batch_id content_id attempt_id last_attempted_on total_score total_max_score",
     "question_responses": "user_id course_id batch_id content_id attempt_id question_id question_type question_title "
-                          "question_description duration_seconds score max_score options response assessed_on",
+    "question_description duration_seconds score max_score options response assessed_on",
     "users": "user_id first_name last_name email phone state district block cluster school_id school_name "
-             "org_name user_type user_sub_type board status",
+    "org_name user_type user_sub_type board status",
     "user_consents": "user_id course_id status last_updated_on",
 }
 MAP_COLUMNS = {"content_status"}
@@ -117,10 +117,13 @@ class Reference:
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")  # the contract's dates and times are UTC
         self.con.execute(MACROS)
-        self.con.execute("CREATE TABLE requests (request_id VARCHAR, course_id VARCHAR, batch_id VARCHAR, "
-                         "report_type VARCHAR)")
-        self.con.executemany("INSERT INTO requests VALUES (?, ?, ?, ?)",
-                             [(r["request_id"], r["course_id"], r["batch_id"], r["report_type"]) for r in requests])
+        self.con.execute(
+            "CREATE TABLE requests (request_id VARCHAR, course_id VARCHAR, batch_id VARCHAR, report_type VARCHAR)"
+        )
+        self.con.executemany(
+            "INSERT INTO requests VALUES (?, ?, ?, ?)",
+            [(r["request_id"], r["course_id"], r["batch_id"], r["report_type"]) for r in requests],
+        )
         self._views()
 
     def table(self, name: str) -> str:
@@ -133,18 +136,32 @@ class Reference:
         views = {
             "wanted_batches": "SELECT DISTINCT batch_id FROM requests",
             "wanted_courses": "SELECT DISTINCT course_id FROM requests",
-            "course_one": dedupe(f"(SELECT * FROM {self.table('courses')} WHERE course_id IS NOT NULL)",
-                                 "course_id", "created_on DESC NULLS LAST", c["courses"]),
-            "batch_one": dedupe(f"(SELECT * FROM {self.table('batches')} WHERE batch_id IS NOT NULL)",
-                                "batch_id", "created_on DESC NULLS LAST", c["batches"]),
+            "course_one": dedupe(
+                f"(SELECT * FROM {self.table('courses')} WHERE course_id IS NOT NULL)",
+                "course_id",
+                "created_on DESC NULLS LAST",
+                c["courses"],
+            ),
+            "batch_one": dedupe(
+                f"(SELECT * FROM {self.table('batches')} WHERE batch_id IS NOT NULL)",
+                "batch_id",
+                "created_on DESC NULLS LAST",
+                c["batches"],
+            ),
             "content_one": dedupe(
                 f"(SELECT * FROM {self.table('course_contents')} WHERE content_id IS NOT NULL "
                 "AND course_id IN (SELECT course_id FROM wanted_courses))",
-                "course_id, content_id", "", c["course_contents"]),
+                "course_id, content_id",
+                "",
+                c["course_contents"],
+            ),
             "active_enrolment": dedupe(
                 f"(SELECT * FROM {self.table('enrolments')} WHERE active AND user_id IS NOT NULL "
                 "AND batch_id IN (SELECT batch_id FROM wanted_batches))",
-                "batch_id, user_id", "enrolled_on DESC NULLS LAST, completed_on DESC NULLS LAST", c["enrolments"]),
+                "batch_id, user_id",
+                "enrolled_on DESC NULLS LAST, completed_on DESC NULLS LAST",
+                c["enrolments"],
+            ),
             # Active enrolments of the requested batches, one row per learner and request;
             # a request whose batch is gone or in another course has none.
             "learner": """
@@ -154,9 +171,11 @@ class Reference:
                 JOIN batch_one b ON b.batch_id = r.batch_id AND b.course_id = r.course_id
                 JOIN active_enrolment e ON e.batch_id = r.batch_id""",
             "profile": dedupe(
-                f"(SELECT * FROM {self.table('users')} "
-                "WHERE user_id IN (SELECT user_id FROM active_enrolment))",
-                "user_id", "", c["users"]),
+                f"(SELECT * FROM {self.table('users')} WHERE user_id IN (SELECT user_id FROM active_enrolment))",
+                "user_id",
+                "",
+                c["users"],
+            ),
         }
         for name, sql in views.items():
             self.con.execute(f"CREATE TEMP VIEW {name} AS {sql}")
@@ -167,14 +186,17 @@ class Reference:
         # The attempts joined to their batch's course and its assessments, in Spark's column order.
         of_course = f"""(SELECT b.course_id, a.content_id, a.batch_id, a.user_id, a.attempt_id,
                                a.last_attempted_on, a.total_score, a.total_max_score
-                        FROM {self.table('assessment_attempts')} a
+                        FROM {self.table("assessment_attempts")} a
                         JOIN batch_one b ON b.batch_id = a.batch_id
                         JOIN content_one s ON s.course_id = b.course_id AND s.content_id = a.content_id
                                               AND s.is_assessment
                         WHERE a.batch_id IN (SELECT batch_id FROM wanted_batches))"""
-        best = dedupe(of_course, "batch_id, user_id, content_id",
-                      "total_score DESC NULLS LAST, last_attempted_on DESC NULLS LAST",
-                      "course_id content_id batch_id user_id attempt_id last_attempted_on total_score total_max_score")
+        best = dedupe(
+            of_course,
+            "batch_id, user_id, content_id",
+            "total_score DESC NULLS LAST, last_attempted_on DESC NULLS LAST",
+            "course_id content_id batch_id user_id attempt_id last_attempted_on total_score total_max_score",
+        )
         return f"""
             WITH per_course AS (
                 SELECT course_id,
@@ -218,9 +240,11 @@ class Reference:
         # The latest consent wins; on a tie in time anything but ACTIVE does (no PII when in doubt).
         latest = dedupe(
             f"(SELECT * FROM {self.table('user_consents')} WHERE course_id IN (SELECT course_id FROM wanted_courses))",
-            "user_id, course_id", "last_updated_on DESC NULLS LAST, (status = 'ACTIVE') ASC NULLS FIRST",
-            LAKE_COLUMNS["user_consents"])
-        name = ("nullif(concat_ws(' ', nullif(trim(u.first_name), ''), nullif(trim(u.last_name), '')), '')")
+            "user_id, course_id",
+            "last_updated_on DESC NULLS LAST, (status = 'ACTIVE') ASC NULLS FIRST",
+            LAKE_COLUMNS["user_consents"],
+        )
+        name = "nullif(concat_ws(' ', nullif(trim(u.first_name), ''), nullif(trim(u.last_name), '')), '')"
         return f"""
             SELECT l.request_id, l.user_id,
                    [text_cell(l.course_id), text_cell(co.name), text_cell(l.batch_id), text_cell(b.name),
@@ -238,12 +262,18 @@ class Reference:
     def response_rows(self) -> str:
         c = LAKE_COLUMNS
         wanted = "batch_id IN (SELECT batch_id FROM wanted_batches)"
-        latest = dedupe(f"(SELECT * FROM {self.table('question_responses')} WHERE user_id IS NOT NULL AND {wanted})",
-                        "user_id, batch_id, content_id, attempt_id, question_id", "assessed_on DESC NULLS LAST",
-                        c["question_responses"])
-        attempted = dedupe(f"(SELECT * FROM {self.table('assessment_attempts')} WHERE {wanted})",
-                           "user_id, batch_id, content_id, attempt_id", "last_attempted_on DESC NULLS LAST",
-                           c["assessment_attempts"])
+        latest = dedupe(
+            f"(SELECT * FROM {self.table('question_responses')} WHERE user_id IS NOT NULL AND {wanted})",
+            "user_id, batch_id, content_id, attempt_id, question_id",
+            "assessed_on DESC NULLS LAST",
+            c["question_responses"],
+        )
+        attempted = dedupe(
+            f"(SELECT * FROM {self.table('assessment_attempts')} WHERE {wanted})",
+            "user_id, batch_id, content_id, attempt_id",
+            "last_attempted_on DESC NULLS LAST",
+            c["assessment_attempts"],
+        )
         return f"""
             SELECT r.request_id, q.user_id, coalesce(t.position, {UNPLACED}) AS position,
                    q.attempt_id, q.question_id, q.content_id,
@@ -278,7 +308,8 @@ class Reference:
             ORDER BY course_id, coalesce(position, {UNPLACED}), content_id""").fetchall()
         result = {}
         for request_id, course_id, report_type in self.con.execute(
-                "SELECT request_id, course_id, report_type FROM requests").fetchall():
+            "SELECT request_id, course_id, report_type FROM requests"
+        ).fetchall():
             if report_type == "progress":
                 mine = [(cid, name) for course, cid, name in assessments if course == course_id]
                 result[request_id] = list(PROGRESS_COLUMNS) + assessment_headers(mine)
@@ -289,12 +320,21 @@ class Reference:
     def run(self, out: Path) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         headers = self.headers()
-        valid = {r for (r,) in self.con.execute("SELECT DISTINCT request_id FROM requests r JOIN batch_one b "
-                                                 "ON b.batch_id = r.batch_id AND b.course_id = r.course_id").fetchall()}
+        valid = {
+            r
+            for (r,) in self.con.execute(
+                "SELECT DISTINCT request_id FROM requests r JOIN batch_one b "
+                "ON b.batch_id = r.batch_id AND b.course_id = r.course_id"
+            ).fetchall()
+        }
         summary = {"types": {}, "requests": {}}
         for report_type in ("progress", "userinfo", "response"):
-            ids = [r for (r,) in self.con.execute(
-                "SELECT request_id FROM requests WHERE report_type = ? ORDER BY request_id", [report_type]).fetchall()]
+            ids = [
+                r
+                for (r,) in self.con.execute(
+                    "SELECT request_id FROM requests WHERE report_type = ? ORDER BY request_id", [report_type]
+                ).fetchall()
+            ]
             if not ids:
                 continue
             started = time.perf_counter()
@@ -306,12 +346,16 @@ class Reference:
                 if request_id not in valid:
                     summary["requests"][request_id] = {"error": "batch not in the lake, or in another course"}
                     continue
-                n = self.write_csv(out / f"{request_id}.csv", request_id, headers[request_id],
-                                   self.SORT_BY[report_type])
+                n = self.write_csv(
+                    out / f"{request_id}.csv", request_id, headers[request_id], self.SORT_BY[report_type]
+                )
                 summary["requests"][request_id] = {"report_type": report_type, "rows": n}
                 rows += n
-            summary["types"][report_type] = {"requests": len(ids), "rows": rows,
-                                             "seconds": round(time.perf_counter() - started, 2)}
+            summary["types"][report_type] = {
+                "requests": len(ids),
+                "rows": rows,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
         return summary
 
     def write_csv(self, path: Path, request_id: str, header: list[str], sort_by: str) -> int:
@@ -328,7 +372,8 @@ class Reference:
         self.con.execute(
             f"COPY (SELECT {cells} FROM rows WHERE request_id = '{literal}' "
             f"ORDER BY {', '.join(k + ' ASC NULLS FIRST' for k in sort_by.split(', '))}) "
-            f"TO '{body.as_posix()}' (FORMAT csv, HEADER false, NEW_LINE '\\r\\n', COMMENT '')")
+            f"TO '{body.as_posix()}' (FORMAT csv, HEADER false, NEW_LINE '\\r\\n', COMMENT '')"
+        )
         with open(path, "wb") as f:
             f.write((BOM + head.getvalue()).encode("utf-8"))
             with open(body, "rb") as rows:
@@ -341,8 +386,9 @@ class Reference:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lake", required=True, type=Path)
-    parser.add_argument("--requests", required=True, type=Path,
-                        help="JSON list of {request_id, course_id, batch_id, report_type}")
+    parser.add_argument(
+        "--requests", required=True, type=Path, help="JSON list of {request_id, course_id, batch_id, report_type}"
+    )
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     started = time.perf_counter()

@@ -106,7 +106,7 @@ class BatchOut(BaseModel):
     certificates_issued: int | None = Field(description="learners with a certificate (Certificate Status 'Issued')")
     weekly_enrolments: list[WeeklyEnrolment] | None = Field(
         description="every week from the first enrolment's to the last one's, oldest first; "
-                    "a learner without an enrolment date is in no week"
+        "a learner without an enrolment date is in no week"
     )
     average_total_score: float | None = Field(
         description="mean of the progress report's non-empty Total Score cells, two decimals; null when none"
@@ -293,7 +293,9 @@ def list_reports(
 @app.post(
     "/api/v1/reports",
     status_code=201,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ReportIn.model_json_schema()}}}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ReportIn.model_json_schema()}}}
+    },
 )
 def create_report(
     claims: dict = Depends(current_claims), raw: bytes = Depends(_raw_body), s: Session = Depends(session)

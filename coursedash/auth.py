@@ -148,7 +148,10 @@ def verify_download_ticket(ticket: str, request_id: str) -> str:
     """The user id a ticket was issued to, when it is valid for this request."""
     try:
         claims = jwt.decode(
-            ticket, _ticket_key(), algorithms=["HS256"], audience=TICKET_AUDIENCE,
+            ticket,
+            _ticket_key(),
+            algorithms=["HS256"],
+            audience=TICKET_AUDIENCE,
             options={"require": ["exp", "sub", "rid", "aud"]},
         )
     except jwt.ExpiredSignatureError:

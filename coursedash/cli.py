@@ -68,6 +68,7 @@ def _positive_hours(text: str) -> float:
 
 def _bounded_int(low: int, high: int, what: str):
     """An argparse type: a whole number from `low` to `high`."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -184,8 +185,10 @@ def _check_room(folder: Path, needed: int) -> None:
     if folder.is_dir():
         room += sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     if needed > room:
-        raise UserError(f"a lake of that many learners needs about {needed / 1e9:,.1f} GB and {existing} has "
-                        f"{room / 1e9:,.1f} GB free; choose fewer --learners or another --out")
+        raise UserError(
+            f"a lake of that many learners needs about {needed / 1e9:,.1f} GB and {existing} has "
+            f"{room / 1e9:,.1f} GB free; choose fewer --learners or another --out"
+        )
 
 
 def cmd_sync(args) -> None:
@@ -242,14 +245,26 @@ def cmd_figures(args) -> None:
     for b, f in shown:
         bands = f["progress_bands"] or {}
         score = f["average_total_score"]
-        rows.append({
-            "batch_id": b.batch_id, "name": b.name, "status": reports.batch_status(b), "enrolled": f["enrolment_count"],
-            "completed": f["completed_count"], "progress 0": bands.get("not_started"), "1-49": bands.get("started"),
-            "50-99": bands.get("past_half"), "100": bands.get("completed"), "certificates": f["certificates_issued"],
-            "avg total score": None if score is None else f"{score:.2f}", "figures as of": f["figures_as_of"],
-        })
-        weeks += [{"batch_id": b.batch_id, "week starting": w["week_start"], "enrolled": w["count"]}
-                  for w in f["weekly_enrolments"] or []]
+        rows.append(
+            {
+                "batch_id": b.batch_id,
+                "name": b.name,
+                "status": reports.batch_status(b),
+                "enrolled": f["enrolment_count"],
+                "completed": f["completed_count"],
+                "progress 0": bands.get("not_started"),
+                "1-49": bands.get("started"),
+                "50-99": bands.get("past_half"),
+                "100": bands.get("completed"),
+                "certificates": f["certificates_issued"],
+                "avg total score": None if score is None else f"{score:.2f}",
+                "figures as of": f["figures_as_of"],
+            }
+        )
+        weeks += [
+            {"batch_id": b.batch_id, "week starting": w["week_start"], "enrolled": w["count"]}
+            for w in f["weekly_enrolments"] or []
+        ]
     if not rows:
         print("this course has no batch yet")
         return
@@ -366,47 +381,88 @@ def parser() -> argparse.ArgumentParser:
     # --verbose works before or after the command; SUPPRESS keeps a subcommand from
     # resetting what was given before it.
     verbose = _Parser(add_help=False)
-    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                         help="print the full log (Spark's output, tracebacks) on the terminal too")
+    verbose.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the full log (Spark's output, tracebacks) on the terminal too",
+    )
 
-    p = _Parser(prog="coursedash", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true", default=False,
-                   help="print the full log (Spark's output, tracebacks) on the terminal too")
+    p = _Parser(
+        prog="coursedash", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False,
+        help="print the full log (Spark's output, tracebacks) on the terminal too",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, **kw):
         return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[verbose], **kw)
 
     g = command("generate-lake", "write a deterministic synthetic lake (replaces its tables)")
-    g.add_argument("--learners", metavar="N", type=_bounded_int(0, MAX_LEARNERS, "learners"), default=200,
-                   help=f"number of learners, at most {MAX_LEARNERS:,} (default: 200)")
-    g.add_argument("--seed", metavar="N", type=int, default=7, help="random seed; the same seed gives the same lake (default: 7)")
+    g.add_argument(
+        "--learners",
+        metavar="N",
+        type=_bounded_int(0, MAX_LEARNERS, "learners"),
+        default=200,
+        help=f"number of learners, at most {MAX_LEARNERS:,} (default: 200)",
+    )
+    g.add_argument(
+        "--seed", metavar="N", type=int, default=7, help="random seed; the same seed gives the same lake (default: 7)"
+    )
     g.add_argument("--out", metavar="DIR", help="folder to write (default: COURSEDASH_LAKE_URI, else var/lake)")
-    g.add_argument("--courses", metavar="N", type=_non_negative_int, default=4,
-                   help="number of courses, copies of the four sample ones beyond them (default: 4)")
-    g.add_argument("--batches", metavar="M", type=_non_negative_int, default=12,
-                   help="number of batches, spread over the courses; the enrolments spread over them (default: 12)")
+    g.add_argument(
+        "--courses",
+        metavar="N",
+        type=_non_negative_int,
+        default=4,
+        help="number of courses, copies of the four sample ones beyond them (default: 4)",
+    )
+    g.add_argument(
+        "--batches",
+        metavar="M",
+        type=_non_negative_int,
+        default=12,
+        help="number of batches, spread over the courses; the enrolments spread over them (default: 12)",
+    )
     g.set_defaults(func=cmd_generate_lake)
 
-    command("sync", "refresh the dashboard's courses, batches and enrolment figures from the lake (runs Spark)"
-            ).set_defaults(func=cmd_sync)
+    command(
+        "sync", "refresh the dashboard's courses, batches and enrolment figures from the lake (runs Spark)"
+    ).set_defaults(func=cmd_sync)
     command("migrate", "create or upgrade the application database").set_defaults(func=cmd_migrate)
 
     t = command("token", "print a development token to sign in to the dashboard with")
     t.add_argument("user_id", type=_not_blank, help="the user the token signs in, e.g. user_creator_01")
-    t.add_argument("--hours", metavar="H", type=_positive_hours, default=12, help="how long the token is valid (default: 12)")
-    t.add_argument("--email", metavar="ADDRESS",
-                   help="the token's email claim: where report-ready notices go (default: none)")
+    t.add_argument(
+        "--hours", metavar="H", type=_positive_hours, default=12, help="how long the token is valid (default: 12)"
+    )
+    t.add_argument(
+        "--email", metavar="ADDRESS", help="the token's email claim: where report-ready notices go (default: none)"
+    )
     t.set_defaults(func=cmd_token)
 
     s = command("serve", "serve the web dashboard and the HTTP API (runs until Ctrl-C)")
-    s.add_argument("--host", metavar="ADDRESS", default="127.0.0.1",
-                   help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
+    s.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)",
+    )
     s.add_argument("--port", metavar="PORT", type=_port, default=8000, help="TCP port (default: 8000)")
-    s.add_argument("--workers", metavar="N", type=_bounded_int(1, MAX_WORKERS, "workers"), default=1,
-                   help=f"server processes, 1 to {MAX_WORKERS}; each opens its own database connections, "
-                        "see the README (default: 1)")
+    s.add_argument(
+        "--workers",
+        metavar="N",
+        type=_bounded_int(1, MAX_WORKERS, "workers"),
+        default=1,
+        help=f"server processes, 1 to {MAX_WORKERS}; each opens its own database connections, "
+        "see the README (default: 1)",
+    )
     s.set_defaults(func=cmd_serve)
 
     r = command("request", "submit, list, show and download report requests")
@@ -414,26 +470,41 @@ def parser() -> argparse.ArgumentParser:
     env_user = os.environ.get("COURSEDASH_USER") or None
     user = _Parser(add_help=False)
     user.add_argument(
-        "--user", metavar="USER_ID", type=_not_blank, default=env_user, required=env_user is None,
-        help=f"the acting user id (default: COURSEDASH_USER, now {env_user!r})" if env_user
+        "--user",
+        metavar="USER_ID",
+        type=_not_blank,
+        default=env_user,
+        required=env_user is None,
+        help=f"the acting user id (default: COURSEDASH_USER, now {env_user!r})"
+        if env_user
         else "the acting user id; required unless COURSEDASH_USER is set",
     )
 
     def action(name: str, help: str):
-        return actions.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
-                                  parents=[user, verbose])
+        return actions.add_parser(
+            name, help=help, description=help[0].upper() + help[1:] + ".", parents=[user, verbose]
+        )
 
     submit = action("submit", "request a report for a batch; prints the new request id")
     submit.add_argument("--course", metavar="COURSE_ID", required=True, help="course id, e.g. do_course_0001")
     submit.add_argument("--batch", metavar="BATCH_ID", required=True, help="batch id, e.g. batch_0001")
-    submit.add_argument("--type", required=True, choices=["progress", "userinfo", "response"],
-                        help="progress: Course Progress; userinfo: User Profile (password required); "
-                             "response: Question Set")
-    submit.add_argument("--email", metavar="ADDRESS",
-                        help="e-mail this address when the report is final; needs COURSEDASH_SMTP_URL (default: none)")
+    submit.add_argument(
+        "--type",
+        required=True,
+        choices=["progress", "userinfo", "response"],
+        help="progress: Course Progress; userinfo: User Profile (password required); response: Question Set",
+    )
+    submit.add_argument(
+        "--email",
+        metavar="ADDRESS",
+        help="e-mail this address when the report is final; needs COURSEDASH_SMTP_URL (default: none)",
+    )
     how = submit.add_mutually_exclusive_group()
-    how.add_argument("--password-stdin", action="store_true",
-                     help="read the zip password from the first line of standard input (default: no password)")
+    how.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the zip password from the first line of standard input (default: no password)",
+    )
     how.add_argument("--ask-password", action="store_true", help="prompt for the zip password on the terminal")
     submit.set_defaults(func=cmd_submit)
 
@@ -452,22 +523,35 @@ def parser() -> argparse.ArgumentParser:
 
     dl = action("download", "save a ready report's zip; prints where")
     dl.add_argument("request_id", help="as printed by `request submit`")
-    dl.add_argument("--out", metavar="PATH",
-                    help="file, or existing folder, to write to (default: var/downloads/<batch>_<type>_<yyyymmdd>.zip)")
+    dl.add_argument(
+        "--out",
+        metavar="PATH",
+        help="file, or existing folder, to write to (default: var/downloads/<batch>_<type>_<yyyymmdd>.zip)",
+    )
     dl.set_defaults(func=cmd_download)
 
-    f = sub.add_parser("figures", parents=[user, verbose],
-                       help="how each batch of a course is doing: the dashboard's figures as a table",
-                       description="How each batch of a course is doing, as of the last sync or night: learners by "
-                                   "progress band, certificates, the average Total Score and enrolments per week "
-                                   "(docs/reports.md). Only the batches the user may see.")
+    f = sub.add_parser(
+        "figures",
+        parents=[user, verbose],
+        help="how each batch of a course is doing: the dashboard's figures as a table",
+        description="How each batch of a course is doing, as of the last sync or night: learners by "
+        "progress band, certificates, the average Total Score and enrolments per week "
+        "(docs/reports.md). Only the batches the user may see.",
+    )
     f.add_argument("course_id", help="course id, e.g. do_course_0001")
     f.set_defaults(func=cmd_figures)
 
     d = command("demo", "the whole night on sample data: lake, sync, four requests, one nightly run, a table")
-    d.add_argument("--learners", metavar="N", type=_bounded_int(0, MAX_LEARNERS, "learners"), default=200,
-                   help="learners in the sample lake (default: 200)")
-    d.add_argument("--date", metavar="YYYY-MM-DD", type=_iso_date, help="the run's logical date, YYYY-MM-DD (default: today)")
+    d.add_argument(
+        "--learners",
+        metavar="N",
+        type=_bounded_int(0, MAX_LEARNERS, "learners"),
+        default=200,
+        help="learners in the sample lake (default: 200)",
+    )
+    d.add_argument(
+        "--date", metavar="YYYY-MM-DD", type=_iso_date, help="the run's logical date, YYYY-MM-DD (default: today)"
+    )
     d.set_defaults(func=cmd_demo)
     return p
 
@@ -497,7 +581,9 @@ def setup_logging(verbose: bool) -> Path | None:
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "coursedash: %(message)s"))
+    console.setFormatter(
+        logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "coursedash: %(message)s")
+    )
     root.addHandler(console)
     path = _log_file()
     if path is not None:

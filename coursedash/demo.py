@@ -56,7 +56,7 @@ def _task_words(counts: dict[str, int]) -> dict[str, str]:
         "claim_requests": "claiming the night's requests",
         "sync_dashboard": "storing the dashboard's figures",
         "build_reports": f"building {n} report{'s' if n != 1 else ''} ({kinds}) and the dashboard's figures "
-                         "in one Spark application",
+        "in one Spark application",
         "publish_reports": "zipping and publishing the reports",
         "notify_requesters": "telling requesters their reports are ready",
         "expire_reports": "expiring reports past their retention",
@@ -70,8 +70,9 @@ def _airflow(args: list[str], logfile, on_line=None) -> int:
     # The DAG imports this package: the same copy as this process, installed or not.
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    with subprocess.Popen([airflow, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, bufsize=1) as process:
+    with subprocess.Popen(
+        [airflow, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
         for line in process.stdout:
             logfile.write(line)
             if on_line:
@@ -147,10 +148,17 @@ def results(ids: list[str]) -> list[dict]:
     rows = []
     for r in sorted(requests, key=lambda r: ids.index(r.request_id)):
         where = Path(settings().reports_uri) / r.object_key if r.object_key else None
-        rows.append({
-            "type": r.report_type, "requested by": r.requested_by, "status": r.status, "rows": r.row_count,
-            "zip": _zip_column(r), "e-mail": r.email_notice or "", "file": _where(where) if where else (r.error or ""),
-        })
+        rows.append(
+            {
+                "type": r.report_type,
+                "requested by": r.requested_by,
+                "status": r.status,
+                "rows": r.row_count,
+                "zip": _zip_column(r),
+                "e-mail": r.email_notice or "",
+                "file": _where(where) if where else (r.error or ""),
+            }
+        )
     return rows
 
 
@@ -176,8 +184,10 @@ def run(learners: int = 200, date: dt.date | str | None = None, out=print) -> No
         ).first()
         creator, mentor = consent_course.created_by, (batch.mentors or [None])[0]
         asked = [
-            (creator, "progress", DEMO_PASSWORD), (creator, "userinfo", DEMO_PASSWORD),
-            (mentor, "progress", None), (mentor, "response", None),
+            (creator, "progress", DEMO_PASSWORD),
+            (creator, "userinfo", DEMO_PASSWORD),
+            (mentor, "progress", None),
+            (mentor, "response", None),
         ]
         # With COURSEDASH_SMTP_URL set (an SMTP sink, say), each requester is e-mailed when done.
         mail = settings().smtp_url is not None

@@ -94,8 +94,13 @@ def head_size(scope) -> int:
 
 def _refusal(scope, limit: int, head_limit: int) -> JSONResponse | None:
     if head_size(scope) > head_limit:
-        return error(scope, 431, "header_too_large", f"the request head is over the limit of {head_limit} bytes",
-                     {"Connection": "close"})
+        return error(
+            scope,
+            431,
+            "header_too_large",
+            f"the request head is over the limit of {head_limit} bytes",
+            {"Connection": "close"},
+        )
     query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
     if has_control(scope["path"]) or has_control(query):
         return error(scope, 400, "bad_request", "the address contains a control character")
@@ -110,7 +115,9 @@ def _refusal(scope, limit: int, head_limit: int) -> JSONResponse | None:
 
 def _too_large(scope, limit: int) -> JSONResponse:
     # The rest of the body is never read, so the connection cannot carry another request.
-    return error(scope, 413, "too_large", f"the request body is over the limit of {limit} bytes", {"Connection": "close"})
+    return error(
+        scope, 413, "too_large", f"the request body is over the limit of {limit} bytes", {"Connection": "close"}
+    )
 
 
 def _with_security_headers(scope, send):
@@ -151,7 +158,8 @@ class Guard:
             return
         except TimeoutError:  # a client trickling its body holds a connection for nothing
             await error(scope, 408, "timeout", "the request body was not sent in time", {"Connection": "close"})(
-                scope, receive, send)
+                scope, receive, send
+            )
             return
         except _ClientGone:
             return
@@ -202,12 +210,19 @@ class Guard:
         if crashed is not None:
             if not started:
                 await error(
-                    scope, 500, "internal_error",
+                    scope,
+                    500,
+                    "internal_error",
                     f"something went wrong on the server; try again later (reference {correlation_id})",
-                    {"X-Correlation-ID": correlation_id}, correlation_id=correlation_id,
+                    {"X-Correlation-ID": correlation_id},
+                    correlation_id=correlation_id,
                 )(scope, replay, send)
         elif deadline.cancelled_caught and not started:
             log.warning("%s %s not answered in %ss", scope["method"], scope["path"], cfg.request_timeout_seconds)
             await error(
-                scope, 503, "timeout", "the server is too busy to answer now; try again in a minute", {"Retry-After": "60"}
+                scope,
+                503,
+                "timeout",
+                "the server is too busy to answer now; try again in a minute",
+                {"Retry-After": "60"},
             )(scope, replay, send)

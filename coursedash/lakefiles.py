@@ -63,7 +63,10 @@ def changed(before: Listing, after: Listing | None) -> dict[str, str]:
         if now == files:
             continue
         was, is_ = {f[0]: f[1:] for f in files}, {f[0]: f[1:] for f in now}
-        parts = [f"{len(is_.keys() - was.keys())} file(s) added", f"{len(was.keys() - is_.keys())} removed",
-                 f"{sum(was[k] != is_[k] for k in was.keys() & is_.keys())} rewritten"]
+        parts = [
+            f"{len(is_.keys() - was.keys())} file(s) added",
+            f"{len(was.keys() - is_.keys())} removed",
+            f"{sum(was[k] != is_[k] for k in was.keys() & is_.keys())} rewritten",
+        ]
         found[table] = ", ".join(parts)
     return found

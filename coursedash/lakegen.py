@@ -125,29 +125,62 @@ def _mtf(title, description, pairs, difficulty=0.2) -> _Question:
 QUESTIONS: tuple[_Question, ...] = (
     _mcq("What is 7 + 5?", "Choose one answer.", ["10", "11", "12", "13"], 2),
     _mcq("-5 + 3 = ?", "Warm-up: negative numbers", ["-2", "2", "-8", "8"], 0, 0.15),
-    _mmcq("Which of these are even numbers?", 'Select all that apply, e.g. "2" and "4".', ["2", "3", "8", "11"], [0, 2]),
+    _mmcq(
+        "Which of these are even numbers?", 'Select all that apply, e.g. "2" and "4".', ["2", "3", "8", "11"], [0, 2]
+    ),
     _ftb("The place value of 4 in 3,452 is ____.", "Write digits only, no commas.", "400", ["40", "4,00"]),
-    _mcq("किसी संख्या को 10 से गुणा करने पर क्या होता है?", "एक उत्तर चुनें।",
-         ["अंत में एक शून्य जुड़ता है", "संख्या आधी हो जाती है", "कोई बदलाव नहीं"], 0),
+    _mcq(
+        "किसी संख्या को 10 से गुणा करने पर क्या होता है?",
+        "एक उत्तर चुनें।",
+        ["अंत में एक शून्य जुड़ता है", "संख्या आधी हो जाती है", "कोई बदलाव नहीं"],
+        0,
+    ),
     _mcq("பத்து + ஐந்து = ?", "சரியான விடையைத் தேர்ந்தெடுக்கவும்.", ["பதினைந்து", "பதினான்கு", "பன்னிரண்டு"], 0),
-    _mtf("Match each strategy to its example", "Counting on: 8, 9, 10\nMaking ten: 8 + 2 + 3",
-         [("Counting on", "8 → 9 → 10"), ("Making ten", "8 + 5 = 8 + 2 + 3"), ("Doubles", "6 + 6 = 12")]),
-    _mcq('Complete the phrase: "Assessment ___ learning"', "Pick the best answer",
-         ["for", "of", "as", "All of the above"], 3, 0.2),
-    _mmcq("Which of these are formative assessment tools?", "Select all that apply.",
-          ["Exit tickets", "Board examination", "Quizzes, with peer review", "Annual report card"], [0, 2]),
+    _mtf(
+        "Match each strategy to its example",
+        "Counting on: 8, 9, 10\nMaking ten: 8 + 2 + 3",
+        [("Counting on", "8 → 9 → 10"), ("Making ten", "8 + 5 = 8 + 2 + 3"), ("Doubles", "6 + 6 = 12")],
+    ),
+    _mcq(
+        'Complete the phrase: "Assessment ___ learning"',
+        "Pick the best answer",
+        ["for", "of", "as", "All of the above"],
+        3,
+        0.2,
+    ),
+    _mmcq(
+        "Which of these are formative assessment tools?",
+        "Select all that apply.",
+        ["Exit tickets", "Board examination", "Quizzes, with peer review", "Annual report card"],
+        [0, 2],
+    ),
     _ftb("=SUM(A1:A3) adds up ____ cells.", "Spreadsheets", "3", ["1", "A3"]),
-    _mcq("A rubric is best described as:", "Think about criteria,\nnot marks.",
-         ["A list of criteria with levels of quality", "A final exam", "A seating chart"], 0),
-    _mcq("What does URL stand for?", None,
-         ["Uniform Resource Locator", "Universal Routing Link", "Unified Resource Layer"], 0),
+    _mcq(
+        "A rubric is best described as:",
+        "Think about criteria,\nnot marks.",
+        ["A list of criteria with levels of quality", "A final exam", "A seating chart"],
+        0,
+    ),
+    _mcq(
+        "What does URL stand for?",
+        None,
+        ["Uniform Resource Locator", "Universal Routing Link", "Unified Resource Layer"],
+        0,
+    ),
     _mcq("@mentions in a group chat are used to…", "", ["notify a person", "delete a message", "block a user"], 0),
     _ftb("A strong password has at least ____ characters.", "Write a number.", "8", ["4", "six"]),
-    _mcq("डिजिटल साक्षरता का अर्थ क्या है?", "सही विकल्प चुनें।",
-         ["डिजिटल उपकरणों का सुरक्षित और प्रभावी उपयोग", "केवल टाइपिंग", "कंप्यूटर खरीदना"], 0),
+    _mcq(
+        "डिजिटल साक्षरता का अर्थ क्या है?",
+        "सही विकल्प चुनें।",
+        ["डिजिटल उपकरणों का सुरक्षित और प्रभावी उपयोग", "केवल टाइपिंग", "कंप्यूटर खरीदना"],
+        0,
+    ),
     _mcq("শিশুর প্রথম শিক্ষক কে?", "একটি উত্তর বেছে নিন।", ["মা-বাবা", "বন্ধু", "টেলিভিশন"], 0),
-    _mtf("Match the age to the stage", "Ages in years",
-         [("0–2", "Sensorimotor"), ("2–7", "Preoperational"), ("7–11", "Concrete operational")]),
+    _mtf(
+        "Match the age to the stage",
+        "Ages in years",
+        [("0–2", "Sensorimotor"), ("2–7", "Preoperational"), ("7–11", "Concrete operational")],
+    ),
     _mcq("ఐదు × నాలుగు = ?", "ఒక సమాధానం ఎంచుకోండి.", ["ఇరవై", "పదిహేను", "పది"], 0),
 )
 
@@ -189,54 +222,130 @@ class _Batch:
 
 
 COURSES: tuple[_Course, ...] = (
-    _Course("do_course_0001", "Foundations of Numeracy",
-            "channel_scert_tn", "user_creator_01", "Live", True, 420, 0.35, (
-        _Content("Introduction to the Course", "Resource"),
-        _Content("Counting and Place Value", "Resource"),
-        _Content("Place Value Check", "SelfAssess", (0, 3, 4)),
-        _Content("Addition Strategies", "Resource"),
-        _Content("Number Games (extra reading)", "Resource", is_optional=True),
-        _Content("+/- Quiz: Addition & Subtraction", "SelfAssess", (1, 5, 6, 2)),
-        _Content("Final Assessment", "QuestionSet", (0, 1, 2, 3, 5, 17)),
-    )),
+    _Course(
+        "do_course_0001",
+        "Foundations of Numeracy",
+        "channel_scert_tn",
+        "user_creator_01",
+        "Live",
+        True,
+        420,
+        0.35,
+        (
+            _Content("Introduction to the Course", "Resource"),
+            _Content("Counting and Place Value", "Resource"),
+            _Content("Place Value Check", "SelfAssess", (0, 3, 4)),
+            _Content("Addition Strategies", "Resource"),
+            _Content("Number Games (extra reading)", "Resource", is_optional=True),
+            _Content("+/- Quiz: Addition & Subtraction", "SelfAssess", (1, 5, 6, 2)),
+            _Content("Final Assessment", "QuestionSet", (0, 1, 2, 3, 5, 17)),
+        ),
+    ),
     # Two assessments named "Module Quiz": the progress report must tell them apart.
-    _Course("do_course_0002", "Classroom Assessment Practices",
-            "channel_ncert", "user_creator_02", "Live", False, 400, 0.30, (
-        _Content("Why Assess?", "Resource"),
-        _Content("Module Quiz", "SelfAssess", (7, 10, 8)),
-        _Content("Rubrics, Checklists and Portfolios", "Resource"),
-        _Content("Module Quiz", "SelfAssess", (8, 10, 7, 1)),
-        _Content('Case Study: "A Rural School"', "Resource", is_optional=True),
-        _Content("Reflection Journal", "Resource", is_optional=True),
-    )),
-    _Course("do_course_0003", "डिजिटल साक्षरता - Digital Literacy for Teachers",
-            "channel_scert_up", "user_creator_01", "Live", True, 150, 0.25, (
-        _Content("इंटरनेट का परिचय", "Resource"),
-        _Content("Browsers, Links and URLs", "Resource"),
-        _Content("Safe Online Practice", "SelfAssess", (11, 12, 13)),
-        _Content("Spreadsheet Practice", "Resource", is_optional=True),
-        _Content("डिजिटल साक्षरता मूल्यांकन", "QuestionSet", (14, 9, 13, 11, 12)),
-    )),
-    _Course("do_course_0004", "Early Childhood Care and Education, 2019",
-            "channel_ncert", "user_creator_03", "Retired", False, 1000, 0.10, (
-        _Content("Stages of Development", "Resource"),
-        _Content("Play-based Learning", "Resource"),
-        _Content("ECCE Check", "SelfAssess", (15, 16, 0)),
-    )),
+    _Course(
+        "do_course_0002",
+        "Classroom Assessment Practices",
+        "channel_ncert",
+        "user_creator_02",
+        "Live",
+        False,
+        400,
+        0.30,
+        (
+            _Content("Why Assess?", "Resource"),
+            _Content("Module Quiz", "SelfAssess", (7, 10, 8)),
+            _Content("Rubrics, Checklists and Portfolios", "Resource"),
+            _Content("Module Quiz", "SelfAssess", (8, 10, 7, 1)),
+            _Content('Case Study: "A Rural School"', "Resource", is_optional=True),
+            _Content("Reflection Journal", "Resource", is_optional=True),
+        ),
+    ),
+    _Course(
+        "do_course_0003",
+        "डिजिटल साक्षरता - Digital Literacy for Teachers",
+        "channel_scert_up",
+        "user_creator_01",
+        "Live",
+        True,
+        150,
+        0.25,
+        (
+            _Content("इंटरनेट का परिचय", "Resource"),
+            _Content("Browsers, Links and URLs", "Resource"),
+            _Content("Safe Online Practice", "SelfAssess", (11, 12, 13)),
+            _Content("Spreadsheet Practice", "Resource", is_optional=True),
+            _Content("डिजिटल साक्षरता मूल्यांकन", "QuestionSet", (14, 9, 13, 11, 12)),
+        ),
+    ),
+    _Course(
+        "do_course_0004",
+        "Early Childhood Care and Education, 2019",
+        "channel_ncert",
+        "user_creator_03",
+        "Retired",
+        False,
+        1000,
+        0.10,
+        (
+            _Content("Stages of Development", "Resource"),
+            _Content("Play-based Learning", "Resource"),
+            _Content("ECCE Check", "SelfAssess", (15, 16, 0)),
+        ),
+    ),
 )
 
 BATCHES: tuple[_Batch, ...] = (
-    _Batch("batch_0001", 0, "Numeracy - Live Cohort", -45, 45, "user_creator_01", ("user_mentor_01", "user_mentor_02"), 0.5),
+    _Batch(
+        "batch_0001", 0, "Numeracy - Live Cohort", -45, 45, "user_creator_01", ("user_mentor_01", "user_mentor_02"), 0.5
+    ),
     _Batch("batch_0002", 0, "Numeracy - Earlier Cohort", -240, -120, "user_batchcreator_01", ("user_mentor_03",), 0.4),
     _Batch("batch_0003", 0, "Numeracy - Next Cohort", 10, 100, "user_batchcreator_01", (), 0.1),
-    _Batch("batch_0004", 1, 'Assessment Practices, "Open" batch', -90, None, "user_batchcreator_02", ("user_mentor_01",), 0.55),
-    _Batch("batch_0005", 1, "Assessment Practices - Pilot", -300, -200, "user_creator_02", ("user_mentor_02", "user_mentor_04"), 0.35),
+    _Batch(
+        "batch_0004",
+        1,
+        'Assessment Practices, "Open" batch',
+        -90,
+        None,
+        "user_batchcreator_02",
+        ("user_mentor_01",),
+        0.55,
+    ),
+    _Batch(
+        "batch_0005",
+        1,
+        "Assessment Practices - Pilot",
+        -300,
+        -200,
+        "user_creator_02",
+        ("user_mentor_02", "user_mentor_04"),
+        0.35,
+    ),
     _Batch("batch_0006", 1, "Assessment Practices - Upcoming", 30, 120, "user_creator_02", ("user_mentor_04",), 0.1),
-    _Batch("batch_0007", 2, "डिजिटल साक्षरता बैच 1", -20, 70, "user_batchcreator_01", ("user_mentor_03", "user_mentor_05"), 0.5),
+    _Batch(
+        "batch_0007",
+        2,
+        "डिजिटल साक्षरता बैच 1",
+        -20,
+        70,
+        "user_batchcreator_01",
+        ("user_mentor_03", "user_mentor_05"),
+        0.5,
+    ),
     _Batch("batch_0008", 2, "Digital Literacy - Ended Yesterday", -100, -1, "user_creator_01", (), 0.4),
-    _Batch("batch_0009", 2, "Digital Literacy - Starts Tomorrow", 1, 60, "user_batchcreator_02", ("user_mentor_05",), 0.1),
+    _Batch(
+        "batch_0009", 2, "Digital Literacy - Starts Tomorrow", 1, 60, "user_batchcreator_02", ("user_mentor_05",), 0.1
+    ),
     _Batch("batch_0010", 3, "ECCE 2019 Batch", -900, -700, "user_creator_03", ("user_mentor_06",), 0.5),
-    _Batch("batch_0011", 3, "ECCE 2020 Batch", -600, -400, "user_batchcreator_01", ("user_mentor_06", "user_mentor_01"), 0.35),
+    _Batch(
+        "batch_0011",
+        3,
+        "ECCE 2020 Batch",
+        -600,
+        -400,
+        "user_batchcreator_01",
+        ("user_mentor_06", "user_mentor_01"),
+        0.35,
+    ),
     _Batch("batch_0012", 3, "ECCE Final Batch (ends today)", -60, 0, "user_creator_03", (), 0.15),
 )
 
@@ -260,9 +369,13 @@ def scaled_catalogue(n_courses: int = len(COURSES), n_batches: int = len(BATCHES
         raise ValueError("batches must be at most 9000")
     per_template = len(BATCHES) // len(COURSES)
     courses = tuple(
-        COURSES[i] if i < len(COURSES) else replace(
-            COURSES[i % len(COURSES)], course_id=f"do_course_{i + 1:04d}",
-            name=f"{COURSES[i % len(COURSES)].name} ({i // len(COURSES) + 1})")
+        COURSES[i]
+        if i < len(COURSES)
+        else replace(
+            COURSES[i % len(COURSES)],
+            course_id=f"do_course_{i + 1:04d}",
+            name=f"{COURSES[i % len(COURSES)].name} ({i // len(COURSES) + 1})",
+        )
         for i in range(n_courses)
     )
     batches, seen = [], Counter()
@@ -271,9 +384,14 @@ def scaled_catalogue(n_courses: int = len(COURSES), n_batches: int = len(BATCHES
         k, seen[course] = seen[course], seen[course] + 1
         template = BATCHES[(course % len(COURSES)) * per_template + k % per_template]
         original = course < len(COURSES) and k < per_template  # the template itself keeps its name
-        batches.append(replace(
-            template, batch_id=f"batch_{j + 1:04d}", course=course,
-            name=template.name if original else f"{template.name} ({j + 1})"))
+        batches.append(
+            replace(
+                template,
+                batch_id=f"batch_{j + 1:04d}",
+                course=course,
+                name=template.name if original else f"{template.name} ({j + 1})",
+            )
+        )
     return courses, tuple(batches)
 
 
@@ -294,31 +412,93 @@ def _batch_status(b: _Batch) -> str:
 # (name in its script, Latin spelling for the e-mail address)
 NAMES: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
     "latin": (
-        [(n, n) for n in ("Priya", "Arun", "Rahul", "Anjali", "Mohammed", "Fatima", "Joseph",
-                          "Gurpreet", "Lakshmi", "Sneha", "Vikram", "Ayesha")],
-        [(n, n.replace("'", "")) for n in ("Sharma", "Patel", "Khan", "Singh", "Iyer", "Reddy",
-                                           "Das", "Fernandes", "Nair", "Mukherjee", "D'Souza")],
+        [
+            (n, n)
+            for n in (
+                "Priya",
+                "Arun",
+                "Rahul",
+                "Anjali",
+                "Mohammed",
+                "Fatima",
+                "Joseph",
+                "Gurpreet",
+                "Lakshmi",
+                "Sneha",
+                "Vikram",
+                "Ayesha",
+            )
+        ],
+        [
+            (n, n.replace("'", ""))
+            for n in (
+                "Sharma",
+                "Patel",
+                "Khan",
+                "Singh",
+                "Iyer",
+                "Reddy",
+                "Das",
+                "Fernandes",
+                "Nair",
+                "Mukherjee",
+                "D'Souza",
+            )
+        ],
     ),
     "devanagari": (
-        [("प्रिया", "Priya"), ("राहुल", "Rahul"), ("अंजलि", "Anjali"), ("सुनीता", "Sunita"),
-         ("अमित", "Amit"), ("पूजा", "Pooja"), ("विकास", "Vikas"), ("नेहा", "Neha")],
-        [("शर्मा", "Sharma"), ("वर्मा", "Verma"), ("यादव", "Yadav"), ("मिश्रा", "Mishra"),
-         ("पाटील", "Patil"), ("गुप्ता", "Gupta")],
+        [
+            ("प्रिया", "Priya"),
+            ("राहुल", "Rahul"),
+            ("अंजलि", "Anjali"),
+            ("सुनीता", "Sunita"),
+            ("अमित", "Amit"),
+            ("पूजा", "Pooja"),
+            ("विकास", "Vikas"),
+            ("नेहा", "Neha"),
+        ],
+        [
+            ("शर्मा", "Sharma"),
+            ("वर्मा", "Verma"),
+            ("यादव", "Yadav"),
+            ("मिश्रा", "Mishra"),
+            ("पाटील", "Patil"),
+            ("गुप्ता", "Gupta"),
+        ],
     ),
     "tamil": (
-        [("அருண்", "Arun"), ("கவிதா", "Kavitha"), ("முருகன்", "Murugan"), ("லக்ஷ்மி", "Lakshmi"),
-         ("செல்வி", "Selvi"), ("கார்த்திக்", "Karthik"), ("பிரியா", "Priya"), ("சுரேஷ்", "Suresh")],
-        [("ராஜா", "Raja"), ("குமார்", "Kumar"), ("சுப்பிரமணியன்", "Subramanian"),
-         ("வேலு", "Velu"), ("பாண்டியன்", "Pandian")],
+        [
+            ("அருண்", "Arun"),
+            ("கவிதா", "Kavitha"),
+            ("முருகன்", "Murugan"),
+            ("லக்ஷ்மி", "Lakshmi"),
+            ("செல்வி", "Selvi"),
+            ("கார்த்திக்", "Karthik"),
+            ("பிரியா", "Priya"),
+            ("சுரேஷ்", "Suresh"),
+        ],
+        [("ராஜா", "Raja"), ("குமார்", "Kumar"), ("சுப்பிரமணியன்", "Subramanian"), ("வேலு", "Velu"), ("பாண்டியன்", "Pandian")],
     ),
     "bengali": (
-        [("সুমিত", "Sumit"), ("অনিতা", "Anita"), ("রাহুল", "Rahul"), ("দেবাশিস", "Debashis"),
-         ("মৌমিতা", "Moumita"), ("অর্পিতা", "Arpita")],
+        [
+            ("সুমিত", "Sumit"),
+            ("অনিতা", "Anita"),
+            ("রাহুল", "Rahul"),
+            ("দেবাশিস", "Debashis"),
+            ("মৌমিতা", "Moumita"),
+            ("অর্পিতা", "Arpita"),
+        ],
         [("দাস", "Das"), ("বসু", "Basu"), ("চট্টোপাধ্যায়", "Chattopadhyay"), ("ঘোষ", "Ghosh"), ("সেন", "Sen")],
     ),
     "telugu": (
-        [("శ్రీనివాస్", "Srinivas"), ("లక్ష్మి", "Lakshmi"), ("రవి", "Ravi"), ("సాయి", "Sai"),
-         ("పద్మ", "Padma"), ("వెంకటేష్", "Venkatesh")],
+        [
+            ("శ్రీనివాస్", "Srinivas"),
+            ("లక్ష్మి", "Lakshmi"),
+            ("రవి", "Ravi"),
+            ("సాయి", "Sai"),
+            ("పద్మ", "Padma"),
+            ("వెంకటేష్", "Venkatesh"),
+        ],
         [("రెడ్డి", "Reddy"), ("రావు", "Rao"), ("నాయుడు", "Naidu"), ("వర్మ", "Varma")],
     ),
 }
@@ -338,20 +518,67 @@ class _State:
 
 
 STATES: tuple[_State, ...] = (
-    _State("Tamil Nadu", 33, 0.22, "tamil", 0.55, "State (Tamil Nadu)",
-           "Tamil Nadu State Council of Educational Research and Training",
-           ("Chennai", "Madurai", "Coimbatore", "Tiruchirappalli")),
-    _State("Uttar Pradesh", 9, 0.24, "devanagari", 0.6, "State (Uttar Pradesh)",
-           "Basic Shiksha Parishad, Uttar Pradesh", ("Lucknow", "Varanasi", "Prayagraj", "Agra")),
-    _State("West Bengal", 19, 0.14, "bengali", 0.5, "State (West Bengal)",
-           "West Bengal Board of Primary Education", ("Kolkata", "Howrah", "Darjeeling", "Bankura")),
-    _State("Telangana", 36, 0.14, "telugu", 0.5, "State (Telangana)",
-           "Telangana School Education Department", ("Hyderabad", "Warangal", "Karimnagar", "Nizamabad")),
-    _State("Maharashtra", 27, 0.18, "devanagari", 0.4, "State (Maharashtra)",
-           "Maharashtra Prathamik Shikshan Parishad", ("Pune", "Nagpur", "Nashik", "Mumbai Suburban")),
+    _State(
+        "Tamil Nadu",
+        33,
+        0.22,
+        "tamil",
+        0.55,
+        "State (Tamil Nadu)",
+        "Tamil Nadu State Council of Educational Research and Training",
+        ("Chennai", "Madurai", "Coimbatore", "Tiruchirappalli"),
+    ),
+    _State(
+        "Uttar Pradesh",
+        9,
+        0.24,
+        "devanagari",
+        0.6,
+        "State (Uttar Pradesh)",
+        "Basic Shiksha Parishad, Uttar Pradesh",
+        ("Lucknow", "Varanasi", "Prayagraj", "Agra"),
+    ),
+    _State(
+        "West Bengal",
+        19,
+        0.14,
+        "bengali",
+        0.5,
+        "State (West Bengal)",
+        "West Bengal Board of Primary Education",
+        ("Kolkata", "Howrah", "Darjeeling", "Bankura"),
+    ),
+    _State(
+        "Telangana",
+        36,
+        0.14,
+        "telugu",
+        0.5,
+        "State (Telangana)",
+        "Telangana School Education Department",
+        ("Hyderabad", "Warangal", "Karimnagar", "Nizamabad"),
+    ),
+    _State(
+        "Maharashtra",
+        27,
+        0.18,
+        "devanagari",
+        0.4,
+        "State (Maharashtra)",
+        "Maharashtra Prathamik Shikshan Parishad",
+        ("Pune", "Nagpur", "Nashik", "Mumbai Suburban"),
+    ),
     # Its state code 01 makes school ids with a leading zero.
-    _State("Jammu and Kashmir", 1, 0.08, "latin", 1.0, "JKBOSE",
-           "Directorate of School Education, Kashmir", ("Srinagar", "Jammu", "Anantnag", "Baramulla")),
+    _State(
+        "Jammu and Kashmir",
+        1,
+        0.08,
+        "latin",
+        1.0,
+        "JKBOSE",
+        "Directorate of School Education, Kashmir",
+        ("Srinagar", "Jammu", "Anantnag", "Baramulla"),
+    ),
 )
 _BLOCK_SUFFIXES = ("East", "West", "Rural")
 _CLUSTERS_PER_BLOCK = 3
@@ -368,15 +595,19 @@ _OTHER_ORGS = ("Akshara Learning Trust", "Sarvodaya Vidya Samiti")
 _EMAIL_DOMAINS = ("example.com", "example.org", "mail.example.in")
 # (user_type, user_sub_type, weight)
 _USER_TYPES = (
-    ("teacher", None, 0.55), ("student", None, 0.15), ("administrator", "hm", 0.08),
-    ("administrator", "crp", 0.06), ("administrator", "deo", 0.03), ("parent", None, 0.06),
+    ("teacher", None, 0.55),
+    ("student", None, 0.15),
+    ("administrator", "hm", 0.08),
+    ("administrator", "crp", 0.06),
+    ("administrator", "deo", 0.03),
+    ("parent", None, 0.06),
     ("other", None, 0.07),
 )
 # Profile values that a CSV writer must quote or defuse; each kind overrides a few
 # columns of a user's row.
 _ODD_PROFILES = {
     "users_text_formula": {"school_name": '=HYPERLINK("http://example.com","click")', "cluster": "-"},
-    "users_text_quotes": {"last_name": "D'Souza, \"Tony\"", "block": "Ward 7\nSector 2"},
+    "users_text_quotes": {"last_name": 'D\'Souza, "Tony"', "block": "Ward 7\nSector 2"},
     "users_text_symbols": {"first_name": "@nil", "org_name": "+Plus Foundation, Pune"},
     "users_text_spaces": {"first_name": "  Meena ", "last_name": None, "phone": "9876543210"},
 }
@@ -470,10 +701,12 @@ class _Catalogue:
         block = lambda s, d, b: f"{STATES[s].districts[d]} {_BLOCK_SUFFIXES[b]}"  # noqa: E731
         school_ids = [f"{STATES[s].udise:02d}{d + 1:02d}{b + 1:02d}{c + 1:03d}{k + 1:02d}" for s, d, b, c, k in schools]
         self.school_ids = pa.array(school_ids)
-        self.school_names = pa.array([
-            _SCHOOL_NAMES[zlib.crc32(sid.encode()) % len(_SCHOOL_NAMES)].format(place=block(s, d, b))
-            for sid, (s, d, b, c, k) in zip(school_ids, schools)
-        ])
+        self.school_names = pa.array(
+            [
+                _SCHOOL_NAMES[zlib.crc32(sid.encode()) % len(_SCHOOL_NAMES)].format(place=block(s, d, b))
+                for sid, (s, d, b, c, k) in zip(school_ids, schools)
+            ]
+        )
         self.states = pa.array([s.name for s in STATES])
         self.districts = pa.array([STATES[s].districts[d] for s, d, *_ in schools])
         self.blocks = pa.array([block(s, d, b) for s, d, b, *_ in schools])
@@ -497,7 +730,11 @@ class _Catalogue:
             offsets.append(len(names))
             sizes.append(len(pool))
             names += pool
-        return pa.array([n for n, _ in names]), pa.array([lat for _, lat in names]), (np.array(offsets), np.array(sizes))
+        return (
+            pa.array([n for n, _ in names]),
+            pa.array([lat for _, lat in names]),
+            (np.array(offsets), np.array(sizes)),
+        )
 
 
 # ---------------------------------------------------------------------------------
@@ -563,8 +800,17 @@ def _uuids(hi: np.ndarray, lo: np.ndarray) -> pa.StringArray:
     """Version-4 UUID strings from 128 random bits."""
     hi = (hi & ~np.uint64(0xF000)) | np.uint64(0x4000)
     lo = (lo & ~np.uint64(0xC << 60)) | np.uint64(0x8 << 60)
-    return _hex_ids((hi >> np.uint64(32), 8), b"-", (hi >> np.uint64(16), 4), b"-", (hi, 4), b"-",
-                    (lo >> np.uint64(48), 4), b"-", (lo, 12))
+    return _hex_ids(
+        (hi >> np.uint64(32), 8),
+        b"-",
+        (hi >> np.uint64(16), 4),
+        b"-",
+        (hi, 4),
+        b"-",
+        (lo >> np.uint64(48), 4),
+        b"-",
+        (lo, 12),
+    )
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -623,7 +869,9 @@ def _users(rnd: _Random, cat: _Catalogue, lo: int, hi: int, dirt: _Dirt):
     missing = gone["users_missing"]
 
     state = _choose(rnd.uniform("user.state", learner), cat.state_weight)
-    school = state * cat.schools_per_state + (rnd.uniform("user.school", learner) * cat.schools_per_state).astype(np.int64)
+    school = state * cat.schools_per_state + (rnd.uniform("user.school", learner) * cat.schools_per_state).astype(
+        np.int64
+    )
     no_school = rnd.uniform("user.no_school", learner) < 0.08
 
     native = rnd.uniform("user.script", learner) < cat.native_share[state]
@@ -637,16 +885,23 @@ def _users(rnd: _Random, cat: _Catalogue, lo: int, hi: int, dirt: _Dirt):
     last = name(cat.last_slices, "user.last")
     number = pc.cast(pa.array((rnd.uniform("user.email_no", learner) * 100).astype(np.int64)), pa.string())
     domain = _take(pa.array(_EMAIL_DOMAINS), _choose(rnd.uniform("user.domain", learner), [3, 2, 1]))
-    email = pc.utf8_lower(pc.binary_join_element_wise(
-        _take(cat.first_latin, first), ".", _take(cat.last_latin, last), number, "@", domain, ""))
+    email = pc.utf8_lower(
+        pc.binary_join_element_wise(
+            _take(cat.first_latin, first), ".", _take(cat.last_latin, last), number, "@", domain, ""
+        )
+    )
     mobile = (6 + (rnd.uniform("user.phone1", learner) * 4).astype(np.int64)) * 10**9 + (
-        rnd.uniform("user.phone2", learner) * 10**9).astype(np.int64)
+        rnd.uniform("user.phone2", learner) * 10**9
+    ).astype(np.int64)
     phone = pc.binary_join_element_wise("+91", pc.cast(pa.array(mobile), pa.string()), "")
 
     kind = _choose(rnd.uniform("user.type", learner), [w for *_, w in _USER_TYPES])
     board = np.where(rnd.uniform("user.board", learner) < 0.2, len(STATES), state)
-    org = np.where(rnd.uniform("user.org", learner) < 0.1,
-                   len(STATES) + (rnd.uniform("user.org2", learner) * len(_OTHER_ORGS)).astype(np.int64), state)
+    org = np.where(
+        rnd.uniform("user.org", learner) < 0.1,
+        len(STATES) + (rnd.uniform("user.org2", learner) * len(_OTHER_ORGS)).astype(np.int64),
+        state,
+    )
     u_status = rnd.uniform("user.status", learner)
 
     columns = {
@@ -715,8 +970,8 @@ def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
     listed = valid & ((progress > 0) | ~sparse[:, None])
     offsets = np.concatenate([[0], np.cumsum(listed.sum(axis=1))]).astype(np.int32)
     content_status = pa.MapArray.from_arrays(
-        pa.array(offsets), _take(cat.content_ids, cat.contents[course][listed]),
-        pa.array(progress[listed], pa.int32()))
+        pa.array(offsets), _take(cat.content_ids, cat.contents[course][listed]), pa.array(progress[listed], pa.int32())
+    )
 
     # Certificates: most completers have one, a few were re-issued a second.
     u_cert = rnd.uniform("enrol.cert", who, slot)
@@ -727,23 +982,33 @@ def _enrolments(rnd: _Random, cat: _Catalogue, people: _Learners, dirt: _Dirt):
     certs = _uuids(cert_hi, cert_lo)
     no_list = (n_cert == 0) & (rnd.uniform("enrol.cert_null", who, slot) < 0.5)
     issued = pa.ListArray.from_arrays(
-        pa.array(np.concatenate([[0], np.cumsum(n_cert)]).astype(np.int32)), certs, mask=pa.array(no_list))
+        pa.array(np.concatenate([[0], np.cumsum(n_cert)]).astype(np.int32)), certs, mask=pa.array(no_list)
+    )
 
-    bad = dirt.pick(rnd.uniform("enrol.dirt", who, slot), {
-        "enrolments_duplicated": 0.015, "enrolments_unknown_batch": 0.01,
-        "enrolments_null_course_id": 0.005, "enrolments_null_enrolled_on": 0.005})
+    bad = dirt.pick(
+        rnd.uniform("enrol.dirt", who, slot),
+        {
+            "enrolments_duplicated": 0.015,
+            "enrolments_unknown_batch": 0.01,
+            "enrolments_null_course_id": 0.005,
+            "enrolments_null_enrolled_on": 0.005,
+        },
+    )
     unknown = len(cat.batches) + (rnd.uniform("enrol.unknown", who, slot) * len(UNKNOWN_BATCH_IDS)).astype(np.int64)
     shown_batch = np.where(bad["enrolments_unknown_batch"], unknown, batch)
-    table = _table("enrolments", {
-        "user_id": _take(people.user_ids, local),
-        "course_id": _take(cat.course_ids, course, bad["enrolments_null_course_id"]),
-        "batch_id": _take(cat.batch_ids, shown_batch),
-        "enrolled_on": _timestamps(enrolled, bad["enrolments_null_enrolled_on"]),
-        "active": pa.array(rnd.uniform("enrol.inactive", who, slot) >= 0.03),
-        "completed_on": _timestamps(completed_on, ~completed),
-        "content_status": content_status,
-        "issued_certificates": issued,
-    })
+    table = _table(
+        "enrolments",
+        {
+            "user_id": _take(people.user_ids, local),
+            "course_id": _take(cat.course_ids, course, bad["enrolments_null_course_id"]),
+            "batch_id": _take(cat.batch_ids, shown_batch),
+            "enrolled_on": _timestamps(enrolled, bad["enrolments_null_enrolled_on"]),
+            "active": pa.array(rnd.uniform("enrol.inactive", who, slot) >= 0.03),
+            "completed_on": _timestamps(completed_on, ~completed),
+            "content_status": content_status,
+            "issued_certificates": issued,
+        },
+    )
     order = np.repeat(np.arange(len(who)), 1 + bad["enrolments_duplicated"])
     dirt.counts["enrolments_user_missing"] += int(people.missing[local[order]].sum())
     enrol = _Enrolments(local, slot, course, shown_batch, enrolled, last, progress)
@@ -768,8 +1033,9 @@ def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, en
     first = start + (rnd.uniform("attempt.first", w, s, a) * (last - start)).astype(np.int64)
     retake = first + (rnd.uniform("attempt.retake", w, s, a) * (last - first)).astype(np.int64)
     attempted = np.where(attempt_no == 0, first, retake)
-    attempt_ids = _hex_ids((rnd.bits("attempt.id.hi", w, s, a, attempt_no), 16),
-                           (rnd.bits("attempt.id.lo", w, s, a, attempt_no), 16))
+    attempt_ids = _hex_ids(
+        (rnd.bits("attempt.id.hi", w, s, a, attempt_no), 16), (rnd.bits("attempt.id.lo", w, s, a, attempt_no), 16)
+    )
 
     # One response per question of the assessment.
     qmat = cat.questions[content]
@@ -791,25 +1057,32 @@ def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, en
     total_max = np.bincount(att, cat.q_max[t], minlength=len(cell))
 
     # --- assessment_attempts
-    bad = dirt.pick(rnd.uniform("attempt.dirt", w, s, a, attempt_no), {
-        "attempts_duplicated": 0.015, "attempts_zero_max_score": 0.005, "attempts_missing": 0.01})
+    bad = dirt.pick(
+        rnd.uniform("attempt.dirt", w, s, a, attempt_no),
+        {"attempts_duplicated": 0.015, "attempts_zero_max_score": 0.005, "attempts_missing": 0.01},
+    )
     zero = bad["attempts_zero_max_score"]
     keep = np.flatnonzero(~bad["attempts_missing"])
     row = keep.repeat(1 + bad["attempts_duplicated"][keep].astype(np.int64))
-    attempts = _table("assessment_attempts", {
-        "user_id": _take(people.user_ids, enrol.learner[e[row]]),
-        "course_id": _take(cat.course_ids, enrol.course[e[row]]),
-        "batch_id": _take(cat.batch_ids, enrol.batch[e[row]]),
-        "content_id": _take(cat.content_ids, content[row]),
-        "attempt_id": _take(attempt_ids, row),
-        "last_attempted_on": _timestamps(attempted[row]),
-        "total_score": pa.array(np.where(zero, 0.0, total_score)[row]),
-        "total_max_score": pa.array(np.where(zero, 0.0, total_max)[row]),
-    })
+    attempts = _table(
+        "assessment_attempts",
+        {
+            "user_id": _take(people.user_ids, enrol.learner[e[row]]),
+            "course_id": _take(cat.course_ids, enrol.course[e[row]]),
+            "batch_id": _take(cat.batch_ids, enrol.batch[e[row]]),
+            "content_id": _take(cat.content_ids, content[row]),
+            "attempt_id": _take(attempt_ids, row),
+            "last_attempted_on": _timestamps(attempted[row]),
+            "total_score": pa.array(np.where(zero, 0.0, total_score)[row]),
+            "total_max_score": pa.array(np.where(zero, 0.0, total_max)[row]),
+        },
+    )
 
     # --- question_responses
-    bad = dirt.pick(rnd.uniform("response.dirt", *key), {
-        "responses_duplicated": 0.015, "responses_reassessed": 0.01, "responses_extreme_duration": 0.002})
+    bad = dirt.pick(
+        rnd.uniform("response.dirt", *key),
+        {"responses_duplicated": 0.015, "responses_reassessed": 0.01, "responses_extreme_duration": 0.002},
+    )
     extreme = bad["responses_extreme_duration"]
     # Far too long (a tab left open for months) or far too short: numbers that a
     # careless writer prints with an exponent.
@@ -818,7 +1091,9 @@ def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, en
     stale = np.flatnonzero(bad["responses_reassessed"])
     stale_key = tuple(k[stale] for k in key)
     n_answers = cat.n_answers[t[stale]]
-    other = (answer[stale] + 1 + (rnd.uniform("response.stale", *stale_key) * (n_answers - 1)).astype(np.int64)) % n_answers
+    other = (
+        answer[stale] + 1 + (rnd.uniform("response.stale", *stale_key) * (n_answers - 1)).astype(np.int64)
+    ) % n_answers
     earlier = 60 + (rnd.uniform("response.stale_on", *stale_key) * 3600).astype(np.int64)
     # Row order: each stale row just before the row that replaced it, duplicates adjacent.
     copies = 1 + bad["responses_duplicated"].astype(np.int64) + bad["responses_reassessed"]
@@ -828,23 +1103,26 @@ def _attempts_and_responses(rnd: _Random, cat: _Catalogue, people: _Learners, en
     answer = np.concatenate([answer, other])[order]
     assessed = np.concatenate([assessed, assessed[stale] - earlier])[order]
     rt = t[rows]
-    responses = _table("question_responses", {
-        "user_id": _take(people.user_ids, enrol.learner[e[att[rows]]]),
-        "course_id": _take(cat.course_ids, enrol.course[e[att[rows]]]),
-        "batch_id": _take(cat.batch_ids, enrol.batch[e[att[rows]]]),
-        "content_id": _take(cat.content_ids, content[att[rows]]),
-        "attempt_id": _take(attempt_ids, att[rows]),
-        "question_id": _take(cat.question_ids, question[rows]),
-        "question_type": _take(cat.q_type, rt),
-        "question_title": _take(cat.q_title, rt),
-        "question_description": _take(cat.q_description, rt),
-        "duration_seconds": pa.array(duration[rows]),
-        "score": pa.array(cat.answer_score[cat.answer_offset[rt] + answer]),
-        "max_score": pa.array(cat.q_max[rt]),
-        "options": _take(cat.q_options, rt),
-        "response": _take(cat.answers, cat.answer_offset[rt] + answer),
-        "assessed_on": _timestamps(assessed),
-    })
+    responses = _table(
+        "question_responses",
+        {
+            "user_id": _take(people.user_ids, enrol.learner[e[att[rows]]]),
+            "course_id": _take(cat.course_ids, enrol.course[e[att[rows]]]),
+            "batch_id": _take(cat.batch_ids, enrol.batch[e[att[rows]]]),
+            "content_id": _take(cat.content_ids, content[att[rows]]),
+            "attempt_id": _take(attempt_ids, att[rows]),
+            "question_id": _take(cat.question_ids, question[rows]),
+            "question_type": _take(cat.q_type, rt),
+            "question_title": _take(cat.q_title, rt),
+            "question_description": _take(cat.q_description, rt),
+            "duration_seconds": pa.array(duration[rows]),
+            "score": pa.array(cat.answer_score[cat.answer_offset[rt] + answer]),
+            "max_score": pa.array(cat.q_max[rt]),
+            "options": _take(cat.q_options, rt),
+            "response": _take(cat.answers, cat.answer_offset[rt] + answer),
+            "assessed_on": _timestamps(assessed),
+        },
+    )
     return attempts, responses
 
 
@@ -853,8 +1131,10 @@ def _consents(rnd: _Random, cat: _Catalogue, people: _Learners, enrol: _Enrolmen
     # the usual one, a single ACTIVE row, is whatever no pattern picked.
     pick = np.flatnonzero(cat.consent[enrol.course])
     who, course = people.index[enrol.learner[pick]], enrol.course[pick]
-    kinds = patterns.pick(rnd.uniform("consent.kind", who, course), {
-        "revoked": 0.06, "active_then_revoked": 0.05, "revoked_then_active": 0.04, "none": 0.04})
+    kinds = patterns.pick(
+        rnd.uniform("consent.kind", who, course),
+        {"revoked": 0.06, "active_then_revoked": 0.05, "revoked_then_active": 0.04, "none": 0.04},
+    )
     two = kinds["active_then_revoked"] | kinds["revoked_then_active"]
     n_rows = np.where(kinds["none"], 0, 1 + two)
     patterns.counts["active"] += int(((n_rows == 1) & ~kinds["revoked"]).sum())
@@ -870,14 +1150,18 @@ def _consents(rnd: _Random, cat: _Catalogue, people: _Learners, enrol: _Enrolmen
     # Files are not in time order: sometimes the latest row comes first.
     latest_first = rnd.uniform("consent.order", who, course)[row] < 0.5
     is_later = two[row] & ((nth == 1) != latest_first)
-    revoked = np.where(is_later, kinds["active_then_revoked"][row],
-                       kinds["revoked"][row] | kinds["revoked_then_active"][row])
-    return _table("user_consents", {
-        "user_id": _take(people.user_ids, enrol.learner[pick[row]]),
-        "course_id": _take(cat.course_ids, course[row]),
-        "status": _take(pa.array(["ACTIVE", "REVOKED"]), revoked.astype(np.int64)),
-        "last_updated_on": _timestamps(np.where(is_later, changed[row], given[row])),
-    })
+    revoked = np.where(
+        is_later, kinds["active_then_revoked"][row], kinds["revoked"][row] | kinds["revoked_then_active"][row]
+    )
+    return _table(
+        "user_consents",
+        {
+            "user_id": _take(people.user_ids, enrol.learner[pick[row]]),
+            "course_id": _take(cat.course_ids, course[row]),
+            "status": _take(pa.array(["ACTIVE", "REVOKED"]), revoked.astype(np.int64)),
+            "last_updated_on": _timestamps(np.where(is_later, changed[row], given[row])),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -887,57 +1171,83 @@ def _consents(rnd: _Random, cat: _Catalogue, people: _Learners, enrol: _Enrolmen
 
 def _catalogue_tables(cat: _Catalogue) -> dict:
     today = cat.today_s
-    courses = _table("courses", {
-        "course_id": cat.course_ids,
-        "name": pa.array([c.name for c in cat.courses]),
-        "channel": pa.array([c.channel for c in cat.courses]),
-        "created_by": pa.array([c.created_by for c in cat.courses]),
-        "status": pa.array([c.status for c in cat.courses]),
-        "user_consent_required": pa.array(cat.consent),
-        "created_on": _timestamps(np.array([today - c.created_days_ago * DAY + 10 * 3600 for c in cat.courses])),
-    })
+    courses = _table(
+        "courses",
+        {
+            "course_id": cat.course_ids,
+            "name": pa.array([c.name for c in cat.courses]),
+            "channel": pa.array([c.channel for c in cat.courses]),
+            "created_by": pa.array([c.created_by for c in cat.courses]),
+            "status": pa.array([c.status for c in cat.courses]),
+            "user_consent_required": pa.array(cat.consent),
+            "created_on": _timestamps(np.array([today - c.created_days_ago * DAY + 10 * 3600 for c in cat.courses])),
+        },
+    )
     rows = cat.content_rows
-    contents = _table("course_contents", {
-        "course_id": _take(cat.course_ids, np.array([ci for ci, _, _ in rows])),
-        "content_id": cat.content_ids,
-        "name": pa.array([ct.name for *_, ct in rows]),
-        "content_type": pa.array([ct.content_type for *_, ct in rows]),
-        "is_assessment": pa.array([bool(ct.questions) for *_, ct in rows]),
-        "is_optional": pa.array([ct.is_optional for *_, ct in rows]),
-        "position": pa.array([pos for _, pos, _ in rows], pa.int32()),
-    })
+    contents = _table(
+        "course_contents",
+        {
+            "course_id": _take(cat.course_ids, np.array([ci for ci, _, _ in rows])),
+            "content_id": cat.content_ids,
+            "name": pa.array([ct.name for *_, ct in rows]),
+            "content_type": pa.array([ct.content_type for *_, ct in rows]),
+            "is_assessment": pa.array([bool(ct.questions) for *_, ct in rows]),
+            "is_optional": pa.array([ct.is_optional for *_, ct in rows]),
+            "position": pa.array([pos for _, pos, _ in rows], pa.int32()),
+        },
+    )
     base = cat.today
-    batches = _table("batches", {
-        "batch_id": cat.batch_ids[: len(cat.batches)],
-        "course_id": _take(cat.course_ids, cat.batch_course),
-        "name": pa.array([b.name for b in cat.batches]),
-        "start_date": pa.array([base + dt.timedelta(days=b.start) for b in cat.batches], pa.date32()),
-        "end_date": pa.array([None if b.end is None else base + dt.timedelta(days=b.end) for b in cat.batches], pa.date32()),
-        "created_by": pa.array([b.created_by for b in cat.batches]),
-        "mentors": pa.array([list(b.mentors) for b in cat.batches], pa.list_(pa.string())),
-        "created_on": _timestamps(cat.batch_open - 6 * DAY + 9 * 3600),
-    })
+    batches = _table(
+        "batches",
+        {
+            "batch_id": cat.batch_ids[: len(cat.batches)],
+            "course_id": _take(cat.course_ids, cat.batch_course),
+            "name": pa.array([b.name for b in cat.batches]),
+            "start_date": pa.array([base + dt.timedelta(days=b.start) for b in cat.batches], pa.date32()),
+            "end_date": pa.array(
+                [None if b.end is None else base + dt.timedelta(days=b.end) for b in cat.batches], pa.date32()
+            ),
+            "created_by": pa.array([b.created_by for b in cat.batches]),
+            "mentors": pa.array([list(b.mentors) for b in cat.batches], pa.list_(pa.string())),
+            "created_on": _timestamps(cat.batch_open - 6 * DAY + 9 * 3600),
+        },
+    )
     return {"courses": courses, "course_contents": contents, "batches": batches}
 
 
 def _describe(cat: _Catalogue) -> tuple[list, list]:
     """The catalogue as plain data, for the summary: what a demo may rely on."""
     base = cat.today
-    courses = [{
-        "course_id": c.course_id, "name": c.name, "status": c.status, "created_by": c.created_by,
-        "user_consent_required": c.user_consent_required,
-        "assessments": [{"content_id": _content_id(ci, pos), "name": ct.name, "position": pos}
-                        for pos, ct in enumerate(c.contents, 1) if ct.questions],
-    } for ci, c in enumerate(cat.courses)]
-    batches = [{
-        "batch_id": b.batch_id, "course_id": cat.courses[b.course].course_id, "name": b.name,
-        "status": _batch_status(b),
-        "start_date": (base + dt.timedelta(days=b.start)).isoformat(),
-        "end_date": None if b.end is None else (base + dt.timedelta(days=b.end)).isoformat(),
-        "created_by": b.created_by, "mentors": list(b.mentors),
-        "course_created_by": cat.courses[b.course].created_by,
-        "user_consent_required": cat.courses[b.course].user_consent_required,
-    } for b in cat.batches]
+    courses = [
+        {
+            "course_id": c.course_id,
+            "name": c.name,
+            "status": c.status,
+            "created_by": c.created_by,
+            "user_consent_required": c.user_consent_required,
+            "assessments": [
+                {"content_id": _content_id(ci, pos), "name": ct.name, "position": pos}
+                for pos, ct in enumerate(c.contents, 1)
+                if ct.questions
+            ],
+        }
+        for ci, c in enumerate(cat.courses)
+    ]
+    batches = [
+        {
+            "batch_id": b.batch_id,
+            "course_id": cat.courses[b.course].course_id,
+            "name": b.name,
+            "status": _batch_status(b),
+            "start_date": (base + dt.timedelta(days=b.start)).isoformat(),
+            "end_date": None if b.end is None else (base + dt.timedelta(days=b.end)).isoformat(),
+            "created_by": b.created_by,
+            "mentors": list(b.mentors),
+            "course_created_by": cat.courses[b.course].created_by,
+            "user_consent_required": cat.courses[b.course].user_consent_required,
+        }
+        for b in cat.batches
+    ]
     return courses, batches
 
 
@@ -945,8 +1255,16 @@ def _describe(cat: _Catalogue) -> tuple[list, list]:
 # The entry point.
 # ---------------------------------------------------------------------------------
 
-def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today: dt.date | None = None,
-                  chunk_size: int = 50_000, courses: int = len(COURSES), batches: int = len(BATCHES)) -> dict:
+
+def generate_lake(
+    out_dir: str | Path,
+    learners: int = 200,
+    seed: int = 7,
+    today: dt.date | None = None,
+    chunk_size: int = 50_000,
+    courses: int = len(COURSES),
+    batches: int = len(BATCHES),
+) -> dict:
     """Write every lake table under out_dir/<table>/part-NNNNN.parquet; return a summary dict.
 
     The same (learners, seed, today, courses, batches) always give the same data,
@@ -984,8 +1302,16 @@ def generate_lake(out_dir: str | Path, learners: int = 200, seed: int = 7, today
         write("assessment_attempts", attempts, part)
         write("question_responses", responses, part)
         write("user_consents", _consents(rnd, cat, people, enrol, consents), part)
-        log.info("chunk %d/%d: learners %d-%d, %d enrolments, %d attempts, %d responses",
-                 part + 1, n_chunks, lo, hi, enrolments.num_rows, attempts.num_rows, responses.num_rows)
+        log.info(
+            "chunk %d/%d: learners %d-%d, %d enrolments, %d attempts, %d responses",
+            part + 1,
+            n_chunks,
+            lo,
+            hi,
+            enrolments.num_rows,
+            attempts.num_rows,
+            responses.num_rows,
+        )
 
     course_list, batch_list = _describe(cat)
     return {

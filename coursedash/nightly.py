@@ -121,7 +121,8 @@ def discard_earlier_runs(run_id: str) -> list[str]:
     """
     base, mine = Path(settings().work_uri), run_dir(run_id)
     earlier = [
-        f for f in (base.iterdir() if base.is_dir() else [])
+        f
+        for f in (base.iterdir() if base.is_dir() else [])
         if f != mine and (any(f.glob("*.manifest.json")) or (f / "figures").is_dir())
     ]
     for folder in earlier:
@@ -180,8 +181,11 @@ def lake_changes(summaries: dict[str, dict | None]) -> dict[str, dict[str, str]]
         if key not in now:
             now[key] = lakefiles.snapshot(read["uri"], read["files"])
         if changes := lakefiles.changed(read["files"], now[key]):
-            log.warning("lake tables changed while the %s reports were built: %s", report_type,
-                        "; ".join(f"{t}: {what}" for t, what in changes.items()))
+            log.warning(
+                "lake tables changed while the %s reports were built: %s",
+                report_type,
+                "; ".join(f"{t}: {what}" for t, what in changes.items()),
+            )
             moved[report_type] = changes
     return moved
 
@@ -189,8 +193,10 @@ def lake_changes(summaries: dict[str, dict | None]) -> dict[str, dict[str, str]]
 def lake_changed_message(changes: dict[str, str]) -> str:
     names = sorted(changes)
     tables = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return (f"the learner data changed while tonight's reports were being built (lake table{'s' * (len(names) > 1)} "
-            f"{tables} rewritten), so this report could have mixed old and new data")
+    return (
+        f"the learner data changed while tonight's reports were being built (lake table{'s' * (len(names) > 1)} "
+        f"{tables} rewritten), so this report could have mixed old and new data"
+    )
 
 
 def publish_problem(e: Exception) -> str:
@@ -232,19 +238,34 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
                 log.error("request %s: no %s report was built", request.request_id, request.report_type)
                 store.fail(s, request.request_id, run_id, NOT_BUILT, transient=True)
             elif request.report_type in moved and not info.get("error"):
-                log.error("request %s: the lake changed while it was built (%s); it is built again next night",
-                          request.request_id, moved[request.report_type])
-                store.fail(s, request.request_id, run_id, lake_changed_message(moved[request.report_type]),
-                           transient=True)
+                log.error(
+                    "request %s: the lake changed while it was built (%s); it is built again next night",
+                    request.request_id,
+                    moved[request.report_type],
+                )
+                store.fail(
+                    s, request.request_id, run_id, lake_changed_message(moved[request.report_type]), transient=True
+                )
             elif info.get("error"):
                 log.error("request %s failed: %s", request.request_id, info["error"])
                 store.fail(s, request.request_id, run_id, info["error"], transient=info.get("transient", False))
             else:
-                built.append((request, info, Package(
-                    request.request_id, staged_rows_dir(run_id, request), workdir,
-                    report_file_name(request, report_date, "csv"),
-                    info["header"], info["rows"], store.password_of(request), object_key(request),
-                )))
+                built.append(
+                    (
+                        request,
+                        info,
+                        Package(
+                            request.request_id,
+                            staged_rows_dir(run_id, request),
+                            workdir,
+                            report_file_name(request, report_date, "csv"),
+                            info["header"],
+                            info["rows"],
+                            store.password_of(request),
+                            object_key(request),
+                        ),
+                    )
+                )
         workdir.mkdir(parents=True, exist_ok=True)
         with ThreadPoolExecutor(max_workers=max(1, min(len(built), os.cpu_count() or 1))) as pool:
             packed = [pool.submit(package_one, package, reports) for _, _, package in built]
@@ -258,10 +279,23 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
                         store.fail(s, request.request_id, run_id, publish_problem(e), transient=True)
                     else:
                         notes = data_notes(info["left_out"])
-                        if store.complete(s, request.request_id, run_id, rows=rows, size=size, key=package.key,
-                                          report_date=report_date, notes=notes):
-                            log.info("request %s published: %d rows, %d bytes at %s", request.request_id, rows,
-                                     size, package.key)
+                        if store.complete(
+                            s,
+                            request.request_id,
+                            run_id,
+                            rows=rows,
+                            size=size,
+                            key=package.key,
+                            report_date=report_date,
+                            notes=notes,
+                        ):
+                            log.info(
+                                "request %s published: %d rows, %d bytes at %s",
+                                request.request_id,
+                                rows,
+                                size,
+                                package.key,
+                            )
                     discard_staged_rows(run_id, request)
             except BaseException:  # told to stop: start no other request; those being packaged end
                 pool.shutdown(wait=False, cancel_futures=True)

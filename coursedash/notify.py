@@ -474,8 +474,13 @@ def _notify(run_id: str, counts: dict) -> None:
                     continue
                 if time.monotonic() >= ends:
                     waiting = sum(bool(_channels(q)) for q in due[i:] if not store.will_retry(q))
-                    log.warning("run %s: the notices took COURSEDASH_NOTIFY_TIMEOUT_SECONDS (%g s); %d request(s)' "
-                                "notices wait for the next run", run_id, cfg.notify_timeout_seconds, waiting)
+                    log.warning(
+                        "run %s: the notices took COURSEDASH_NOTIFY_TIMEOUT_SECONDS (%g s); %d request(s)' "
+                        "notices wait for the next run",
+                        run_id,
+                        cfg.notify_timeout_seconds,
+                        waiting,
+                    )
                     break
                 if not _claim(s, r, run_id):
                     log.info("request %s: another run is sending its notices", r.request_id)
@@ -490,8 +495,9 @@ def _notify(run_id: str, counts: dict) -> None:
         mailer.close()
 
 
-def _send(s: Session, r: ReportRequest, channel: str, mailer: Mailer, webhook: Webhook, run_id: str,
-          seconds: float) -> str:
+def _send(
+    s: Session, r: ReportRequest, channel: str, mailer: Mailer, webhook: Webhook, run_id: str, seconds: float
+) -> str:
     """One channel's notice for one request, within `seconds`: the outcome recorded, or why it waits."""
     try:
         if channel == "email":

@@ -20,6 +20,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[str | N
 
     Rows as Python sequences; see `write_csv_batches` for rows already in Arrow.
     """
+
     def batches():
         chunk = []
         for row in rows:
@@ -72,8 +73,8 @@ def _string_bytes(strings: pa.Array) -> bytes:
     import numpy as np
 
     _, offsets, data = strings.buffers()
-    bounds = np.frombuffer(offsets, dtype=np.int32)[strings.offset: strings.offset + len(strings) + 1]
-    return memoryview(data)[bounds[0]:bounds[-1]].tobytes()
+    bounds = np.frombuffer(offsets, dtype=np.int32)[strings.offset : strings.offset + len(strings) + 1]
+    return memoryview(data)[bounds[0] : bounds[-1]].tobytes()
 
 
 def zip_file(source: Path, target: Path, arcname: str, password: str | None) -> int:

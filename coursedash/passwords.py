@@ -7,10 +7,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from coursedash.config import settings
 
-POLICY = (
-    "8 to 64 printable ASCII characters, no space at either end, "
-    "at least one letter and one digit"
-)
+POLICY = "8 to 64 printable ASCII characters, no space at either end, at least one letter and one digit"
 
 
 class PasswordPolicyError(ValueError):
@@ -49,6 +46,5 @@ def decrypt(token: str) -> str:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken as e:
         raise RuntimeError(
-            "a stored password cannot be decrypted: COURSEDASH_SECRET_KEY differs from "
-            "the key it was stored with"
+            "a stored password cannot be decrypted: COURSEDASH_SECRET_KEY differs from the key it was stored with"
         ) from e

@@ -111,8 +111,7 @@ def batch_figures(batch: Batch) -> dict:
 def requestable_types(user_id: str, course: Course, batch: Batch) -> list[str]:
     """The report types this user may request for this batch now (userinfo needs a consent course)."""
     return [
-        t for t in access.report_types_for(user_id, course, batch)
-        if t != "userinfo" or course.user_consent_required
+        t for t in access.report_types_for(user_id, course, batch) if t != "userinfo" or course.user_consent_required
     ]
 
 
@@ -139,10 +138,13 @@ def visible_courses(s: Session, user_id: str, q: str = "") -> list[Course]:
     courses, batches = _mine_first(s, user_id)
     by_id = {c.course_id: c for c in courses}
     seen = {c.course_id for c in courses if access.roles(user_id, c)}
-    seen |= {b.course_id for b in batches if b.course_id in by_id and access.can_see_batch(user_id, by_id[b.course_id], b)}
+    seen |= {
+        b.course_id for b in batches if b.course_id in by_id and access.can_see_batch(user_id, by_id[b.course_id], b)
+    }
     needle = q.strip().casefold()
     found = [
-        by_id[cid] for cid in seen
+        by_id[cid]
+        for cid in seen
         if not needle or needle in cid.casefold() or needle in (by_id[cid].name or "").casefold()
     ]
     return sorted(found, key=lambda c: ((c.name or "").casefold(), c.course_id))
@@ -215,7 +217,9 @@ def ready_request(s: Session, user_id: str, request_id: str) -> ReportRequest:
 
 def record_download(s: Session, user_id: str, request: ReportRequest, client_address: str | None) -> None:
     """The audit row: who downloaded which report, when, from where."""
-    s.add(Download(request_id=request.request_id, user_id=user_id, client_address=client_address, downloaded_at=utcnow()))
+    s.add(
+        Download(request_id=request.request_id, user_id=user_id, client_address=client_address, downloaded_at=utcnow())
+    )
     s.commit()
 
 
@@ -241,8 +245,11 @@ def open_download(s: Session, user_id: str, request_id: str, client_address: str
 
 def _file_gone(s: Session, request: ReportRequest) -> None:
     """A SUCCESS whose file left the store is EXPIRED: nobody can download it again."""
-    log.warning("request %s is SUCCESS but %s is not in the report store; marking it EXPIRED",
-                request.request_id, request.object_key)
+    log.warning(
+        "request %s is SUCCESS but %s is not in the report store; marking it EXPIRED",
+        request.request_id,
+        request.object_key,
+    )
     s.execute(
         update(ReportRequest)
         .where(ReportRequest.request_id == request.request_id, ReportRequest.status == "SUCCESS")

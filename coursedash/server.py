@@ -59,7 +59,8 @@ class TimedH11Protocol(H11Protocol):
             self.logger.warning("a client took over %gs to send its request head; closed", self._head_seconds)
             self.transport.write(
                 b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                + f"content-length: {len(_TOO_SLOW)}\r\n\r\n".encode() + _TOO_SLOW
+                + f"content-length: {len(_TOO_SLOW)}\r\n\r\n".encode()
+                + _TOO_SLOW
             )
             self.transport.close()
 

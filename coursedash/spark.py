@@ -196,8 +196,15 @@ class SparkSubmit:
     and the JVM is killed by the kernel if the process that started it dies.
     """
 
-    def __init__(self, application: str, args: list[str], master: str | None = None,
-                 conf: dict[str, str] | None = None, log: logging.Logger | None = None, name: str | None = None):
+    def __init__(
+        self,
+        application: str,
+        args: list[str],
+        master: str | None = None,
+        conf: dict[str, str] | None = None,
+        log: logging.Logger | None = None,
+        name: str | None = None,
+    ):
         self.application = application
         self.name = name or Path(application).stem  # what a failure calls it
         self.command = spark_submit_command(application, args, master, conf)
@@ -209,8 +216,15 @@ class SparkSubmit:
         """Run it to the end, its output line by line into the log; stopped whole if interrupted."""
         self.log.info("running %s", " ".join(self.command))
         self.process = subprocess.Popen(
-            self.command, cwd=PROJECT_ROOT, env=spark_env(self.master), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True, preexec_fn=_die_with_parent(),
+            self.command,
+            cwd=PROJECT_ROOT,
+            env=spark_env(self.master),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
         tail = deque(maxlen=400)  # to name the failure by its last exception line
         try:

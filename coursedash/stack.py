@@ -63,6 +63,7 @@ AIRFLOW_SETTINGS = {
     "AIRFLOW__API__WORKERS": "1",
 }
 
+
 class StackError(RuntimeError):
     """The stack could not be started or stopped; the message says which service and why."""
 
@@ -269,52 +270,110 @@ class Stack:
         spark_class = str(BIN / "spark-class")
         airflow = str(BIN / "airflow")
         workers = [
-            Service(f"airflow-worker-{n}",
-                    [airflow, "celery", "worker", "--celery-hostname", f"worker-{n}@%h", "--queues", t.queue,
-                     "--skip-serve-logs"],
-                    {}, f"Celery worker on queue {t.queue}", ready_line=" ready.")
+            Service(
+                f"airflow-worker-{n}",
+                [
+                    airflow,
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"worker-{n}@%h",
+                    "--queues",
+                    t.queue,
+                    "--skip-serve-logs",
+                ],
+                {},
+                f"Celery worker on queue {t.queue}",
+                ready_line=" ready.",
+            )
             for n in range(1, t.celery_workers + 1)
         ]
         return [
-            Service("mail", [str(BIN / "python"), "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{t.mail_port}"],
-                    {t.mail_port: "SMTP sink"}, f"smtp://127.0.0.1:{t.mail_port} (prints each notice to its log)",
-                    _listening(t.mail_port)),
-            Service("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(t.s3_port)],
-                    {t.s3_port: "S3 API"}, f"{t.s3_url} (bucket {t.bucket})", lambda: _http_ok(t.s3_url),
-                    after_start=self._create_bucket),
-            Service("spark-master",
-                    [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                     "--port", str(t.spark_master_port), "--webui-port", str(t.spark_ui_port)],
-                    {t.spark_master_port: "Spark master", t.spark_ui_port: "Spark master UI"},
-                    f"{t.spark_master_url} (UI http://127.0.0.1:{t.spark_ui_port})",
-                    lambda: _http_ok(t.spark_status_url),
-                    env={"SPARK_NO_DAEMONIZE": "1"}),
-            Service("spark-worker",
-                    [spark_class, "org.apache.spark.deploy.worker.Worker", t.spark_master_url, "--host", "127.0.0.1",
-                     "--cores", str(t.spark_worker_cores), "--memory", t.spark_worker_memory,
-                     "--webui-port", str(t.spark_worker_ui_port), "--work-dir", str(t.root / "spark-work")],
-                    {t.spark_worker_ui_port: "Spark worker UI"},
-                    f"{t.spark_worker_cores} cores, {t.spark_worker_memory} "
-                    f"(UI http://127.0.0.1:{t.spark_worker_ui_port})",
-                    self._spark_worker_alive, env={"SPARK_NO_DAEMONIZE": "1"}, needs=("spark-master",)),
-            Service("airflow-apiserver", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(t.airflow_port)],
-                    {t.airflow_port: "Airflow API server and UI"}, f"{t.airflow_url} (UI and /api/v2)",
-                    lambda: _http_ok(f"{t.airflow_url}/api/v2/version")),
+            Service(
+                "mail",
+                [str(BIN / "python"), "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{t.mail_port}"],
+                {t.mail_port: "SMTP sink"},
+                f"smtp://127.0.0.1:{t.mail_port} (prints each notice to its log)",
+                _listening(t.mail_port),
+            ),
+            Service(
+                "s3",
+                [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(t.s3_port)],
+                {t.s3_port: "S3 API"},
+                f"{t.s3_url} (bucket {t.bucket})",
+                lambda: _http_ok(t.s3_url),
+                after_start=self._create_bucket,
+            ),
+            Service(
+                "spark-master",
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.master.Master",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(t.spark_master_port),
+                    "--webui-port",
+                    str(t.spark_ui_port),
+                ],
+                {t.spark_master_port: "Spark master", t.spark_ui_port: "Spark master UI"},
+                f"{t.spark_master_url} (UI http://127.0.0.1:{t.spark_ui_port})",
+                lambda: _http_ok(t.spark_status_url),
+                env={"SPARK_NO_DAEMONIZE": "1"},
+            ),
+            Service(
+                "spark-worker",
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    t.spark_master_url,
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    str(t.spark_worker_cores),
+                    "--memory",
+                    t.spark_worker_memory,
+                    "--webui-port",
+                    str(t.spark_worker_ui_port),
+                    "--work-dir",
+                    str(t.root / "spark-work"),
+                ],
+                {t.spark_worker_ui_port: "Spark worker UI"},
+                f"{t.spark_worker_cores} cores, {t.spark_worker_memory} (UI http://127.0.0.1:{t.spark_worker_ui_port})",
+                self._spark_worker_alive,
+                env={"SPARK_NO_DAEMONIZE": "1"},
+                needs=("spark-master",),
+            ),
+            Service(
+                "airflow-apiserver",
+                [airflow, "api-server", "--host", "127.0.0.1", "--port", str(t.airflow_port)],
+                {t.airflow_port: "Airflow API server and UI"},
+                f"{t.airflow_url} (UI and /api/v2)",
+                lambda: _http_ok(f"{t.airflow_url}/api/v2/version"),
+            ),
             Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], {}, "Airflow scheduler"),
             Service("airflow-dag-processor", [airflow, "dag-processor"], {}, f"parses {PROJECT_ROOT / 'dags'}"),
             Service("airflow-triggerer", [airflow, "triggerer", "--skip-serve-logs"], {}, "Airflow triggerer"),
             *workers,
-            Service("dashboard",
-                    [str(BIN / "coursedash"), "serve", "--host", "127.0.0.1", "--port", str(t.dashboard_port)],
-                    {t.dashboard_port: "dashboard"}, f"{t.dashboard_url} (coursedash serve)",
-                    lambda: _http_ok(f"{t.dashboard_url}/api/v1/openapi.json")),
+            Service(
+                "dashboard",
+                [str(BIN / "coursedash"), "serve", "--host", "127.0.0.1", "--port", str(t.dashboard_port)],
+                {t.dashboard_port: "dashboard"},
+                f"{t.dashboard_url} (coursedash serve)",
+                lambda: _http_ok(f"{t.dashboard_url}/api/v1/openapi.json"),
+            ),
         ]
 
     def _create_bucket(self) -> None:
         import boto3
 
-        client = boto3.client("s3", endpoint_url=self.t.s3_url, aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.t.s3_url,
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
         if self.t.bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
             client.create_bucket(Bucket=self.t.bucket)
 
@@ -367,12 +426,20 @@ class Stack:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(service.command)}\n")
             log.flush()
             process = subprocess.Popen(
-                service.command, cwd=PROJECT_ROOT, env={**self.env, **service.env}, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                service.command,
+                cwd=PROJECT_ROOT,
+                env={**self.env, **service.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self._children[service.name] = process
-        self._pid_file(service.name).write_text(json.dumps(
-            {"pid": process.pid, "started": psutil.Process(process.pid).create_time(), "command": service.command}))
+        self._pid_file(service.name).write_text(
+            json.dumps(
+                {"pid": process.pid, "started": psutil.Process(process.pid).create_time(), "command": service.command}
+            )
+        )
         return offset
 
     def wait_ready(self, service: Service, offset: int, timeout: float = 180) -> None:
@@ -382,11 +449,14 @@ class Stack:
         deadline = time.monotonic() + timeout
         while not (service.ready() if service.ready else _says(log_path, offset, service.ready_line)):
             if process.poll() is not None:
-                raise StackError(f"{service.name} exited with code {process.returncode} while starting; "
-                                 f"the end of {log_path}:\n{tail(log_path)}")
+                raise StackError(
+                    f"{service.name} exited with code {process.returncode} while starting; "
+                    f"the end of {log_path}:\n{tail(log_path)}"
+                )
             if time.monotonic() > deadline:
-                raise StackError(f"{service.name} was not ready after {timeout:.0f} s; the end of {log_path}:\n"
-                                 f"{tail(log_path)}")
+                raise StackError(
+                    f"{service.name} was not ready after {timeout:.0f} s; the end of {log_path}:\n{tail(log_path)}"
+                )
             time.sleep(0.5)
         if service.after_start:
             service.after_start()
@@ -528,14 +598,22 @@ class Stack:
         """Both databases exist and are migrated: the application's and Airflow's (each a log of its own)."""
         for url in (self.t.app_database_url, self.t.airflow_database_url):
             _create_database(url)
-        steps = {"migrate-app": [str(BIN / "coursedash"), "migrate"],
-                 "migrate-airflow": [str(BIN / "airflow"), "db", "migrate"]}
+        steps = {
+            "migrate-app": [str(BIN / "coursedash"), "migrate"],
+            "migrate-airflow": [str(BIN / "airflow"), "db", "migrate"],
+        }
         self.t.logs.mkdir(parents=True, exist_ok=True)
         running = {}
         for name, command in steps.items():  # side by side: each is mostly waiting on the database
             with open(self.t.logs / f"{name}.log", "a") as log:
-                running[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                                                 stdout=log, stderr=subprocess.STDOUT)
+                running[name] = subprocess.Popen(
+                    command,
+                    cwd=PROJECT_ROOT,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
         for name, process in running.items():
             if process.wait() != 0:
                 path = self.t.logs / f"{name}.log"
@@ -560,8 +638,10 @@ class Stack:
             if not unhealthy:
                 return health
             if time.monotonic() > deadline:
-                raise StackError(f"Airflow is not healthy after {timeout:.0f} s: {', '.join(unhealthy)}; "
-                                 f"see the logs in {self.t.logs}")
+                raise StackError(
+                    f"Airflow is not healthy after {timeout:.0f} s: {', '.join(unhealthy)}; "
+                    f"see the logs in {self.t.logs}"
+                )
             time.sleep(1)
 
     def down(self) -> list[str]:
@@ -590,7 +670,7 @@ class Stack:
             "",
             f"Airflow UI: {self.t.airflow_url}  user admin, password {password or '(not generated yet)'}",
             f"Task logs: {self.t.logs / 'airflow'}",
-            "Use the stack's settings in a shell: eval \"$(make -s stack-env)\"; stop it: make stack-down",
+            'Use the stack\'s settings in a shell: eval "$(make -s stack-env)"; stop it: make stack-down',
         ]
         return "\n".join(lines)
 
@@ -601,8 +681,10 @@ def _check_free(port: int, what: str) -> None:
             pass
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            raise StackError(f"port {port} ({what}) is in use by {_owner(port)}; stop it, or choose other ports "
-                             "(make stack AIRFLOW_PORT=... DASHBOARD_PORT=...; docs/deploy.md)") from None
+            raise StackError(
+                f"port {port} ({what}) is in use by {_owner(port)}; stop it, or choose other ports "
+                "(make stack AIRFLOW_PORT=... DASHBOARD_PORT=...; docs/deploy.md)"
+            ) from None
         raise StackError(f"cannot listen on 127.0.0.1:{port} ({what}): {e.strerror}") from None
 
 
@@ -662,8 +744,10 @@ def _topology(args) -> Topology:
     given = {k: v for k in ("airflow_port", "dashboard_port") if (v := getattr(args, k)) is not None}
     if recorded and (args.command != "up" or Stack(recorded).running()):
         if args.command == "up" and any(getattr(recorded, k) != v for k, v in given.items()):
-            raise StackError(f"the stack in {args.home} runs on other ports ({recorded.airflow_port}, "
-                             f"{recorded.dashboard_port}); make stack-down first")
+            raise StackError(
+                f"the stack in {args.home} runs on other ports ({recorded.airflow_port}, "
+                f"{recorded.dashboard_port}); make stack-down first"
+            )
         return recorded
     return Topology(home=args.home, **given)
 
@@ -671,8 +755,11 @@ def _topology(args) -> Topology:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m coursedash.stack", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["up", "down", "status", "env"])
-    p.add_argument("--home", default="var/stack",
-                   help="where the stack keeps its logs, pid files, Airflow home and lake (default: var/stack)")
+    p.add_argument(
+        "--home",
+        default="var/stack",
+        help="where the stack keeps its logs, pid files, Airflow home and lake (default: var/stack)",
+    )
     p.add_argument("--airflow-port", type=int, help="Airflow's API server and UI (default: 8080)")
     p.add_argument("--dashboard-port", type=int, help="coursedash serve (default: 8000)")
     args = p.parse_args(argv)

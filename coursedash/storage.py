@@ -82,7 +82,9 @@ class S3Store:
         # SHA-256, sent with it and stored beside it, is the whole file's (a multipart
         # upload would store a checksum of the parts' checksums, which no reader can check).
         self.client.upload_file(
-            str(source), self.bucket, self._key(key),
+            str(source),
+            self.bucket,
+            self._key(key),
             ExtraArgs={"ContentType": "application/zip", "ChecksumAlgorithm": "SHA256"},
             Config=TransferConfig(multipart_threshold=self.SINGLE_PUT_LIMIT),
         )
@@ -148,8 +150,9 @@ class _Checked:
         try:
             return self.body.read(None if size is None or size < 0 else size)
         except FlexibleChecksumError as e:
-            raise ChecksumMismatch(f"report {self.key} is corrupt: its bytes do not match the SHA-256 checksum "
-                                   f"stored with it ({e})") from None
+            raise ChecksumMismatch(
+                f"report {self.key} is corrupt: its bytes do not match the SHA-256 checksum stored with it ({e})"
+            ) from None
 
     def close(self) -> None:
         self.body.close()

@@ -107,8 +107,7 @@ def submit(
         raise Forbidden(f"you may not request a {report_type} report for batch {batch_id!r}")
     if report_type == "userinfo" and not course.user_consent_required:
         raise NotRequestable(
-            f"course {course_id!r} does not ask learners for consent, so it has no "
-            "User Profile report"
+            f"course {course_id!r} does not ask learners for consent, so it has no User Profile report"
         )
     if password == "":
         password = None
@@ -226,7 +225,11 @@ def _supersede_retries(s: Session, user_id: str, batch_id: str, report_type: str
             .where(ReportRequest.request_id == r.request_id, retryable())
             .values(
                 error=f"{reason} It will not be retried: request {new_request_id} replaced it.",
-                error_transient=False, password_token=None, notify_email=None, email_notice=None, webhook_notice=None,
+                error_transient=False,
+                password_token=None,
+                notify_email=None,
+                email_notice=None,
+                webhook_notice=None,
             )
             .execution_options(synchronize_session=False)
         )
@@ -350,8 +353,14 @@ def cancel(s: Session, user_id: str, request_id: str) -> ReportRequest:
         raise NotFound(f"no report request {request_id!r}")
     if request.requested_by != user_id:
         raise Forbidden(f"only the person who requested report {request_id} may cancel it")
-    _within_rate(s, user_id, "cancelled requests", ReportRequest.completed_at, settings().cancels_per_hour,
-                 ReportRequest.status == "CANCELLED")
+    _within_rate(
+        s,
+        user_id,
+        "cancelled requests",
+        ReportRequest.completed_at,
+        settings().cancels_per_hour,
+        ReportRequest.status == "CANCELLED",
+    )
     result = s.execute(
         update(ReportRequest)
         .where(
@@ -360,8 +369,14 @@ def cancel(s: Session, user_id: str, request_id: str) -> ReportRequest:
             or_(ReportRequest.status == "SUBMITTED", retryable()),
         )
         .values(
-            status="CANCELLED", completed_at=utcnow(), error=None, error_transient=False,
-            password_token=None, notify_email=None, email_notice=None, webhook_notice=None,
+            status="CANCELLED",
+            completed_at=utcnow(),
+            error=None,
+            error_transient=False,
+            password_token=None,
+            notify_email=None,
+            email_notice=None,
+            webhook_notice=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -370,7 +385,9 @@ def cancel(s: Session, user_id: str, request_id: str) -> ReportRequest:
     if result.rowcount != 1:
         if request.status == "PROCESSING":
             raise NotCancellable(f"report {request_id} is being built now and can no longer be cancelled")
-        raise NotCancellable(f"report {request_id} has already ended ({request.status.lower()}); it cannot be cancelled")
+        raise NotCancellable(
+            f"report {request_id} has already ended ({request.status.lower()}); it cannot be cancelled"
+        )
     log.info("request %s cancelled by %s", request_id, user_id)
     return request
 
@@ -420,13 +437,29 @@ def _finish(s: Session, request_id: str, run_id: str, **values) -> bool:
 
 
 def complete(
-    s: Session, request_id: str, run_id: str, *, rows: int, size: int, key: str, report_date: dt.date,
+    s: Session,
+    request_id: str,
+    run_id: str,
+    *,
+    rows: int,
+    size: int,
+    key: str,
+    report_date: dt.date,
     notes: list[dict] | None = None,
 ) -> bool:
     return _finish(
-        s, request_id, run_id,
-        status="SUCCESS", password_token=None, row_count=rows, file_size=size,
-        object_key=key, report_date=report_date, error=None, error_transient=False, data_notes=notes or [],
+        s,
+        request_id,
+        run_id,
+        status="SUCCESS",
+        password_token=None,
+        row_count=rows,
+        file_size=size,
+        object_key=key,
+        report_date=report_date,
+        error=None,
+        error_transient=False,
+        data_notes=notes or [],
     )
 
 

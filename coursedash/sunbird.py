@@ -47,8 +47,12 @@ DATASETS = {"progress-exhaust": "progress", "userinfo-exhaust": "userinfo", "res
 DATASET_OF = {report_type: dataset for dataset, report_type in DATASETS.items()}
 # Sunbird's job statuses are these four; ours that it lacks show as FAILED, with a statusMessage.
 JOB_STATUS = {
-    "SUBMITTED": "SUBMITTED", "PROCESSING": "PROCESSING", "SUCCESS": "SUCCESS",
-    "FAILED": "FAILED", "EXPIRED": "FAILED", "CANCELLED": "FAILED",
+    "SUBMITTED": "SUBMITTED",
+    "PROCESSING": "PROCESSING",
+    "SUCCESS": "SUCCESS",
+    "FAILED": "FAILED",
+    "EXPIRED": "FAILED",
+    "CANCELLED": "FAILED",
 }
 EXPIRED_MESSAGE = "The report is no longer available (reports are kept {days} days). Request it again."
 CANCELLED_MESSAGE = "The request was cancelled by its requester before it was built."
@@ -163,8 +167,11 @@ def _visible(s: Session, user: str, channel: str, course_id: str, batch_id: str)
     """The course and batch if the caller has a role on them in this channel; one refusal for all else."""
     course, batch = s.get(Course, course_id), s.get(Batch, batch_id)
     if (
-        course is None or batch is None or batch.course_id != course_id
-        or course.channel != channel or not access.can_see_batch(user, course, batch)
+        course is None
+        or batch is None
+        or batch.course_id != course_id
+        or course.channel != channel
+        or not access.can_see_batch(user, course, batch)
     ):
         raise Refused("FORBIDDEN", NOT_AUTHORIZED)
     return course, batch
@@ -172,7 +179,7 @@ def _visible(s: Session, user: str, channel: str, course_id: str, batch_id: str)
 
 def _batch_of_tag(s: Session, user: str, channel: str, tag: str) -> tuple[Course, Batch]:
     """The course and batch a `<courseId>_<batchId>` tag names (both ids may hold `_`)."""
-    splits = {tag[i + 1:]: tag[:i] for i, c in enumerate(tag) if c == "_" and 0 < i < len(tag) - 1}
+    splits = {tag[i + 1 :]: tag[:i] for i, c in enumerate(tag) if c == "_" and 0 < i < len(tag) - 1}
     for batch in s.scalars(select(Batch).where(Batch.batch_id.in_(list(splits))).order_by(Batch.batch_id)):
         if splits[batch.batch_id] == batch.course_id:
             try:
@@ -248,8 +255,9 @@ def _submit_request(s: Session, user: str, claims: dict, channel: str, raw: byte
     tag, dataset = _text(request, "tag"), _text(request, "dataset")
     config = request["datasetConfig"]
     if dataset not in DATASETS:
-        raise Refused("CLIENT_ERROR", f"dataset {dataset[:100]!r} is not supported: this service builds "
-                                      f"{', '.join(DATASETS)}")
+        raise Refused(
+            "CLIENT_ERROR", f"dataset {dataset[:100]!r} is not supported: this service builds {', '.join(DATASETS)}"
+        )
     if not isinstance(config, dict):
         raise Refused("CLIENT_ERROR", "datasetConfig must be an object holding batchId")
     batch_id = config.get("batchId")
@@ -384,25 +392,33 @@ DOCUMENTED = {"responses": {200: {"model": Envelope}, 400: {"model": Envelope}, 
 async def call_headers(
     x_channel_id: str | None = Header(None, description="the caller's root organisation (required)"),
     x_authenticated_user_token: str | None = Header(
-        None, description="the user's identity-provider token (the portal's server sends it)"),
+        None, description="the user's identity-provider token (the portal's server sends it)"
+    ),
     authorization: str | None = Header(None, description="Bearer <token>: a script's own, when no user token is sent"),
     x_authenticated_userid: str | None = Header(None, description="the user id; must be the token's user when sent"),
 ) -> dict:
     """The headers that say who is calling, as `caller` takes them."""
-    return {"channel": x_channel_id, "user_token": x_authenticated_user_token,
-            "authorization": authorization, "asserted_user": x_authenticated_userid}
+    return {
+        "channel": x_channel_id,
+        "user_token": x_authenticated_user_token,
+        "authorization": authorization,
+        "asserted_user": x_authenticated_userid,
+    }
 
 
 @router.post(
     "/submit",
-    openapi_extra={"requestBody": {"required": True,
-                                   "content": {"application/json": {"schema": SubmitBody.model_json_schema()}}}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": SubmitBody.model_json_schema()}}}
+    },
     **DOCUMENTED,
 )
 async def submit(request: Request, headers: dict = Depends(call_headers)) -> JSONResponse:
     """Request a report for a batch (a repeat while one is open answers that job)."""
     raw = await request.body()
-    return await _run("submit", headers, lambda s, user, claims, channel: _submit_request(s, user, claims, channel, raw))
+    return await _run(
+        "submit", headers, lambda s, user, claims, channel: _submit_request(s, user, claims, channel, raw)
+    )
 
 
 @router.get("/read/{tag}", **DOCUMENTED)
@@ -428,6 +444,8 @@ async def list_jobs(
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def unsupported(request: Request, rest: str) -> JSONResponse:
     """Sunbird's other request calls (search, the other datasets' endpoints) are not served here."""
-    message = (f"{request.method} {request.url.path} is not supported by this service: it answers "
-               "POST .../submit, GET .../read/{tag}?requestId= and GET .../list/{tag}")
+    message = (
+        f"{request.method} {request.url.path} is not supported by this service: it answers "
+        "POST .../submit, GET .../read/{tag}?requestId= and GET .../list/{tag}"
+    )
     return error_response(api_id_for(request.url.path), Refused("RESOURCE_NOT_FOUND", message))

@@ -39,6 +39,7 @@ class ReportJob:
 
 # --- cell formats (CONTRACT §4) --------------------------------------------------------
 
+
 def text(col: Column | str) -> Column:
     """A text cell from the lake, guarded against spreadsheet formula injection."""
     c = F.col(col) if isinstance(col, str) else col
@@ -103,11 +104,14 @@ def plain_number(col: Column | str) -> Column:
 
 def percent(score: Column, max_score: Column) -> Column:
     """100 * score / max with two decimals, half up; null when max is 0 or either is null."""
-    exact = F.try_divide(F.try_multiply(score.try_cast("decimal(38,10)"), F.lit(100)), max_score.try_cast("decimal(38,10)"))
+    exact = F.try_divide(
+        F.try_multiply(score.try_cast("decimal(38,10)"), F.lit(100)), max_score.try_cast("decimal(38,10)")
+    )
     return F.round(exact, 2).cast(StringType())
 
 
 # --- staging ---------------------------------------------------------------------------
+
 
 def stage(rows: DataFrame, out: str, sort_by: list[str], counters: dict[str, Column] | None = None) -> dict:
     """Write each request's cells, sorted, as one Parquet file; return counts per request.
@@ -150,6 +154,7 @@ def stage_reported(rows: DataFrame, out: str, sort_by: list[str], counters: dict
 
 
 # --- checking and loading -------------------------------------------------------------
+
 
 def summarize(
     report_type: str, manifest: Manifest, counts: dict, errors: dict, header_of: Callable[[dict], list[str]]

@@ -28,8 +28,12 @@ log = logging.getLogger("coursedash.jobs.figures")
 TABLES = ("courses", "batches", "contents", "enrolments", "attempts")  # input frames, names of jobs.frames.FRAMES
 
 COUNTS = (
-    "enrolment_count", "completed_count",
-    "progress_not_started", "progress_started", "progress_past_half", "progress_completed",
+    "enrolment_count",
+    "completed_count",
+    "progress_not_started",
+    "progress_started",
+    "progress_past_half",
+    "progress_completed",
     "certificates_issued",
 )
 
@@ -131,7 +135,11 @@ def transform(
 ) -> tuple[DataFrame, DataFrame]:
     """One row per course, and one per batch of a known course with its figures (batch_figures)."""
     courses = one_course_each(courses).select(
-        "course_id", "name", "channel", "created_by", "status",
+        "course_id",
+        "name",
+        "channel",
+        "created_by",
+        "status",
         F.coalesce("user_consent_required", F.lit(False)).alias("user_consent_required"),
     )
     known = one_batch_each(batches).join(courses.select("course_id"), "course_id", "left_semi")
@@ -140,7 +148,13 @@ def transform(
     figures = batch_figures(learner_progress(of_batches, batches, contents, attempts))
     no_weeks = F.array().cast("array<struct<week_start:string,count:bigint>>")
     batches = known.join(figures, "batch_id", "left").select(
-        "batch_id", "course_id", "name", "start_date", "end_date", "created_by", "mentors",
+        "batch_id",
+        "course_id",
+        "name",
+        "start_date",
+        "end_date",
+        "created_by",
+        "mentors",
         *[F.coalesce(name, F.lit(0)).alias(name) for name in COUNTS],
         F.coalesce("weekly_enrolments", no_weeks).alias("weekly_enrolments"),
         "average_total_score",
@@ -152,7 +166,9 @@ def load(courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFra
     courses.coalesce(1).write.mode("overwrite").parquet(f"{out}/courses")
     batches.coalesce(1).write.mode("overwrite").parquet(f"{out}/batches")
     # One query for every count: each is a single row.
-    row = reduce(DataFrame.crossJoin, [df.select(F.col("n").alias(f"n{i}")) for i, df in enumerate(skipped_rows.values())])
+    row = reduce(
+        DataFrame.crossJoin, [df.select(F.col("n").alias(f"n{i}")) for i, df in enumerate(skipped_rows.values())]
+    )
     counts = dict(zip(skipped_rows, row.first()))
     (Path(out) / SKIPPED_FILE).write_text(json.dumps({k: v for k, v in counts.items() if v}), encoding="utf-8")
 

@@ -108,8 +108,10 @@ def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
     try:
         as_found = spark.read.parquet(path)
     except Exception as e:  # AnalysisException: path missing or no Parquet files
-        raise LakeSchemaError(f"lake table {table!r} cannot be read: {_unreadable(str(e))}",
-                              f"lake table {table!r} cannot be read: {_first_line(e)}") from e
+        raise LakeSchemaError(
+            f"lake table {table!r} cannot be read: {_unreadable(str(e))}",
+            f"lake table {table!r} cannot be read: {_first_line(e)}",
+        ) from e
     found = {f.name: f.dataType for f in as_found.schema.fields}
     # Partition folder values have guessed types; the contract schema casts them.
     partitions = {seg.split("=", 1)[0] for f in as_found.inputFiles() for seg in f.split("/") if "=" in seg}
@@ -119,8 +121,7 @@ def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
             problems.append(f"column {field.name!r} is missing (expected {field.dataType.simpleString()})")
         elif field.name not in partitions and not _compatible(found[field.name], field.dataType):
             problems.append(
-                f"column {field.name!r} is {found[field.name].simpleString()}, "
-                f"expected {field.dataType.simpleString()}"
+                f"column {field.name!r} is {found[field.name].simpleString()}, expected {field.dataType.simpleString()}"
             )
     if problems:
         raise LakeSchemaError(f"lake table {table!r} does not match the contract: " + "; ".join(problems))
@@ -222,7 +223,9 @@ def learners(requests: DataFrame, batches: DataFrame, enrolments: DataFrame) -> 
 
 def missing_batches(batches: DataFrame, requests: list[dict]) -> dict[str, dict]:
     """Errors for requests whose batch is no longer in the lake, or now in another course."""
-    course_of = {r["batch_id"]: r["course_id"] for r in one_batch_each(batches).select("batch_id", "course_id").collect()}
+    course_of = {
+        r["batch_id"]: r["course_id"] for r in one_batch_each(batches).select("batch_id", "course_id").collect()
+    }
     errors = {}
     for r in requests:
         if r["batch_id"] not in course_of:

@@ -68,7 +68,9 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
         log.warning("the lake %s is not on a file system: whether it changes during the night is not checked", lake_uri)
     summaries, broken = {}, {}
     try:
-        readers = {name: {t for t, job in jobs.items() if name in job.tables} for job in jobs.values() for name in job.tables}
+        readers = {
+            name: {t for t, job in jobs.items() if name in job.tables} for job in jobs.values() for name in job.tables
+        }
         frames, unreadable = read_frames(spark, lake_uri, requests, readers)
         buildable = {t for t, job in jobs.items() if all(name in frames for name in job.tables)}
         errors, findings = {}, {}
@@ -122,8 +124,12 @@ def _add_findings(summary: dict, findings: dict[str, dict[str, int]]) -> None:
 
 def _all_failed(manifest: Manifest, problem: LakeSchemaError) -> dict:
     """Every request of the manifest failed by the lake: plain words for them, the detail in the log with their ids."""
-    log.error("the lake cannot be used for the %s reports (request(s) %s): %s", manifest.report_type,
-              ", ".join(r["request_id"] for r in manifest.requests), problem.detail)
+    log.error(
+        "the lake cannot be used for the %s reports (request(s) %s): %s",
+        manifest.report_type,
+        ", ".join(r["request_id"] for r in manifest.requests),
+        problem.detail,
+    )
     error = {"error": f"the learner data could not be read: {problem}", "transient": True}
     return {"report_type": manifest.report_type, "requests": {r["request_id"]: error for r in manifest.requests}}
 
@@ -134,14 +140,20 @@ def _log_requests(summary: dict) -> None:
             log.error("%s request %s: %s", summary["report_type"], request_id, info["error"])
         else:
             left_out = ", ".join(f"{code} {n}" for code, n in info["left_out"].items()) or "nothing"
-            log.info("%s request %s: %d rows; left out or passed through: %s",
-                     summary["report_type"], request_id, info["rows"], left_out)
+            log.info(
+                "%s request %s: %d rows; left out or passed through: %s",
+                summary["report_type"],
+                request_id,
+                info["rows"],
+                left_out,
+            )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """`night`: the (manifest, out folder) pairs; `lake`; `figures`: the folder for the figures, or None."""
-    parser = argparse.ArgumentParser(description="Build every report of the night, and the dashboard's figures, "
-                                                 "in one Spark application.")
+    parser = argparse.ArgumentParser(
+        description="Build every report of the night, and the dashboard's figures, in one Spark application."
+    )
     parser.add_argument("--lake", required=True, help="the lake's URI (COURSEDASH_LAKE_URI)")
     parser.add_argument("--figures", help="compute the dashboard's figures into this folder")
     parser.add_argument("--manifest", action="append", default=[], help="a report type's manifest (repeatable)")
@@ -164,8 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     for manifest, _ in args.night:
-        log.info("%s: %d request(s) for %d batch(es)", manifest.report_type, len(manifest.requests),
-                 len(manifest.batch_ids))
+        log.info(
+            "%s: %d request(s) for %d batch(es)", manifest.report_type, len(manifest.requests), len(manifest.batch_ids)
+        )
     from coursedash.spark import get_session
     from schemas.expectations import import_in_background
 

@@ -55,9 +55,11 @@ def lake_findings(
     requests = frames["requests"]
     # Only what the scoping joins read is kept: the enrolments' maps and arrays would
     # make this cache several times larger and slower to build.
-    learner_rows = learners(requests, frames["batches"], frames["enrolments"]).select(
-        REQUEST, "report_type", "user_id", "course_id"
-    ).persist()
+    learner_rows = (
+        learners(requests, frames["batches"], frames["enrolments"])
+        .select(REQUEST, "report_type", "user_id", "course_id")
+        .persist()
+    )
     counts: dict[str, dict[str, int]] = {}
     unreadable: dict[str, LakeSchemaError] = {}
     for key, df in frames.items():
@@ -82,7 +84,9 @@ def lake_findings(
             continue
         log.warning(
             "lake table %s: rows that break its expectations (counted per request; the reports "
-            "drop or pass them through and say so in their data notes):\n%s", table, outcome.describe(),
+            "drop or pass them through and say so in their data notes):\n%s",
+            table,
+            outcome.describe(),
         )
         for failure in outcome.failures:
             for request_id, n in (failure.by_scope or {}).items():
@@ -126,8 +130,10 @@ def check_report(
     if checked:
         # unionByName puts the columns a frame adds after the earlier frames' ones: the
         # fixed columns first, then every course's assessment columns.
-        frame = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), [
-            _as_columns(rows.filter(F.col(REQUEST).isin(ids)), list(header)) for header, ids in checked])
+        frame = reduce(
+            lambda a, b: a.unionByName(b, allowMissingColumns=True),
+            [_as_columns(rows.filter(F.col(REQUEST).isin(ids)), list(header)) for header, ids in checked],
+        )
         outcome = validate_report(report_type, frame.columns[1:], frame)
         if not outcome.success:
             log.error("%s reports failed their quality checks:\n%s", report_type, outcome.describe())

@@ -46,7 +46,9 @@ def transform(
         *ATTEMPT_KEY, "last_attempted_on"
     )
     enrolled = learners(requests, batches, enrolments).select("request_id", "user_id", F.lit(True).alias("_enrolled"))
-    latest = dedupe(responses.filter(F.col("user_id").isNotNull()), RESPONSE_KEY, F.col("assessed_on").desc_nulls_last())
+    latest = dedupe(
+        responses.filter(F.col("user_id").isNotNull()), RESPONSE_KEY, F.col("assessed_on").desc_nulls_last()
+    )
     rows = (
         # The request's course, checked against the batch by `learners`, names the contents.
         F.broadcast(requests)
@@ -59,11 +61,24 @@ def transform(
     )
     dropped = F.when(F.col("_enrolled").isNull(), F.lit("responses.not_enrolled"))
     cells = [
-        text("course_id"), text("course_name"), text("batch_id"), text("batch_name"), text("user_id"),
-        text("content_id"), text("content_name"), text("attempt_id"), datetime_cell("last_attempted_on"),
-        text("question_id"), text("question_type"), text("question_title"), text("question_description"),
-        plain_number("duration_seconds"), plain_number("score"), plain_number("max_score"),
-        text("options"), text("response"),
+        text("course_id"),
+        text("course_name"),
+        text("batch_id"),
+        text("batch_name"),
+        text("user_id"),
+        text("content_id"),
+        text("content_name"),
+        text("attempt_id"),
+        datetime_cell("last_attempted_on"),
+        text("question_id"),
+        text("question_type"),
+        text("question_title"),
+        text("question_description"),
+        plain_number("duration_seconds"),
+        plain_number("score"),
+        plain_number("max_score"),
+        text("options"),
+        text("response"),
     ]
     assert len(cells) == len(RESPONSE_COLUMNS)
     return rows.select(

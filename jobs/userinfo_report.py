@@ -65,11 +65,25 @@ def transform(
     )
     consented = F.coalesce(F.col("consent_status") == "ACTIVE", F.lit(False))
     cells = [
-        text("course_id"), text("course_name"), text("batch_id"), text("batch_name"), text("user_id"),
-        text(user_name("first_name", "last_name")), text("user_type"), text("user_sub_type"), text("state"),
-        text("district"), text("block"), text("cluster"), text("school_id"), text("school_name"),
-        text("org_name"), text("email"), text("phone"),
-        F.lit("Yes"), date_cell("consent_on"),
+        text("course_id"),
+        text("course_name"),
+        text("batch_id"),
+        text("batch_name"),
+        text("user_id"),
+        text(user_name("first_name", "last_name")),
+        text("user_type"),
+        text("user_sub_type"),
+        text("state"),
+        text("district"),
+        text("block"),
+        text("cluster"),
+        text("school_id"),
+        text("school_name"),
+        text("org_name"),
+        text("email"),
+        text("phone"),
+        F.lit("Yes"),
+        date_cell("consent_on"),
     ]
     assert len(cells) == len(USERINFO_COLUMNS)
     return rows.select(

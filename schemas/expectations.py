@@ -62,8 +62,13 @@ LAKE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 LAKE_NOTE_PREFIX = {
-    "courses": "courses", "batches": "batches", "course_contents": "contents", "enrolments": "enrolments",
-    "assessment_attempts": "attempts", "question_responses": "responses", "users": "users",
+    "courses": "courses",
+    "batches": "batches",
+    "course_contents": "contents",
+    "enrolments": "enrolments",
+    "assessment_attempts": "attempts",
+    "question_responses": "responses",
+    "users": "users",
     "user_consents": "consents",
 }
 # The note code of a null key (schemas.notes).
@@ -127,14 +132,39 @@ DATETIME_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}$"  # dd/m
 REPORT_TEXT = {
     "progress": PROGRESS_COLUMNS[:15],  # Collection Id .. Declared Board
     "userinfo": (
-        "Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID", "User Name",
-        "User Type", "User Sub Type", "State", "District", "Block", "Cluster", "School Id",
-        "School Name", "Org Name", "Email ID", "Mobile Number",
+        "Collection Id",
+        "Collection Name",
+        "Batch Id",
+        "Batch Name",
+        "User UUID",
+        "User Name",
+        "User Type",
+        "User Sub Type",
+        "State",
+        "District",
+        "Block",
+        "Cluster",
+        "School Id",
+        "School Name",
+        "Org Name",
+        "Email ID",
+        "Mobile Number",
     ),
     "response": (
-        "Collection Id", "Collection Name", "Batch Id", "Batch Name", "User UUID",
-        "QuestionSet Id", "QuestionSet Title", "Attempt Id", "Question Id", "Question Type",
-        "Question Title", "Question Description", "Question Options", "Question Response",
+        "Collection Id",
+        "Collection Name",
+        "Batch Id",
+        "Batch Name",
+        "User UUID",
+        "QuestionSet Id",
+        "QuestionSet Title",
+        "Attempt Id",
+        "Question Id",
+        "Question Type",
+        "Question Title",
+        "Question Description",
+        "Question Options",
+        "Question Response",
     ),
 }
 REPORT_FORMATS = {
@@ -188,6 +218,7 @@ class Outcome:
 
 # --- suites ---------------------------------------------------------------------------
 
+
 def lake_expectations(table: str, by: str | None = None) -> list:
     """The lake table's expectations (GX Expectation objects).
 
@@ -211,20 +242,31 @@ def lake_expectations(table: str, by: str | None = None) -> list:
         return noted(_unique(f"({', '.join(c for c in columns if c != by)}) must be unique"), note)
 
     def at_least(column, minimum, note, strict=False):
-        return noted(gxe.ExpectColumnValuesToBeBetween(
-            column=column, min_value=minimum, strict_min=strict,
-            description=f"{column} must be {'above' if strict else 'at least'} {minimum}",
-        ), note)
+        return noted(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=column,
+                min_value=minimum,
+                strict_min=strict,
+                description=f"{column} must be {'above' if strict else 'at least'} {minimum}",
+            ),
+            note,
+        )
 
     prefix = LAKE_NOTE_PREFIX[table]
     # A null key the night's frames are pruned or joined by keeps its row out of every
     # report (note None: only the run's log tells of it).
     exps = [not_null(c, LAKE_KEY_NOTES.get((table, c))) for c in LAKE_KEYS[table]]
     for column, values in LAKE_VALUE_SETS.get(table, ()):
-        exps.append(noted(gxe.ExpectColumnValuesToBeInSet(
-            column=column, value_set=values,
-            description=f"{column} must be one of {', '.join(map(str, values))} (or null)",
-        ), f"{prefix}.unknown_{column}"))
+        exps.append(
+            noted(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=column,
+                    value_set=values,
+                    description=f"{column} must be one of {', '.join(map(str, values))} (or null)",
+                ),
+                f"{prefix}.unknown_{column}",
+            )
+        )
     if table in LAKE_UNIQUE:
         exps.append(unique(LAKE_UNIQUE[table], f"{prefix}.duplicate"))
     if table == "course_contents":
@@ -232,18 +274,29 @@ def lake_expectations(table: str, by: str | None = None) -> list:
     if table == "enrolments":
         exps.append(not_null("active", "enrolments.no_active_flag"))
         # GX 1.24 has no expectation on map values: validate_lake derives this column.
-        exps.append(noted(gxe.ExpectColumnValuesToBeInSet(
-            column=CONTENT_STATUS_KNOWN, value_set=[True],
-            description="content_status values must be 0, 1 or 2",
-        ), "enrolments.unknown_content_status"))
+        exps.append(
+            noted(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=CONTENT_STATUS_KNOWN,
+                    value_set=[True],
+                    description="content_status values must be 0, 1 or 2",
+                ),
+                "enrolments.unknown_content_status",
+            )
+        )
     if table == "assessment_attempts":
         exps += [
             noted(_at_most(*AT_MOST[table]), "attempts.above_max"),
             at_least("total_score", 0, "attempts.negative_score"),
             at_least("total_max_score", 0, "attempts.negative_max"),
-            noted(gxe.ExpectColumnValuesToNotBeInSet(
-                column="total_max_score", value_set=[0], description="total_max_score must not be 0",
-            ), "attempts.zero_max"),
+            noted(
+                gxe.ExpectColumnValuesToNotBeInSet(
+                    column="total_max_score",
+                    value_set=[0],
+                    description="total_max_score must not be 0",
+                ),
+                "attempts.zero_max",
+            ),
         ]
     if table == "question_responses":
         exps += [
@@ -297,7 +350,10 @@ def _at_most(a: str, b: str):
 
 
 def report_expectations(
-    report_type: str, header: list[str], gx_name=lambda column: column, by_request: bool = False,
+    report_type: str,
+    header: list[str],
+    gx_name=lambda column: column,
+    by_request: bool = False,
     derived: tuple[str, ...] = (),
 ) -> list:
     """The report's expectations (GX Expectation objects); every one blocks the report.
@@ -319,10 +375,12 @@ def report_expectations(
         return gxe.ExpectColumnValuesToMatchRegex(column=gx_name(c), regex=regex, description=f"{c} must be {what}")
 
     request = [REQUEST] if by_request else []
-    exps = [gxe.ExpectTableColumnsToMatchOrderedList(
-        column_list=request + [gx_name(c) for c in columns] + list(derived),
-        description=f"the columns must be exactly the {report_type} report's, in order",
-    )]
+    exps = [
+        gxe.ExpectTableColumnsToMatchOrderedList(
+            column_list=request + [gx_name(c) for c in columns] + list(derived),
+            description=f"the columns must be exactly the {report_type} report's, in order",
+        )
+    ]
     exps += [not_empty(c) for c in REPORT_KEYS]
     keys = REPORT_ROW_KEYS[report_type]
     exps.append(_unique(f"one row per {' x '.join(keys)}"))
@@ -331,13 +389,14 @@ def report_expectations(
             not_empty("Progress"),
             matches("Progress", PROGRESS_RE, "an integer from 0 to 100"),
             gxe.ExpectColumnValuesToBeInSet(
-                column=gx_name("Certificate Status"), value_set=["Issued"],
+                column=gx_name("Certificate Status"),
+                value_set=["Issued"],
                 description="Certificate Status must be Issued or empty",
             ),
         ]
         exps += [
             matches(c, PERCENT_RE, "empty or 0.00 to 100.00 with two decimals")
-            for c in ["Total Score", *columns[len(PROGRESS_COLUMNS):]]
+            for c in ["Total Score", *columns[len(PROGRESS_COLUMNS) :]]
         ]
     if report_type == "userinfo":
         exps += [
@@ -353,7 +412,8 @@ def report_expectations(
     exps += [matches(c, regex, f"empty or {what}") for c, regex, what in REPORT_FORMATS[report_type]]
     exps += [
         gxe.ExpectColumnValuesToNotMatchRegex(
-            column=gx_name(c), regex=FORMULA_START_RE,
+            column=gx_name(c),
+            regex=FORMULA_START_RE,
             description=f"{c} must not start with = + - @ tab or CR (spreadsheet formula injection)",
         )
         for c in REPORT_TEXT[report_type]
@@ -367,37 +427,55 @@ def header_problems(report_type: str, header: list[str]) -> list[Failure]:
     problems = []
     pii = [c for c in header if c in PII_HEADERS]
     if report_type in ("progress", "response") and pii:
-        problems.append(Failure(
-            "no_pii_columns", None, f"a {report_type} report must have no PII column", len(pii), pii[:MAX_EXAMPLES]
-        ))
+        problems.append(
+            Failure(
+                "no_pii_columns", None, f"a {report_type} report must have no PII column", len(pii), pii[:MAX_EXAMPLES]
+            )
+        )
     if report_type == "progress":
         fixed = header[: len(PROGRESS_COLUMNS)]
         if fixed != list(PROGRESS_COLUMNS):
-            problems.append(Failure(
-                "header_starts_with_progress_columns", None,
-                "the progress header must start with the contract's fixed columns", None,
-                _mismatches(list(PROGRESS_COLUMNS), fixed),
-            ))
-        extra = [c for c in header[len(PROGRESS_COLUMNS):] if not c.endswith(" - Score")]
+            problems.append(
+                Failure(
+                    "header_starts_with_progress_columns",
+                    None,
+                    "the progress header must start with the contract's fixed columns",
+                    None,
+                    _mismatches(list(PROGRESS_COLUMNS), fixed),
+                )
+            )
+        extra = [c for c in header[len(PROGRESS_COLUMNS) :] if not c.endswith(" - Score")]
         if extra:
-            problems.append(Failure(
-                "assessment_headers_end_with_score", None,
-                "every column after the fixed ones must be an '<assessment name> - Score' column",
-                len(extra), extra[:MAX_EXAMPLES],
-            ))
+            problems.append(
+                Failure(
+                    "assessment_headers_end_with_score",
+                    None,
+                    "every column after the fixed ones must be an '<assessment name> - Score' column",
+                    len(extra),
+                    extra[:MAX_EXAMPLES],
+                )
+            )
     elif header != list(COLUMNS[report_type]):
-        problems.append(Failure(
-            "header_matches_contract", None, f"the {report_type} header must be the contract's columns",
-            None, _mismatches(list(COLUMNS[report_type]), header),
-        ))
+        problems.append(
+            Failure(
+                "header_matches_contract",
+                None,
+                f"the {report_type} header must be the contract's columns",
+                None,
+                _mismatches(list(COLUMNS[report_type]), header),
+            )
+        )
     return problems
 
 
 def _mismatches(expected: list[str], found: list[str]) -> list[dict]:
     n = max(len(expected), len(found))
     pairs = [
-        {"position": i, "expected": expected[i] if i < len(expected) else None,
-         "found": found[i] if i < len(found) else None}
+        {
+            "position": i,
+            "expected": expected[i] if i < len(expected) else None,
+            "found": found[i] if i < len(found) else None,
+        }
         for i in range(n)
         if (expected[i] if i < len(expected) else None) != (found[i] if i < len(found) else None)
     ]
@@ -405,6 +483,7 @@ def _mismatches(expected: list[str], found: list[str]) -> list[dict]:
 
 
 # --- validation -------------------------------------------------------------------------
+
 
 def validate_lake(table: str, df, by: str | None = None) -> Outcome:
     """Validate a Spark DataFrame of a lake table (already pruned to the night's batches).
@@ -447,9 +526,11 @@ def validate_report(report_type: str, header: list[str], df) -> Outcome:
     pii = [c for c in df.columns if c in PII_HEADERS]
     already = any(p.expectation == "no_pii_columns" for p in problems)
     if report_type in ("progress", "response") and pii and not already:
-        problems.append(Failure(
-            "no_pii_columns", None, f"a {report_type} report must have no PII column", len(pii), pii[:MAX_EXAMPLES]
-        ))
+        problems.append(
+            Failure(
+                "no_pii_columns", None, f"a {report_type} report must have no PII column", len(pii), pii[:MAX_EXAMPLES]
+            )
+        )
     names = _gx_names([*header, *COLUMNS[report_type], *df.columns])
     # Expectations on a column the frame lacks would only raise; the column list
     # expectation already reports the missing column.
@@ -465,7 +546,8 @@ def validate_report(report_type: str, header: list[str], df) -> Outcome:
         real[REPEATS] = ", ".join(real.get(c, c) for c in key)
         derived = (REPEATS,)
     expectations = [
-        e for e in report_expectations(report_type, header, names.__getitem__, by is not None, derived)
+        e
+        for e in report_expectations(report_type, header, names.__getitem__, by is not None, derived)
         if getattr(e, "column", None) in (None, *present)
     ]
     index_columns = ["User UUID"] if "User UUID" in present else []
@@ -526,13 +608,16 @@ def _validate(
         results = sorted((r for r in first.results if not r.success), key=lambda r: r.expectation_config.meta["check"])
         checkable = {
             r.expectation_config.meta["check"]: expectations[r.expectation_config.meta["check"]]
-            for r in results if _exception_message(r.exception_info) is None
+            for r in results
+            if _exception_message(r.exception_info) is None
         }
         rows, found = _unexpected_rows(df, checkable, index_columns, by)
     finally:
         df.unpersist()
-    failures = [_failure(r, found.get(r.expectation_config.meta["check"]), df.columns, index_columns, real or {}, by)
-                for r in results]
+    failures = [
+        _failure(r, found.get(r.expectation_config.meta["check"]), df.columns, index_columns, real or {}, by)
+        for r in results
+    ]
     return Outcome(name, first.success, failures, rows)
 
 
@@ -584,7 +669,10 @@ def _unexpected_rows(
         shown = list(dict.fromkeys([*index_columns, checks[i].column]))
         shown = [c for c in shown if c not in (by, *DERIVED) and c in df.columns]
         example = F.struct(*[F.col(_quote(c)).alias(c) for c in shown]) if shown else F.lit(None)
-        aggregates += [F.count_if(condition).alias(f"rows_{i}"), F.min(F.when(condition, example)).alias(f"example_{i}")]
+        aggregates += [
+            F.count_if(condition).alias(f"rows_{i}"),
+            F.min(F.when(condition, example)).alias(f"example_{i}"),
+        ]
     grouped = df.groupBy(F.col(_quote(by))) if by else df.groupBy()
     rows, found = 0, {i: {} for i in conditions}
     for row in grouped.agg(*aggregates).collect():
@@ -623,8 +711,7 @@ def _failure(
         examples = _mismatches(expected, observed)
         return Failure(config.type, None, description, len(examples) or None, examples, note)
     if not found:
-        log.warning("%s failed, but no row breaks it: its row condition disagrees with Great Expectations",
-                    description)
+        log.warning("%s failed, but no row breaks it: its row condition disagrees with Great Expectations", description)
         return Failure(config.type, column, description, None, [], note)
     scopes = sorted(found, key=lambda s: (s is None, s))
     examples = []
@@ -672,8 +759,10 @@ def _gx():
                 # ImportError, which GX handles (classic Spark only).
                 main = sys.modules.get("__main__")
                 doctest_like = (
-                    main is not None and getattr(main, "__spec__", None) is None
-                    and not hasattr(main, "__file__") and not hasattr(sys, "ps1")
+                    main is not None
+                    and getattr(main, "__spec__", None) is None
+                    and not hasattr(main, "__file__")
+                    and not hasattr(sys, "ps1")
                 )
                 if doctest_like:
                     sys.ps1 = ""

@@ -35,13 +35,21 @@ os.environ.setdefault(
     "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN "
     "spark.sql.shuffle.partitions=1 spark.default.parallelism=1 spark.sql.files.minPartitionNum=1",
 )
-POSTGRES_ADMIN_URL = os.environ.get("COURSEDASH_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "COURSEDASH_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 
 # The longest modules are handed to the workers first (make test runs them in parallel):
 # started last, they would leave the other workers idle behind them.
 LONGEST_FIRST = (
-    "tests/test_stack.py", "tests/test_nightly_dag.py", "tests/test_browser.py", "tests/test_benchmark.py", "tests/test_cluster.py",
-    "tests/test_determinism.py", "tests/jobs/test_single_pass.py", "tests/jobs/test_pii.py",
+    "tests/test_stack.py",
+    "tests/test_nightly_dag.py",
+    "tests/test_browser.py",
+    "tests/test_benchmark.py",
+    "tests/test_cluster.py",
+    "tests/test_determinism.py",
+    "tests/jobs/test_single_pass.py",
+    "tests/jobs/test_pii.py",
 )
 
 
@@ -169,7 +177,11 @@ def s3_reports(s3_server, monkeypatch):
     """Reports go to a fresh bucket on the S3 server; returns (boto3 client, bucket, prefix)."""
     import boto3
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     bucket = f"reports-{uuid.uuid4().hex[:8]}"
     client = boto3.client("s3", endpoint_url=s3_server)

@@ -32,10 +32,18 @@ def tables() -> dict:
         ],
         "assessment_attempts": [
             *T["assessment_attempts"],
-            dict(T["assessment_attempts"][0], content_id="q1", attempt_id="at4", total_score=18.0, total_max_score=15.0),
+            dict(
+                T["assessment_attempts"][0], content_id="q1", attempt_id="at4", total_score=18.0, total_max_score=15.0
+            ),
             dict(T["assessment_attempts"][1], content_id="q2", attempt_id="at5", total_score=0.0, total_max_score=0.0),
-            dict(T["assessment_attempts"][0], user_id="L3", content_id="q2", attempt_id="at6", total_score=2.0,
-                 total_max_score=-4.0),
+            dict(
+                T["assessment_attempts"][0],
+                user_id="L3",
+                content_id="q2",
+                attempt_id="at6",
+                total_score=2.0,
+                total_max_score=-4.0,
+            ),
         ],
         "users": [
             *T["users"][:1],
@@ -66,20 +74,35 @@ B1_BATCH_NOTES = {
 }
 B1_NOTES = {
     "progress": {
-        **COURSE_NOTES, **B1_BATCH_NOTES,
-        "attempts.above_max": 2, "attempts.negative_max": 1, "attempts.zero_max": 1,
-        "users.duplicate": 2, "users.missing": 1, "users.unknown_status": 1,
+        **COURSE_NOTES,
+        **B1_BATCH_NOTES,
+        "attempts.above_max": 2,
+        "attempts.negative_max": 1,
+        "attempts.zero_max": 1,
+        "users.duplicate": 2,
+        "users.missing": 1,
+        "users.unknown_status": 1,
     },
     "userinfo": {
-        **{k: v for k, v in COURSE_NOTES.items() if k.startswith("courses.")}, **B1_BATCH_NOTES,
-        "consents.not_given": 2, "consents.unknown_status": 1,
-        "users.duplicate": 2, "users.missing": 1, "users.unknown_status": 1,
+        **{k: v for k, v in COURSE_NOTES.items() if k.startswith("courses.")},
+        **B1_BATCH_NOTES,
+        "consents.not_given": 2,
+        "consents.unknown_status": 1,
+        "users.duplicate": 2,
+        "users.missing": 1,
+        "users.unknown_status": 1,
     },
     "response": {
-        **COURSE_NOTES, **B1_BATCH_NOTES,
-        "attempts.above_max": 2, "attempts.negative_max": 1, "attempts.zero_max": 1,
-        "responses.above_max": 1, "responses.duplicate": 2, "responses.no_learner": 1,
-        "responses.no_question": 1, "responses.not_enrolled": 1,
+        **COURSE_NOTES,
+        **B1_BATCH_NOTES,
+        "attempts.above_max": 2,
+        "attempts.negative_max": 1,
+        "attempts.zero_max": 1,
+        "responses.above_max": 1,
+        "responses.duplicate": 2,
+        "responses.no_learner": 1,
+        "responses.no_question": 1,
+        "responses.not_enrolled": 1,
     },
 }
 B2_PROGRESS_NOTES = COURSE_NOTES

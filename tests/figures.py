@@ -23,9 +23,10 @@ def from_report(rows: list[dict]) -> dict:
     progress = [int(r["Progress"]) for r in rows]
     scores = [Decimal(r["Total Score"]) for r in rows if r["Total Score"]]
     mondays = sorted(
-        dt.datetime.strptime(r["Enrolment Date"], "%d/%m/%Y").date() - dt.timedelta(days=dt.datetime.strptime(
-            r["Enrolment Date"], "%d/%m/%Y").weekday())
-        for r in rows if r["Enrolment Date"]
+        dt.datetime.strptime(r["Enrolment Date"], "%d/%m/%Y").date()
+        - dt.timedelta(days=dt.datetime.strptime(r["Enrolment Date"], "%d/%m/%Y").weekday())
+        for r in rows
+        if r["Enrolment Date"]
     )
     weeks = []
     if mondays:

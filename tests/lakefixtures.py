@@ -23,9 +23,7 @@ def _complete(table: str, rows: list[dict]) -> list[dict]:
 
 
 def frame(spark, table: str, rows: list[dict]):
-    return spark.createDataFrame(
-        [tuple(r.values()) for r in _complete(table, rows)], TABLES[table]
-    )
+    return spark.createDataFrame([tuple(r.values()) for r in _complete(table, rows)], TABLES[table])
 
 
 def write_lake(root: Path, tables: dict[str, list[dict]], split: bool = False) -> Path:
@@ -53,7 +51,9 @@ def write_lake(root: Path, tables: dict[str, list[dict]], split: bool = False) -
         half = data.num_rows // 2
         for i, part in enumerate((data.slice(0, half), data.slice(half))):
             if "batch_id" in schema.names and table != "batches":
-                pq.write_to_dataset(part, folder, partition_cols=["batch_id"], basename_template=f"part-{i}-{{i}}.parquet")
+                pq.write_to_dataset(
+                    part, folder, partition_cols=["batch_id"], basename_template=f"part-{i}-{{i}}.parquet"
+                )
             else:
                 pq.write_table(part, folder / f"part-{i}.parquet")
     return root

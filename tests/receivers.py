@@ -31,17 +31,21 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path]:
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -61,14 +65,16 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append({
-            "to": list(envelope.rcpt_tos),
-            "from": envelope.mail_from,
-            "raw": envelope.content,
-            "message": message_from_bytes(envelope.content, policy=policy.default),
-            "tls": session.ssl is not None,
-            "authenticated": bool(session.authenticated),
-        })
+        self.messages.append(
+            {
+                "to": list(envelope.rcpt_tos),
+                "from": envelope.mail_from,
+                "raw": envelope.content,
+                "message": message_from_bytes(envelope.content, policy=policy.default),
+                "tls": session.ssl is not None,
+                "authenticated": bool(session.authenticated),
+            }
+        )
         return "250 OK"
 
 
@@ -80,8 +86,13 @@ def _authenticator(server, session, envelope, mechanism, auth_data):
 
 
 @contextmanager
-def smtp_server(port: int, tls_folder: Path | None = None, refuse: tuple[str, ...] = (), implicit_tls: bool = False,
-                smtputf8: bool = False):
+def smtp_server(
+    port: int,
+    tls_folder: Path | None = None,
+    refuse: tuple[str, ...] = (),
+    implicit_tls: bool = False,
+    smtputf8: bool = False,
+):
     """An aiosmtpd server; with `tls_folder`, STARTTLS (or TLS from the start) and a login are required.
 
     Without `smtputf8` it does not offer SMTPUTF8, as many servers do not.

@@ -22,7 +22,7 @@ from tests.conftest import _free_port
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, MENTOR2, STRANGER
 
 SECRET = "api-test-jwt-secret-0123456789abcdef"
-PASSWORD = "Sekr3t,pass\"word"
+PASSWORD = 'Sekr3t,pass"word'
 OTHER_PASSWORD = "An0ther-pass"
 # Every password any test here sends, good or bad: no response may ever contain one.
 SENT_PASSWORDS = [PASSWORD, OTHER_PASSWORD, "short1", "nodigitshere", " Spaced0ut", "Ünïcode99x", "x1" * 40]
@@ -44,20 +44,41 @@ def load_catalogue() -> None:
     now = utcnow()
     figures = {"b1": (3, 1), "b2": (0, 0), "b9": (0, 0)}
     # b1's figures as the night computes them from the hand lake (tests/jobs/test_dashboard_figures.py).
-    b1_figures = dict(progress_not_started=0, progress_started=1, progress_past_half=1, progress_completed=1,
-                      certificates_issued=1, weekly_enrolments=[{"week_start": "2026-01-05", "count": 3}],
-                      average_total_score=79.17)
+    b1_figures = dict(
+        progress_not_started=0,
+        progress_started=1,
+        progress_past_half=1,
+        progress_completed=1,
+        certificates_issued=1,
+        weekly_enrolments=[{"week_start": "2026-01-05", "count": 3}],
+        average_total_score=79.17,
+    )
     with db.session() as s:
         for c in handlake.TABLES["courses"]:
-            s.add(Course(**{k: c.get(k) for k in ("course_id", "name", "channel", "created_by", "status")},
-                         user_consent_required=c["user_consent_required"], synced_at=now))
+            s.add(
+                Course(
+                    **{k: c.get(k) for k in ("course_id", "name", "channel", "created_by", "status")},
+                    user_consent_required=c["user_consent_required"],
+                    synced_at=now,
+                )
+            )
         for b in handlake.TABLES["batches"]:
             enrolled, completed = figures[b["batch_id"]]
-            s.add(Batch(**{k: b.get(k) for k in ("batch_id", "course_id", "name", "start_date", "end_date", "created_by")},
-                        mentors=b["mentors"], enrolment_count=enrolled, completed_count=completed,
-                        figures_as_of=now, synced_at=now, **(b1_figures if b["batch_id"] == "b1" else {})))
+            s.add(
+                Batch(
+                    **{k: b.get(k) for k in ("batch_id", "course_id", "name", "start_date", "end_date", "created_by")},
+                    mentors=b["mentors"],
+                    enrolment_count=enrolled,
+                    completed_count=completed,
+                    figures_as_of=now,
+                    synced_at=now,
+                    **(b1_figures if b["batch_id"] == "b1" else {}),
+                )
+            )
         # c3: someone else's course; u_batchcreator made its batches, one per status.
-        s.add(Course(course_id="c3", name="Statistics", created_by="u_other", user_consent_required=True, synced_at=now))
+        s.add(
+            Course(course_id="c3", name="Statistics", created_by="u_other", user_consent_required=True, synced_at=now)
+        )
         day = dt.timedelta(days=1)
         for batch_id, start, end in [
             ("s_upcoming", TODAY + day, TODAY + 30 * day),
@@ -67,12 +88,30 @@ def load_catalogue() -> None:
             ("s_no_dates", None, None),
             ("s_expired", TODAY - 30 * day, TODAY - day),
         ]:
-            s.add(Batch(batch_id=batch_id, course_id="c3", name=batch_id, start_date=start, end_date=end,
-                        created_by=BATCH_CREATOR, mentors=[], synced_at=now))
+            s.add(
+                Batch(
+                    batch_id=batch_id,
+                    course_id="c3",
+                    name=batch_id,
+                    start_date=start,
+                    end_date=end,
+                    created_by=BATCH_CREATOR,
+                    mentors=[],
+                    synced_at=now,
+                )
+            )
         # c4: mentored by u_mentor2 only (u_mentor's id is a prefix of it) and by an odd id.
         s.add(Course(course_id="c4", name="History", created_by="u_other", user_consent_required=False, synced_at=now))
-        s.add(Batch(batch_id="b4", course_id="c4", name="History batch", created_by="u_other",
-                    mentors=[MENTOR2, ODD_USER], synced_at=now))
+        s.add(
+            Batch(
+                batch_id="b4",
+                course_id="c4",
+                name="History batch",
+                created_by="u_other",
+                mentors=[MENTOR2, ODD_USER],
+                synced_at=now,
+            )
+        )
         s.commit()
 
 
@@ -116,12 +155,16 @@ def publish(request_ids: list[str], run_id: str = "run-1", rows=(("c1", "b1", "L
                 count = packaging.write_csv(csv_path, ["Collection Id", "Batch Id", "User UUID"], rows)
                 size = packaging.zip_file(csv_path, Path(tmp) / "r.zip", csv_path.name, store.password_of(r))
                 reports_store.put(Path(tmp) / "r.zip", nightly.object_key(r))
-            assert store.complete(s, rid, run_id, rows=count, size=size, key=nightly.object_key(r), report_date=REPORT_DAY)
+            assert store.complete(
+                s, rid, run_id, rows=count, size=size, key=nightly.object_key(r), report_date=REPORT_DAY
+            )
 
 
 def set_status(request_id: str, status: str) -> None:
     with db.session() as s:
-        s.execute(text("UPDATE report_requests SET status = :s WHERE request_id = :id"), {"s": status, "id": request_id})
+        s.execute(
+            text("UPDATE report_requests SET status = :s WHERE request_id = :id"), {"s": status, "id": request_id}
+        )
         s.commit()
 
 
@@ -155,7 +198,8 @@ def _bad_tokens():
         "garbage": "Bearer abc",
         "expired": f"Bearer {mint_token(CREATOR, hours=-1)}",
         "alg none": f"Bearer {unsigned}",
-        "wrong signature": "Bearer " + jwt.encode({"sub": CREATOR, "exp": later}, "another-secret-0123456789abcdefgh", "HS256"),
+        "wrong signature": "Bearer "
+        + jwt.encode({"sub": CREATOR, "exp": later}, "another-secret-0123456789abcdefgh", "HS256"),
         "download ticket": f"Bearer {mint_download_ticket(CREATOR, 'some-id')[0]}",
     }
 
@@ -205,10 +249,17 @@ def test_batches_are_the_callers_own_with_figures_status_and_what_they_may_reque
     as_of = b1.pop("figures_as_of")
     assert as_of.endswith("Z") and abs(dt.datetime.fromisoformat(as_of) - utcnow()) < dt.timedelta(minutes=1)
     assert b1 == {
-        "batch_id": "b1", "course_id": "c1", "name": "Batch One", "start_date": "2026-01-01", "end_date": None,
-        "status": "live", "enrolment_count": 3, "completed_count": 1,
+        "batch_id": "b1",
+        "course_id": "c1",
+        "name": "Batch One",
+        "start_date": "2026-01-01",
+        "end_date": None,
+        "status": "live",
+        "enrolment_count": 3,
+        "completed_count": 1,
         "progress_bands": {"not_started": 0, "started": 1, "past_half": 1, "completed": 1},
-        "certificates_issued": 1, "weekly_enrolments": [{"week_start": "2026-01-05", "count": 3}],
+        "certificates_issued": 1,
+        "weekly_enrolments": [{"week_start": "2026-01-05", "count": 3}],
         "average_total_score": 79.17,
         "report_types": [
             {"report_type": "progress", "name": "Course Progress Exhaust", "password_required": False},
@@ -219,7 +270,11 @@ def test_batches_are_the_callers_own_with_figures_status_and_what_they_may_reque
     assert (b2["batch_id"], b2["end_date"], b2["enrolment_count"]) == ("b2", "2026-03-01", 0)
     # Synced before the figures existed (or never computed): each is null, not a made-up zero.
     assert [b2[k] for k in ("progress_bands", "certificates_issued", "weekly_enrolments", "average_total_score")] == [
-        None, None, None, None]
+        None,
+        None,
+        None,
+        None,
+    ]
     # Counts only: no learner of the lake in the answer.
     assert not any(learner in response.text for learner in ("L1", "L2", "L3", "L4"))
     assert b2["status"] == ("expired" if TODAY > dt.date(2026, 3, 1) else "live")
@@ -238,11 +293,20 @@ def test_batches_are_the_callers_own_with_figures_status_and_what_they_may_reque
 def test_batch_status_follows_the_dates_in_utc(api):
     response = api.get("/api/v1/courses/c3/batches", headers=as_(BATCH_CREATOR))
     assert {b["batch_id"]: b["status"] for b in response.json()} == {
-        "s_upcoming": "upcoming", "s_starts_today": "live", "s_ends_today": "live",
-        "s_open": "live", "s_no_dates": "live", "s_expired": "expired",
+        "s_upcoming": "upcoming",
+        "s_starts_today": "live",
+        "s_ends_today": "live",
+        "s_open": "live",
+        "s_no_dates": "live",
+        "s_expired": "expired",
     }
     b = Batch(start_date=dt.date(2026, 1, 10), end_date=dt.date(2026, 1, 20))
-    assert [reports.batch_status(b, dt.date(2026, 1, d)) for d in (9, 10, 20, 21)] == ["upcoming", "live", "live", "expired"]
+    assert [reports.batch_status(b, dt.date(2026, 1, d)) for d in (9, 10, 20, 21)] == [
+        "upcoming",
+        "live",
+        "live",
+        "expired",
+    ]
 
 
 def test_no_role_gets_the_same_404_as_nothing_there(api):
@@ -289,11 +353,33 @@ def test_request_is_created_and_a_repeat_while_open_is_409_naming_it(api):
     created = response.json()
     rid = created["request_id"]
     assert response.headers["location"] == f"/api/v1/reports/{rid}"
-    assert {k: created[k] for k in ("course_id", "batch_id", "report_type", "status", "status_label", "requested_by",
-                                    "completed_at", "row_count", "file_size", "attempts", "error")} == {
-        "course_id": "c1", "batch_id": "b1", "report_type": "progress", "status": "SUBMITTED",
-        "status_label": "Submitted", "requested_by": CREATOR, "completed_at": None, "row_count": None,
-        "file_size": None, "attempts": 0, "error": None,
+    assert {
+        k: created[k]
+        for k in (
+            "course_id",
+            "batch_id",
+            "report_type",
+            "status",
+            "status_label",
+            "requested_by",
+            "completed_at",
+            "row_count",
+            "file_size",
+            "attempts",
+            "error",
+        )
+    } == {
+        "course_id": "c1",
+        "batch_id": "b1",
+        "report_type": "progress",
+        "status": "SUBMITTED",
+        "status_label": "Submitted",
+        "requested_by": CREATOR,
+        "completed_at": None,
+        "row_count": None,
+        "file_size": None,
+        "attempts": 0,
+        "error": None,
     }
     submitted = dt.datetime.fromisoformat(created["submitted_at"])
     assert created["submitted_at"].endswith("Z") and abs(submitted - utcnow()) < dt.timedelta(minutes=1)
@@ -363,9 +449,13 @@ def test_userinfo_needs_a_password_the_creators_role_and_a_consent_course(api):
         assert "mandatory" in message and passwords.POLICY in message
     # A mentor never requests a userinfo report, with or without a password.
     for user, batch in ((MENTOR, "b1"), (MENTOR2, "b2")):
-        assert "userinfo" in error_of(ask(api, user, batch=batch, report_type="userinfo", password=PASSWORD), 403, "forbidden")
+        assert "userinfo" in error_of(
+            ask(api, user, batch=batch, report_type="userinfo", password=PASSWORD), 403, "forbidden"
+        )
     # A course that does not ask for consent has no User Profile report.
-    error_of(ask(api, CREATOR, course="c2", batch="b9", report_type="userinfo", password=PASSWORD), 422, "not_requestable")
+    error_of(
+        ask(api, CREATOR, course="c2", batch="b9", report_type="userinfo", password=PASSWORD), 422, "not_requestable"
+    )
     assert ask(api, CREATOR, report_type="userinfo", password=PASSWORD).status_code == 201
     assert ask(api, BATCH_CREATOR, report_type="userinfo", password=PASSWORD).status_code == 201
 
@@ -378,14 +468,31 @@ def test_the_list_is_ten_the_caller_may_download_ready_or_coming_first_newest_fi
     with db.session() as s:
         for i in range(12):
             for report_type in ("progress", "userinfo"):
-                s.add(ReportRequest(
-                    request_id=f"r-{report_type}-{i:02d}", course_id="c1", batch_id="b1", report_type=report_type,
-                    requested_by=CREATOR, status="SUCCESS" if i % 2 else "FAILED",
-                    submitted_at=start + dt.timedelta(hours=i, minutes=30 if report_type == "userinfo" else 0),
-                    attempts=1, error_transient=False,
-                ))
-        s.add(ReportRequest(request_id="r-b2", course_id="c1", batch_id="b2", report_type="progress",
-                            requested_by=CREATOR, status="SUBMITTED", submitted_at=utcnow(), attempts=0))
+                s.add(
+                    ReportRequest(
+                        request_id=f"r-{report_type}-{i:02d}",
+                        course_id="c1",
+                        batch_id="b1",
+                        report_type=report_type,
+                        requested_by=CREATOR,
+                        status="SUCCESS" if i % 2 else "FAILED",
+                        submitted_at=start + dt.timedelta(hours=i, minutes=30 if report_type == "userinfo" else 0),
+                        attempts=1,
+                        error_transient=False,
+                    )
+                )
+        s.add(
+            ReportRequest(
+                request_id="r-b2",
+                course_id="c1",
+                batch_id="b2",
+                report_type="progress",
+                requested_by=CREATOR,
+                status="SUBMITTED",
+                submitted_at=utcnow(),
+                attempts=0,
+            )
+        )
         s.commit()
 
     def listed(user, batch="b1"):
@@ -401,15 +508,21 @@ def test_the_list_is_ten_the_caller_may_download_ready_or_coming_first_newest_fi
     assert listed(BATCH_CREATOR) == creator
     assert listed(CREATOR, "b2") == ["r-b2"]
     first = api.get("/api/v1/courses/c1/batches/b1/reports", headers=as_(CREATOR)).json()[0]
-    assert (first["status"], first["status_label"], first["report_name"]) == ("SUCCESS", "Success", "User Profile Exhaust")
+    assert (first["status"], first["status_label"], first["report_name"]) == (
+        "SUCCESS",
+        "Success",
+        "User Profile Exhaust",
+    )
 
 
 def test_cancelled_and_replaced_requests_never_push_a_ready_report_off_the_list(api, monkeypatch):
     monkeypatch.setenv("COURSEDASH_SUBMITS_PER_HOUR", "100")
-    ready = [ask(api, CREATOR, password=PASSWORD).json()["request_id"],
-             ask(api, CREATOR, report_type="userinfo", password=PASSWORD).json()["request_id"],
-             ask(api, CREATOR, report_type="response").json()["request_id"],
-             ask(api, BATCH_CREATOR, report_type="progress").json()["request_id"]]
+    ready = [
+        ask(api, CREATOR, password=PASSWORD).json()["request_id"],
+        ask(api, CREATOR, report_type="userinfo", password=PASSWORD).json()["request_id"],
+        ask(api, CREATOR, report_type="response").json()["request_id"],
+        ask(api, BATCH_CREATOR, report_type="progress").json()["request_id"],
+    ]
     publish(ready)
     retrying = ask(api, MENTOR2, batch="b2").json()["request_id"]  # another batch: not in b1's list
     # A mentor's failure waiting for its retry, then replaced by a new request: it ended.
@@ -422,7 +535,8 @@ def test_cancelled_and_replaced_requests_never_push_a_ready_report_off_the_list(
     newer = ask(api, MENTOR, report_type="response").json()["request_id"]
     shown = api.get(f"/api/v1/reports/{replaced}", headers=as_(MENTOR)).json()
     assert shown["will_retry"] is False and shown["error"] == (
-        f"The learner data could not be read. It will not be retried: request {newer} replaced it.")
+        f"The learner data could not be read. It will not be retried: request {newer} replaced it."
+    )
     assert cancel(api, MENTOR, newer).status_code == 204
     # Ten submit-and-cancel pairs in a row, as fast as they come.
     for _ in range(10):
@@ -449,7 +563,8 @@ def test_submits_and_cancels_per_user_are_limited_with_429_and_retry_after(api, 
     assert refused.json()["error"]["retry_after_seconds"] == int(refused.headers["Retry-After"])
     refused = ask(api, MENTOR, report_type="response")
     assert "too many report requests: at most 3 an hour; try again in 60 minutes" in error_of(
-        refused, 429, "too_many_requests")
+        refused, 429, "too_many_requests"
+    )
     assert 3590 <= int(refused.headers["Retry-After"]) <= 3601
     assert ask(api, CREATOR).status_code == 201  # another user has their own
     # Counted in the database: another process (the command line) sees the same count.
@@ -457,8 +572,10 @@ def test_submits_and_cancels_per_user_are_limited_with_429_and_retry_after(api, 
     assert done.returncode == 2 and "too many report requests" in done.stderr
     # An hour after the first, one more is allowed.
     with db.session() as s:
-        s.execute(text("UPDATE report_requests SET submitted_at = :t WHERE request_id = :id"),
-                  {"t": utcnow() - dt.timedelta(minutes=61), "id": mine[0]})
+        s.execute(
+            text("UPDATE report_requests SET submitted_at = :t WHERE request_id = :id"),
+            {"t": utcnow() - dt.timedelta(minutes=61), "id": mine[0]},
+        )
         s.commit()
     assert ask(api, MENTOR, report_type="response").status_code == 201
 
@@ -471,8 +588,17 @@ def test_one_request_shows_to_whoever_may_download_it(api):
     error_of(api.get(f"/api/v1/reports/{userinfo}", headers=as_(MENTOR)), 403, "forbidden")
     error_of(api.get(f"/api/v1/reports/{progress}", headers=as_(MENTOR2)), 404, "not_found")  # mentor of b2 only
     shown = api.get(f"/api/v1/reports/{progress}", headers=as_(CREATOR)).json()
-    assert set(shown) >= {"request_id", "report_type", "status", "submitted_at", "completed_at", "row_count",
-                          "file_size", "attempts", "error"}
+    assert set(shown) >= {
+        "request_id",
+        "report_type",
+        "status",
+        "submitted_at",
+        "completed_at",
+        "row_count",
+        "file_size",
+        "attempts",
+        "error",
+    }
 
 
 # --- cancelling -------------------------------------------------------------------
@@ -484,25 +610,35 @@ def cancel(client, user, request_id):
 
 def test_only_the_requester_cancels_and_only_before_it_is_built(api, monkeypatch):
     monkeypatch.setenv("COURSEDASH_SMTP_URL", "smtp://127.0.0.1:2525")  # so that the address is kept
-    response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "progress",
-                                                 "password": PASSWORD},
-                        headers={"Authorization": f"Bearer {mint_token(CREATOR, email='creator@example.org')}"})
+    response = api.post(
+        "/api/v1/reports",
+        json={"course_id": "c1", "batch_id": "b1", "report_type": "progress", "password": PASSWORD},
+        headers={"Authorization": f"Bearer {mint_token(CREATOR, email='creator@example.org')}"},
+    )
     rid = response.json()["request_id"]
     assert response.json()["cancellable"] is True and response.json()["notify"] == {"email": "pending", "webhook": None}
     with db.session() as s:
         assert s.get(ReportRequest, rid).notify_email == "creator@example.org"
     assert "creator@example.org" not in response.text
     later = int((utcnow() + dt.timedelta(hours=1)).timestamp())
-    unverified = jwt.encode({"sub": MENTOR, "exp": later, "email": "mentor@example.org", "email_verified": False},
-                            SECRET, "HS256")
-    response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "response"},
-                        headers={"Authorization": f"Bearer {unverified}"})
+    unverified = jwt.encode(
+        {"sub": MENTOR, "exp": later, "email": "mentor@example.org", "email_verified": False}, SECRET, "HS256"
+    )
+    response = api.post(
+        "/api/v1/reports",
+        json={"course_id": "c1", "batch_id": "b1", "report_type": "response"},
+        headers={"Authorization": f"Bearer {unverified}"},
+    )
     assert response.status_code == 201 and response.json()["notify"]["email"] is None
     # Some identity providers send the flag as a string: "false" is not verified either.
-    unverified = jwt.encode({"sub": MENTOR, "exp": later, "email": "mentor@example.org", "email_verified": "false"},
-                            SECRET, "HS256")
-    response = api.post("/api/v1/reports", json={"course_id": "c1", "batch_id": "b1", "report_type": "progress"},
-                        headers={"Authorization": f"Bearer {unverified}"})
+    unverified = jwt.encode(
+        {"sub": MENTOR, "exp": later, "email": "mentor@example.org", "email_verified": "false"}, SECRET, "HS256"
+    )
+    response = api.post(
+        "/api/v1/reports",
+        json={"course_id": "c1", "batch_id": "b1", "report_type": "progress"},
+        headers={"Authorization": f"Bearer {unverified}"},
+    )
     assert response.status_code == 201 and response.json()["notify"]["email"] is None
 
     # Someone who may see it is told they may not; someone who may not is told nothing.
@@ -510,7 +646,9 @@ def test_only_the_requester_cancels_and_only_before_it_is_built(api, monkeypatch
     assert "only the person who requested" in error_of(cancel(api, BATCH_CREATOR, rid), 403, "forbidden")
     real, missing = cancel(api, STRANGER, rid), cancel(api, STRANGER, "r-none")
     error_of(real, 404, "not_found")
-    assert real.json()["error"]["message"].replace(rid, "X") == missing.json()["error"]["message"].replace("r-none", "X")
+    assert real.json()["error"]["message"].replace(rid, "X") == missing.json()["error"]["message"].replace(
+        "r-none", "X"
+    )
     error_of(cancel(api, MENTOR2, rid), 404, "not_found")  # mentor of another batch
     error_of(cancel(api, CREATOR, "r-none"), 404, "not_found")
 
@@ -543,8 +681,10 @@ def test_only_the_requester_cancels_and_only_before_it_is_built(api, monkeypatch
 def test_cancel_answers_by_status(api, status, transient, attempts, expected):
     rid = ask(api, MENTOR, report_type="response").json()["request_id"]
     with db.session() as s:
-        s.execute(text("UPDATE report_requests SET status=:s, error_transient=:t, attempts=:a WHERE request_id=:id"),
-                  {"s": status, "t": transient, "a": attempts, "id": rid})
+        s.execute(
+            text("UPDATE report_requests SET status=:s, error_transient=:t, attempts=:a WHERE request_id=:id"),
+            {"s": status, "t": transient, "a": attempts, "id": rid},
+        )
         s.commit()
     response = cancel(api, MENTOR, rid)
     if expected == 204:
@@ -606,7 +746,10 @@ def test_download_checks_status_and_access_at_download_time_and_audits(api):
     assert [d.user_id for d in downloads_of(progress)] == [CREATOR, MENTOR]
     assert downloads_of(userinfo) == []
     plain_zip = api.get(f"/api/v1/reports/{plain}/download", headers=as_(MENTOR))
-    assert plain_zip.status_code == 200 and 'filename="b1_response_20261128.zip"' in plain_zip.headers["content-disposition"]
+    assert (
+        plain_zip.status_code == 200
+        and 'filename="b1_response_20261128.zip"' in plain_zip.headers["content-disposition"]
+    )
 
     # Access is checked when downloading: a mentor removed from the batch since gets a 404.
     with db.session() as s:
@@ -652,8 +795,12 @@ def test_download_link_is_short_lived_bound_to_its_request_and_still_checks_acce
 def test_download_from_s3_redirects_to_a_signed_url(api, monkeypatch):
     from moto import mock_aws
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "COURSEDASH_REPORTS_URI": "s3://reports-test/pub"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "COURSEDASH_REPORTS_URI": "s3://reports-test/pub",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("COURSEDASH_S3_ENDPOINT_URL", raising=False)
     with mock_aws():
@@ -736,7 +883,13 @@ def test_the_page_and_its_files_are_served_and_load_nothing_from_outside(api):
             assert outside not in content, f"{path.name} refers to {outside}"
     schema = api.get("/api/v1/openapi.json").json()
     batch = schema["components"]["schemas"]["BatchOut"]["properties"]
-    assert {"progress_bands", "certificates_issued", "weekly_enrolments", "average_total_score", "figures_as_of"} <= set(batch)
+    assert {
+        "progress_bands",
+        "certificates_issued",
+        "weekly_enrolments",
+        "average_total_score",
+        "figures_as_of",
+    } <= set(batch)
     listing = schema["paths"]["/api/v1/courses/{course_id}/batches"]["get"]["responses"]["200"]
     assert listing["content"]["application/json"]["schema"]["items"] == {"$ref": "#/components/schemas/BatchOut"}
     error_of(api.get("/no/such/page"), 404, "not_found")
@@ -745,7 +898,16 @@ def test_the_page_and_its_files_are_served_and_load_nothing_from_outside(api):
 def test_download_tickets_are_kept_out_of_the_access_log():
     import logging
 
-    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:5000", "GET", "/api/v1/reports/r1/download?ticket=eyJ.abc.def&x=1", "1.1", 200), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/api/v1/reports/r1/download?ticket=eyJ.abc.def&x=1", "1.1", 200),
+        None,
+    )
     assert RedactTickets().filter(record)
-    assert record.getMessage() == '127.0.0.1:5000 - "GET /api/v1/reports/r1/download?ticket=[redacted]&x=1 HTTP/1.1" 200'
+    assert (
+        record.getMessage() == '127.0.0.1:5000 - "GET /api/v1/reports/r1/download?ticket=[redacted]&x=1 HTTP/1.1" 200'
+    )

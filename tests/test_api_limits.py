@@ -40,7 +40,9 @@ def real_server(log_path, *args, **env):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "coursedash.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            env=environment, stdout=log, stderr=subprocess.STDOUT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60
@@ -79,7 +81,9 @@ async def _burst(url: str, paths: list[str], clients: int, per_client: int, give
     # Like a browser, an idle connection is not reused once the server may be closing it
     # (uvicorn's keep-alive is 5 s).
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=1)
-    async with httpx.AsyncClient(base_url=url, headers=as_(CREATOR), timeout=give_up_after or 60, limits=limits) as client:
+    async with httpx.AsyncClient(
+        base_url=url, headers=as_(CREATOR), timeout=give_up_after or 60, limits=limits
+    ) as client:
 
         async def one(i: int):
             for j in range(per_client):
@@ -99,11 +103,27 @@ async def _burst(url: str, paths: list[str], clients: int, per_client: int, give
 def test_200_concurrent_readers_get_answers_and_no_5xx(catalogue, tmp_path):
     with db.session() as s:
         for i in range(10):
-            s.add(ReportRequest(request_id=f"r{i}", course_id="c1", batch_id="b1", report_type="progress",
-                                requested_by=CREATOR, status="SUCCESS", submitted_at=db.utcnow(), attempts=1))
+            s.add(
+                ReportRequest(
+                    request_id=f"r{i}",
+                    course_id="c1",
+                    batch_id="b1",
+                    report_type="progress",
+                    requested_by=CREATOR,
+                    status="SUCCESS",
+                    submitted_at=db.utcnow(),
+                    attempts=1,
+                )
+            )
         s.commit()
-    paths = ["/api/v1/courses", "/api/v1/courses?q=maths", "/api/v1/courses/c1/batches",
-             "/api/v1/courses/c1/batches/b1/reports", "/api/v1/reports/r3", "/api/v1/reports/r7"]
+    paths = [
+        "/api/v1/courses",
+        "/api/v1/courses?q=maths",
+        "/api/v1/courses/c1/batches",
+        "/api/v1/courses/c1/batches/b1/reports",
+        "/api/v1/reports/r3",
+        "/api/v1/reports/r7",
+    ]
     with real_server(tmp_path / "server.log") as url:
         # First a burst of clients that give up almost at once: what they asked must not
         # still be worked on when the next ones come.
@@ -180,8 +200,13 @@ def test_control_characters_in_ids_queries_and_tokens_are_400_before_the_databas
     good = {"course_id": "c1", "batch_id": "b1", "report_type": "progress"}
     for c in CONTROLS:
         e = quote(c)  # as a client must send it
-        for path in (f"/api/v1/courses/c1{e}/batches", f"/api/v1/courses/c1/batches/b{e}1/reports",
-                     f"/api/v1/reports/r{e}1", f"/api/v1/reports/r{e}1/download", f"/api/v1/courses?q=ma{e}ths"):
+        for path in (
+            f"/api/v1/courses/c1{e}/batches",
+            f"/api/v1/courses/c1/batches/b{e}1/reports",
+            f"/api/v1/reports/r{e}1",
+            f"/api/v1/reports/r{e}1/download",
+            f"/api/v1/courses?q=ma{e}ths",
+        ):
             assert "control character" in error_of(client.get(path, headers=as_(CREATOR)), 400, "bad_request"), path
         for field in ("course_id", "batch_id", "password"):
             response = client.post("/api/v1/reports", json={**good, field: f"Abc{c}12345"}, headers=as_(CREATOR))
@@ -198,8 +223,10 @@ def test_control_characters_in_ids_queries_and_tokens_are_400_before_the_databas
 def test_bodies_over_the_limit_are_413_before_being_read_and_big_headers_are_refused(catalogue, tmp_path):
     with real_server(tmp_path / "server.log", COURSEDASH_MAX_BODY_BYTES="4096") as url:
         port = int(url.rsplit(":", 1)[1])
-        head = (f"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {mint_token(CREATOR)}\r\n"
-                "Content-Type: application/json\r\n")
+        head = (
+            f"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {mint_token(CREATOR)}\r\n"
+            "Content-Type: application/json\r\n"
+        )
 
         def answer(sock, reply=b"") -> bytes:
             sock.settimeout(20)
@@ -289,8 +316,10 @@ def test_a_big_head_in_one_write_is_refused_and_a_slow_client_is_cut_off(catalog
 
         # 64 to 100 KB of head in one write: over the 32 KB limit, however it arrives.
         for size in (64 * 1024, 100 * 1024):
-            head = (f"GET /api/v1/courses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-                    f"X-Big: {'y' * size}\r\n\r\n").encode()
+            head = (
+                f"GET /api/v1/courses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                f"X-Big: {'y' * size}\r\n\r\n"
+            ).encode()
             reply, _ = reply_to(head)
             assert reply.split(b" ", 2)[1] in (b"400", b"431"), reply[:200]
 

@@ -39,9 +39,11 @@ def refused(token: str) -> str:
 
 def rsa_pair():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
@@ -88,7 +90,9 @@ def test_unsigned_token_is_refused():
 
 
 def test_wrongly_signed_token_is_refused():
-    refused(jwt.encode({"sub": "u1", "exp": now() + dt.timedelta(hours=1)}, "not-the-secret-0123456789abcdefgh", "HS256"))
+    refused(
+        jwt.encode({"sub": "u1", "exp": now() + dt.timedelta(hours=1)}, "not-the-secret-0123456789abcdefgh", "HS256")
+    )
     # Same claims, the signature of another token.
     good, other = auth.mint_token("u1"), auth.mint_token("u2")
     refused(good.rsplit(".", 1)[0] + "." + other.rsplit(".", 1)[1])
@@ -98,7 +102,9 @@ def test_wrongly_signed_token_is_refused():
     refused(f"{head}.{b64({**claims, 'sub': 'u_creator'})}.{sig}")
 
 
-@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "a.b", "Bearer x", "....", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln"])
+@pytest.mark.parametrize(
+    "token", ["", "abc", "a.b.c", "a.b", "Bearer x", "....", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln"]
+)
 def test_malformed_token_is_refused(token):
     refused(token)
 
@@ -168,10 +174,19 @@ def test_download_ticket_opens_one_request_for_a_minute_and_is_no_login_token():
         auth.verify_download_ticket(stale, "r1")
 
 
-@pytest.mark.parametrize("flag, verified", [
-    (True, True), ("true", True),
-    (False, False), ("false", False), ("False", False), ("no", False), (1, False), (None, False),
-])
+@pytest.mark.parametrize(
+    "flag, verified",
+    [
+        (True, True),
+        ("true", True),
+        (False, False),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        (1, False),
+        (None, False),
+    ],
+)
 def test_only_an_address_the_provider_vouches_for_gets_notices(flag, verified):
     claims = {"sub": "u1", "email": "u1@example.org"} | ({} if flag is None else {"email_verified": flag})
     assert auth.notice_email(claims) == ("u1@example.org" if verified else None)

@@ -31,16 +31,31 @@ def smallest(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("benchmark")
     work, results = tmp / "work", tmp / "results"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "night.py"), "--smallest", "--work", str(work),
-         "--results", str(results)],
-        capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "night.py"),
+            "--smallest",
+            "--work",
+            str(work),
+            "--results",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (path,) = results.glob("*.json")
     result = json.loads(path.read_text(encoding="utf-8"))
     (run,) = result["runs"]
-    return {"result": result, "run": run, "run_dir": Path(run["night"]["run_dir"]),
-            "reference_dir": Path(run["reference"]["out"]), "results": results, "printed": done.stdout}
+    return {
+        "result": result,
+        "run": run,
+        "run_dir": Path(run["night"]["run_dir"]),
+        "reference_dir": Path(run["reference"]["out"]),
+        "results": results,
+        "printed": done.stdout,
+    }
 
 
 def test_every_task_of_the_run_has_its_seconds(smallest):
@@ -57,16 +72,22 @@ def test_spark_stages_come_from_each_application_s_event_log(smallest):
     apps = smallest["run"]["night"]["spark_apps"]
     assert apps, "no Spark application was found in the event log"
     # One event log per spark-submit of the night (a job may name its application itself).
-    submitted = re.findall(r"spark-submit --master ", (smallest["run_dir"] / "airflow-dags-test.log").read_text(
-        encoding="utf-8"))
+    submitted = re.findall(
+        r"spark-submit --master ", (smallest["run_dir"] / "airflow-dags-test.log").read_text(encoding="utf-8")
+    )
     assert len(apps) == len(submitted)
     for app in apps:
         assert app["stages"] > 0 and app["stage_seconds"] > 0 and app["wall_seconds"] > 0, app["app"]
         assert app["lake_bytes_scanned"] > 0, app["app"]
     # The night names its parts (coursedash.spark.described): its SQL time is grouped by them.
     parts = {p["description"]: p for p in apps[0]["sql_by_description"]}
-    for part in ("dashboard figures", "the night's enrolments, shared by the reports", "lake suite of enrolments",
-                 "progress reports: built, then their output suite", "response reports: staged and counted"):
+    for part in (
+        "dashboard figures",
+        "the night's enrolments, shared by the reports",
+        "lake suite of enrolments",
+        "progress reports: built, then their output suite",
+        "response reports: staged and counted",
+    ):
         assert parts[part]["executions"] > 0 and parts[part]["seconds"] > 0, part
     assert sum(p["executions"] for p in parts.values()) == apps[0]["sql_executions"]
 
@@ -122,7 +143,8 @@ def test_same_size_pairs_every_type_on_every_batch_with_the_same_learners_on_one
     one = night.choose_requests(lakes[1], 3)
     many = night.choose_requests(lakes[34], 102)
     assert sorted((r["batch_id"], r["report_type"]) for r in one) == [
-        ("batch_0001", t) for t in sorted(night.REPORT_TYPES)]
+        ("batch_0001", t) for t in sorted(night.REPORT_TYPES)
+    ]
     assert len({(r["batch_id"], r["report_type"]) for r in many}) == 102
     assert {r["batch_id"] for r in many} == {b["batch_id"] for b in lakes[34]["batches"]}
     assert lakes[1]["rows"]["enrolments"] == lakes[34]["rows"]["enrolments"]
@@ -132,9 +154,16 @@ def test_same_size_ratio_divides_the_many_request_night_by_the_one_batch_night()
     night = night_module()
 
     def run(batches, requests, seconds, reference_seconds):
-        return {"code": "this tree", "learners": 300, "enrolments": 310, "lake_batches": batches,
-                "requests": requests, "report_rows": 900, "night": {"wall_seconds": seconds},
-                "reference": {"wall_seconds": reference_seconds}}
+        return {
+            "code": "this tree",
+            "learners": 300,
+            "enrolments": 310,
+            "lake_batches": batches,
+            "requests": requests,
+            "report_rows": 900,
+            "night": {"wall_seconds": seconds},
+            "reference": {"wall_seconds": reference_seconds},
+        }
 
     (pair,) = night.same_size_ratios([run(1, 3, 40.0, 2.0), run(34, 102, 50.0, 8.0)])
     assert pair["ratio"] == 1.25 and pair["reference_ratio"] == 4.0

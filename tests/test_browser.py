@@ -26,8 +26,14 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SECRET = "browser-test-jwt-secret-0123456789abcdef"
 PASSWORD = 'Tr1cky,pass"word'
@@ -39,8 +45,12 @@ CREATOR_EMAIL = "creator@example.org"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 # Where the page finds axe: the test alone serves it there (a route), so that the page's own CSP admits it.
 AXE_PATH = "/test-only/axe.min.js"
-BANDS = {"not_started": ("Not started", "0 %"), "started": ("Started", "1–49 %"),
-         "past_half": ("Past half", "50–99 %"), "completed": ("Completed", "100 %")}
+BANDS = {
+    "not_started": ("Not started", "0 %"),
+    "started": ("Started", "1–49 %"),
+    "past_half": ("Past half", "50–99 %"),
+    "completed": ("Completed", "100 %"),
+}
 
 
 @pytest.fixture
@@ -73,7 +83,10 @@ def server(app_env, monkeypatch):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "coursedash", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -111,14 +124,17 @@ def assert_accessible(page, server, state: str) -> None:
     result = page.evaluate("() => axe.run(document, { resultTypes: ['violations'] })")
     found = [
         f"{v['id']} ({v['impact']}): {v['help']}, at {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"] if v["impact"] in ("serious", "critical")
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
     ]
     assert found == [], f"axe-core finds, {state}: " + "; ".join(found)
 
 
 def api_batches(server, user, course="c1") -> dict[str, dict]:
     """The batch list as the API gives it to `user`, by batch id."""
-    response = httpx.get(f"{server}/api/v1/courses/{course}/batches", headers={"Authorization": f"Bearer {mint_token(user)}"})
+    response = httpx.get(
+        f"{server}/api/v1/courses/{course}/batches", headers={"Authorization": f"Bearer {mint_token(user)}"}
+    )
     assert response.status_code == 200, response.text
     return {b["batch_id"]: b for b in response.json()}
 
@@ -138,27 +154,36 @@ def expect_figures(page, batch: dict) -> None:
     expect(bar).to_have_accessible_name(f"Progress of {total} learners: {sentence}")
     segments = bar.locator("rect.band")
     expect(segments).to_have_count(sum(1 for n in bands.values() if n))
-    drawn = {r.get_attribute("data-band"): (int(r.get_attribute("data-count")), float(r.get_attribute("width")[:-1]))
-             for r in segments.all()}
+    drawn = {
+        r.get_attribute("data-band"): (int(r.get_attribute("data-count")), float(r.get_attribute("width")[:-1]))
+        for r in segments.all()
+    }
     assert drawn == {key: (n, pytest.approx(100 * n / total, abs=0.01)) for key, n in bands.items() if n}
 
     expect(page.locator("#figures-time")).to_contain_text(f"Computed {page_time(batch['figures_as_of'])}")
     expect(page.locator("#bands-chart rect.band")).to_have_count(len(drawn))
     rows = page.locator("#bands-table tbody tr")
     for i, (key, (name, rng)) in enumerate(BANDS.items()):
-        expect(rows.nth(i).locator("th, td")).to_have_text([name, rng, str(bands[key]), f"{int(100 * bands[key] / total + 0.5)} %"])
+        expect(rows.nth(i).locator("th, td")).to_have_text(
+            [name, rng, str(bands[key]), f"{int(100 * bands[key] / total + 0.5)} %"]
+        )
     score = batch["average_total_score"]
-    for stat, value in [("enrolled", total), ("completed", batch["completed_count"]),
-                        ("certificates", batch["certificates_issued"]),
-                        ("score", "None yet" if score is None else f"{score:.2f}")]:
+    for stat, value in [
+        ("enrolled", total),
+        ("completed", batch["completed_count"]),
+        ("certificates", batch["certificates_issued"]),
+        ("score", "None yet" if score is None else f"{score:.2f}"),
+    ]:
         expect(page.locator(f"#stat-{stat}")).to_have_text(str(value))
     weeks = batch["weekly_enrolments"]
     expect(page.locator("#weekly-table tbody tr")).to_have_text(
-        [re.compile(rf"^{dt.date.fromisoformat(w['week_start']):%d/%m/%Y}\s*{w['count']}$") for w in weeks])
+        [re.compile(rf"^{dt.date.fromisoformat(w['week_start']):%d/%m/%Y}\s*{w['count']}$") for w in weeks]
+    )
     points = page.locator("#weekly-chart circle")
     expect(points).to_have_count(len(weeks))
     assert [(p.get_attribute("data-week"), int(p.get_attribute("data-count"))) for p in points.all()] == [
-        (w["week_start"], w["count"]) for w in weeks]
+        (w["week_start"], w["count"]) for w in weeks
+    ]
 
 
 def run_nightly_dag():
@@ -190,7 +215,8 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#sign-in-message")).to_have_text(
         "This token was not accepted (the bearer token is malformed). "
-        "Paste the whole output of coursedash token YOUR_USER_ID.")
+        "Paste the whole output of coursedash token YOUR_USER_ID."
+    )
     assert_accessible(page, server, "signing in, a token refused")
     page.get_by_label("Development token").fill(mint_token(handlake.CREATOR, email=CREATOR_EMAIL))
     page.get_by_role("button", name="Sign in").click()
@@ -212,13 +238,15 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     # Its batches, with the synced figures: a bar of the progress bands in each row.
     b1 = page.locator("#batch-table tbody tr", has_text="Batch One")
     expect(b1.locator("th, td")).to_have_text(
-        ["Batch One", "01/01/2026", "No end date", "Live", "3", "1", re.compile("^Progress of 3 learners"), "Choose"])
+        ["Batch One", "01/01/2026", "No end date", "Live", "3", "1", re.compile("^Progress of 3 learners"), "Choose"]
+    )
     b2 = page.locator("#batch-table tbody tr", has_text="Batch Two")
     expect(b2.locator("td").nth(2)).to_have_text("Expired")  # ended 01/03/2026
     expect(b2.locator("td").nth(5)).to_have_text("No learners yet")
     expect(page.locator("#figures-as-of")).to_contain_text("Enrolment figures as of")
-    expect(page.locator("#bands-legend li")).to_have_text(["Not started (0 %)", "Started (1–49 %)",
-                                                           "Past half (50–99 %)", "Completed (100 %)"])
+    expect(page.locator("#bands-legend li")).to_have_text(
+        ["Not started (0 %)", "Started (1–49 %)", "Past half (50–99 %)", "Completed (100 %)"]
+    )
     page.get_by_role("button", name="Choose batch Batch One").click()
     expect(page.locator("#batch-title")).to_contain_text("Batch One")
     # The bar and the panel show the API's numbers.
@@ -230,7 +258,10 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
     page.keyboard.press("Tab")
     summary = page.get_by_text("Enrolments per week as a table")
     expect(summary).to_be_focused()
-    assert summary.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth") == "solid 3px"
+    assert (
+        summary.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth")
+        == "solid 3px"
+    )
     expect(page.locator("#weekly-table")).to_be_hidden()
     page.keyboard.press("Enter")
     expect(page.locator("#weekly-table")).to_be_visible()
@@ -238,7 +269,9 @@ def test_request_and_download_a_report_in_the_browser(browser, app_env, airflow_
 
     # Only the types this user may request, and their password rules.
     report = page.get_by_label("Report")
-    expect(report.locator("option")).to_have_text(["Course Progress Exhaust", "User Profile Exhaust", "Question Set Report"])
+    expect(report.locator("option")).to_have_text(
+        ["Course Progress Exhaust", "User Profile Exhaust", "Question Set Report"]
+    )
     expect(page.locator("#password-rules")).to_contain_text("at least one letter and one digit")
     report.select_option(label="User Profile Exhaust")
     expect(page.locator("label[for=password]")).to_contain_text("(required)")
@@ -361,28 +394,54 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
     from playwright.sync_api import expect
 
     add_request(app_env, handlake.CREATOR, "progress", password=PASSWORD)
-    add_request(app_env, handlake.MENTOR, "response", data_notes=[
-        {"reason": "2 enrolments without a learner were left out", "rows": 2},
-        {"reason": "1 assessment attempt scored above its maximum; shown as computed", "rows": 1},
-    ])
+    add_request(
+        app_env,
+        handlake.MENTOR,
+        "response",
+        data_notes=[
+            {"reason": "2 enrolments without a learner were left out", "rows": 2},
+            {"reason": "1 assessment attempt scored above its maximum; shown as computed", "rows": 1},
+        ],
+    )
     from coursedash.store import failure_message
 
     # The errors as the nightly run stores them: why, and whether it is tried again.
-    add_request(app_env, handlake.MENTOR, "progress", status="FAILED", error_transient=True,
-                error=failure_message("the lake's enrolments table could not be read", 1, transient=True))
-    add_request(app_env, handlake.MENTOR, "response", status="FAILED", attempts=3, error_transient=False,
-                error=failure_message("the batch is gone from the lake", 3, transient=False))
+    add_request(
+        app_env,
+        handlake.MENTOR,
+        "progress",
+        status="FAILED",
+        error_transient=True,
+        error=failure_message("the lake's enrolments table could not be read", 1, transient=True),
+    )
+    add_request(
+        app_env,
+        handlake.MENTOR,
+        "response",
+        status="FAILED",
+        attempts=3,
+        error_transient=False,
+        error=failure_message("the batch is gone from the lake", 3, transient=False),
+    )
     add_request(app_env, handlake.BATCH_CREATOR, "userinfo", password=PASSWORD)  # a type mentors may not see
     # A course named in the generated lake's scripts: the screenshot shows whether the fonts cover them.
     from coursedash import db
     from coursedash.db import Batch, Course, utcnow
 
     with db.session() as s:
-        s.add_all([
-            Course(course_id="c_indic", name=INDIC_NAME, created_by="u_someone", synced_at=utcnow()),
-            Batch(batch_id="b_indic", course_id="c_indic", name="बैच 1", created_by="u_someone",
-                  mentors=[handlake.MENTOR], synced_at=utcnow()),
-        ])
+        s.add_all(
+            [
+                Course(course_id="c_indic", name=INDIC_NAME, created_by="u_someone", synced_at=utcnow()),
+                Batch(
+                    batch_id="b_indic",
+                    course_id="c_indic",
+                    name="बैच 1",
+                    created_by="u_someone",
+                    mentors=[handlake.MENTOR],
+                    synced_at=utcnow(),
+                ),
+            ]
+        )
         s.commit()
 
     context = new_context(browser, server, viewport={"width": 390, "height": 844}, device_scale_factor=2)
@@ -395,7 +454,8 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
     page.get_by_label("Development token").fill(mint_token(handlake.MENTOR))
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#courses-message")).to_contain_text(
-        "Course “c2” is not one you can see: it does not exist, or you have no role on it. Your courses (2)")
+        "Course “c2” is not one you can see: it does not exist, or you have no role on it. Your courses (2)"
+    )
     expect(page.locator("#course-list li")).to_have_text([re.compile("Maths, Part 1"), re.compile(INDIC_NAME)])
     expect(page.locator("#batches")).to_be_hidden()
     assert page_overflow(page) == 0
@@ -421,15 +481,19 @@ def test_a_mentor_on_a_phone_sees_whose_password_and_why_a_request_failed(browse
     expect(own.locator("td").nth(0)).to_contain_text("by you")
     expect(own.locator("td").nth(4)).to_have_text("no password")
     # Beside the download, what the report left out, in plain words.
-    expect(own.locator(".notes li")).to_have_text([
-        "2 enrolments without a learner were left out.",
-        "1 assessment attempt scored above its maximum; shown as computed.",
-    ])
+    expect(own.locator(".notes li")).to_have_text(
+        [
+            "2 enrolments without a learner were left out.",
+            "1 assessment attempt scored above its maximum; shown as computed.",
+        ]
+    )
     expect(retried.locator("td .pill")).to_have_text("Failure")
     expect(retried.locator("td").nth(1).locator(".detail")).to_have_text(
-        "The lake's enrolments table could not be read. It will be retried in the next nightly run (attempt 2 of 3).")
+        "The lake's enrolments table could not be read. It will be retried in the next nightly run (attempt 2 of 3)."
+    )
     expect(failed_for_good.locator("td").nth(1).locator(".detail")).to_have_text(
-        "The batch is gone from the lake. It will not be retried.")
+        "The batch is gone from the lake. It will not be retried."
+    )
 
     # Synced without figures (before they existed): said so, not drawn as zeros.
     expect(page.locator("#batch-table tbody tr").locator("td").nth(5)).to_have_text("Not computed yet")

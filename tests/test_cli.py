@@ -21,8 +21,15 @@ OTHER_CREATOR = "u_other_creator"  # has a role, but not on c1
 def run(*args, stdin="", env=None):
     """This checkout's command line in its own process, as a user runs it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "coursedash", *args], input=stdin, capture_output=True,
-                          text=True, timeout=180, cwd=ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "coursedash", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def assert_plain_refusal(done, status, message):
@@ -37,11 +44,13 @@ def assert_plain_refusal(done, status, message):
 def catalog(app_env):
     now = utcnow()
     with db.session() as s:
-        s.add_all([
-            Course(course_id="c1", name="Maths", created_by=CREATOR, user_consent_required=True, synced_at=now),
-            Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now),
-            Course(course_id="c3", name="Art", created_by=OTHER_CREATOR, synced_at=now),
-        ])
+        s.add_all(
+            [
+                Course(course_id="c1", name="Maths", created_by=CREATOR, user_consent_required=True, synced_at=now),
+                Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now),
+                Course(course_id="c3", name="Art", created_by=OTHER_CREATOR, synced_at=now),
+            ]
+        )
         s.commit()
     return app_env
 
@@ -131,8 +140,10 @@ def test_an_unreadable_lake_is_one_line_and_the_log_keeps_spark_output(app_env):
     "args, message",
     [
         (["generate-lake", "--learners", "-5"], "argument --learners: -5 learners: give 0 to 100,000,000"),
-        (["generate-lake", "--learners", "99999999999999999999"], "argument --learners: 99999999999999999999 learners: "
-                                                                  "give 0 to 100,000,000"),
+        (
+            ["generate-lake", "--learners", "99999999999999999999"],
+            "argument --learners: 99999999999999999999 learners: give 0 to 100,000,000",
+        ),
         (["serve", "--workers", "-1"], "argument --workers: -1 workers: give 1 to 64"),
         (["token", "u1", "--hours", "inf"], "inf hours: a development token lasts at most 8784 hours"),
         (["demo", "--learners", "ten"], "argument --learners: 'ten' is not a whole number"),
@@ -229,8 +240,9 @@ def test_help_explains_every_option_with_its_default_and_points_nowhere_private(
                 continue
             assert action.help, f"{parser.prog} {action.option_strings} has no help"
             flag = action.const is True  # a switch: off unless given
-            assert flag or action.required or "default" in action.help or action.choices, \
+            assert flag or action.required or "default" in action.help or action.choices, (
                 f"{parser.prog} {action.option_strings[-1]} does not say its default"
+            )
 
 
 def test_user_is_optional_when_coursedash_user_is_set(monkeypatch):
@@ -275,7 +287,9 @@ def test_the_terminal_gets_warnings_only_and_the_log_file_everything(root_loggin
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("password_args", [["--password", "Leak3dPass"], ["--password=Leak3dPass"], ["--pass", "Leak3dPass"]])
+@pytest.mark.parametrize(
+    "password_args", [["--password", "Leak3dPass"], ["--password=Leak3dPass"], ["--pass", "Leak3dPass"]]
+)
 def test_a_password_given_as_an_option_is_refused_without_echoing_it(catalog, password_args):
     refused = run(*SUBMIT, "--user", CREATOR, "--type", "progress", *password_args)
     assert_plain_refusal(refused, 2, "unrecognized options: --pass")

@@ -18,8 +18,12 @@ from tests.lakefixtures import write_lake
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory):
     """A master and one worker, on loopback, started as `make stack` starts them (coursedash/stack.py)."""
-    topology = Topology(home=str(tmp_path_factory.mktemp("spark-cluster")), spark_master_port=_free_port(),
-                        spark_ui_port=_free_port(), spark_worker_ui_port=_free_port())
+    topology = Topology(
+        home=str(tmp_path_factory.mktemp("spark-cluster")),
+        spark_master_port=_free_port(),
+        spark_ui_port=_free_port(),
+        spark_worker_ui_port=_free_port(),
+    )
     stack = Stack(topology)
     try:
         stack.start_services(["spark-master", "spark-worker"])
@@ -33,17 +37,25 @@ def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch)
     monkeypatch.setenv("COURSEDASH_SPARK_MASTER", master_url)
     # A test-sized cluster: the executor gets the suite's JVM options, and few shuffle partitions.
     # Spark's code generation is back on: this night runs the queries as production does.
-    monkeypatch.setenv("COURSEDASH_SPARK_CONF", os.environ.get("COURSEDASH_SPARK_CONF", "") + (
-        " spark.executor.memory=1g spark.sql.shuffle.partitions=4"
-        " spark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"
-        " spark.sql.codegen.wholeStage=true spark.sql.codegen.factoryMode=FALLBACK"))
+    monkeypatch.setenv(
+        "COURSEDASH_SPARK_CONF",
+        os.environ.get("COURSEDASH_SPARK_CONF", "")
+        + (
+            " spark.executor.memory=1g spark.sql.shuffle.partitions=4"
+            " spark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"
+            " spark.sql.codegen.wholeStage=true spark.sql.codegen.factoryMode=FALLBACK"
+        ),
+    )
     lake = write_lake(tmp_path / "lake", handlake.TABLES)
     manifest = tmp_path / "progress.manifest.json"
     Manifest("progress", "2026-11-28", str(lake), [{"request_id": "r1", "course_id": "c1", "batch_id": "b1"}]).save(
         manifest
     )
     out, figures = tmp_path / "out", tmp_path / "figures"
-    submit("jobs/night.py", ["--lake", str(lake), "--figures", str(figures), "--manifest", str(manifest), "--out", str(out)])
+    submit(
+        "jobs/night.py",
+        ["--lake", str(lake), "--figures", str(figures), "--manifest", str(manifest), "--out", str(out)],
+    )
 
     summary = read_summary(out)
     assert summary["requests"]["r1"]["rows"] == 3

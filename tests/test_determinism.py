@@ -26,10 +26,13 @@ def night(spark, run_id: str, unzip_to: Path) -> dict[str, bytes]:
     with db.session() as s:
         ids = [store.submit(s, handlake.CREATOR, "c1", "b1", t, PASSWORD).request_id for t in night_job.REPORTS]
     claimed = nightly.claim_requests(run_id, DAY)
-    night_job.build(spark, [
-        (Manifest.load(path), str(nightly.output_dir(run_id, report_type)))
-        for report_type, path in claimed["manifests"].items()
-    ])
+    night_job.build(
+        spark,
+        [
+            (Manifest.load(path), str(nightly.output_dir(run_id, report_type)))
+            for report_type, path in claimed["manifests"].items()
+        ],
+    )
     assert nightly.publish_reports(run_id, DAY)["SUCCESS"] == 3
     with db.session() as s:
         requests = [s.get(ReportRequest, rid) for rid in ids]
@@ -72,7 +75,7 @@ def kolkata_postgres(tmp_path, monkeypatch):
     with postgres_database() as url:
         admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
-            c.execute(text(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET TimeZone TO \'Asia/Kolkata\''))
+            c.execute(text(f"ALTER DATABASE \"{url.rsplit('/', 1)[1]}\" SET TimeZone TO 'Asia/Kolkata'"))
         admin.dispose()
         monkeypatch.setenv("COURSEDASH_DATABASE_URL", url)
         db.migrate()
@@ -90,7 +93,9 @@ def test_api_times_are_utc_whatever_the_database_time_zone(kolkata_postgres):
         rid = store.submit(s, handlake.CREATOR, "c1", "b1", "progress").request_id
         stored = s.get(ReportRequest, rid).submitted_at
     assert stored.utcoffset() == dt.timedelta(0)
-    shown = TestClient(app).get(f"/api/v1/reports/{rid}", headers={"Authorization": f"Bearer {mint_token(handlake.CREATOR)}"})
+    shown = TestClient(app).get(
+        f"/api/v1/reports/{rid}", headers={"Authorization": f"Bearer {mint_token(handlake.CREATOR)}"}
+    )
     submitted_at = shown.json()["submitted_at"]
     assert submitted_at.endswith("Z") and "+05:30" not in submitted_at
     assert dt.datetime.fromisoformat(submitted_at) == stored

@@ -63,8 +63,22 @@ def test_the_cli_says_the_file_is_gone_and_expires_the_request(api, tmp_path):
     rid, key = _published(api)
     report_store().delete(key)
     done = subprocess.run(
-        [sys.executable, "-m", "coursedash.cli", "request", "download", rid, "--user", CREATOR, "--out", str(tmp_path / "r.zip")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "coursedash.cli",
+            "request",
+            "download",
+            rid,
+            "--user",
+            CREATOR,
+            "--out",
+            str(tmp_path / "r.zip"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 2 and FILE_GONE in done.stderr and "Traceback" not in done.stderr
     assert _status(rid) == "EXPIRED" and not (tmp_path / "r.zip").exists()

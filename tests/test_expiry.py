@@ -13,8 +13,12 @@ def test_expire_reports_after_retention(app_env, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSEDASH_RETENTION_DAYS", "30")
     now = utcnow()
     with db.session() as s:
-        s.add_all([Course(course_id="c1", created_by="u1", synced_at=now),
-                   Batch(batch_id="b1", course_id="c1", created_by="u1", mentors=[], synced_at=now)])
+        s.add_all(
+            [
+                Course(course_id="c1", created_by="u1", synced_at=now),
+                Batch(batch_id="b1", course_id="c1", created_by="u1", mentors=[], synced_at=now),
+            ]
+        )
         s.commit()
         r = store.submit(s, "u1", "c1", "b1", "progress")
         store.claim(s, "run-1")

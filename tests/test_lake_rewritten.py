@@ -19,6 +19,7 @@ REWRITTEN = ("enrolments", "assessment_attempts", "question_responses")
 
 def reloaded(tables: dict) -> dict:
     """The same learners under new ids, as an upstream job's next full load might bring them."""
+
     def new_ids(row):
         user = row.get("user_id")
         return {**row, "user_id": "N" + user[1:]} if isinstance(user, str) and user.startswith("L") else row
@@ -36,8 +37,13 @@ def rewrite_in_place(lake, scratch) -> None:
 def night_of(spark, run_id: str, day: dt.date) -> dict:
     """claim_requests, the night's build in this process's Spark, publish_reports."""
     claimed = nightly.claim_requests(run_id, day)
-    night.build(spark, [(Manifest.load(path), str(nightly.output_dir(run_id, report_type)))
-                        for report_type, path in claimed["manifests"].items()])
+    night.build(
+        spark,
+        [
+            (Manifest.load(path), str(nightly.output_dir(run_id, report_type)))
+            for report_type, path in claimed["manifests"].items()
+        ],
+    )
     return nightly.publish_reports(run_id, day)
 
 
@@ -76,7 +82,10 @@ def test_a_lake_rewritten_during_the_build_fails_its_reports_as_transient_to_be_
     # What it would have published as ready: old enrolments and new responses, not one row.
     assert read_summary(nightly.output_dir("run-1", "response"))["requests"][responses]["rows"] == 0
     assert (shown(responses)["status"], shown(responses)["will_retry"], shown(responses)["error"]) == (
-        "FAILED", True, CHANGED)
+        "FAILED",
+        True,
+        CHANGED,
+    )
     assert f"request {responses}: the lake changed while it was built" in caplog.text
 
     # The next night takes it again, to build it from one lake (the build itself: every other night test).
@@ -95,16 +104,27 @@ def test_publishing_fails_only_the_requests_whose_tables_changed_and_the_next_ru
     run_id = "run-1"
     assert set(nightly.claim_requests(run_id, DAY)["request_ids"]) == {responses, profiles}
     # What the build leaves: staged rows, and per type the tables it read as it listed them first.
-    read = {"response": ["assessment_attempts", "batches", "course_contents", "courses", "enrolments",
-                         "question_responses"],
-            "userinfo": ["batches", "courses", "enrolments", "user_consents", "users"]}
+    read = {
+        "response": [
+            "assessment_attempts",
+            "batches",
+            "course_contents",
+            "courses",
+            "enrolments",
+            "question_responses",
+        ],
+        "userinfo": ["batches", "courses", "enrolments", "user_consents", "users"],
+    }
     with db.session() as s:
         for rid, report_type in ((responses, "response"), (profiles, "userinfo")):
             stage(run_id, s.get(ReportRequest, rid), [["L1"]])
-            write_summary(nightly.output_dir(run_id, report_type), {
-                "requests": {rid: {"header": ["User UUID"], "rows": 1, "left_out": {}}},
-                "lake": {"uri": str(lake), "files": lakefiles.snapshot(str(lake), read[report_type])},
-            })
+            write_summary(
+                nightly.output_dir(run_id, report_type),
+                {
+                    "requests": {rid: {"header": ["User UUID"], "rows": 1, "left_out": {}}},
+                    "lake": {"uri": str(lake), "files": lakefiles.snapshot(str(lake), read[report_type])},
+                },
+            )
     # Only the responses' own tables change; the enrolments both read are left alone this time.
     write_lake(app_env / "next", reloaded(handlake.TABLES))
     for table in ("assessment_attempts", "question_responses"):

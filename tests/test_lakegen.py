@@ -110,7 +110,11 @@ def test_catalogue_has_the_cases_the_reports_must_handle(lake):
     batches = rows(root, "batches")
     today = TODAY
     statuses = {
-        "upcoming" if b["start_date"] > today else "live" if b["end_date"] is None or b["end_date"] >= today else "expired"
+        "upcoming"
+        if b["start_date"] > today
+        else "live"
+        if b["end_date"] is None or b["end_date"] >= today
+        else "expired"
         for b in batches
     }
     assert statuses == {"live", "expired", "upcoming"}
@@ -294,6 +298,7 @@ def test_one_course_takes_every_learner_once_however_many_batches_it_has(tmp_pat
         assert len({e["batch_id"] for e in enrolments} - {"batch_9001", "batch_9002"}) == batches
     assert learners[1] == learners[30]
     assert len(learners[1]) > 250
+
 
 @pytest.mark.parametrize("courses, batches", [(0, 12), (5, 4), (4, 9001)])
 def test_impossible_catalogues_are_refused_before_anything_is_written(tmp_path, courses, batches):

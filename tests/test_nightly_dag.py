@@ -20,7 +20,7 @@ from tests.receivers import http_receiver
 
 DAG_ID = "course_reports_nightly"
 RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
-PASSWORD = "Tr1cky,pass\"word"
+PASSWORD = 'Tr1cky,pass"word'
 CREATOR_EMAIL = "creator@example.org"
 HOOK_SECRET = "nightly-webhook-secret"
 
@@ -41,11 +41,18 @@ def test_dag_integrity_and_shape(airflow_db):
     assert all(t.retries >= 1 for t in dag.tasks)
     edges = {(t.task_id, d) for t in dag.tasks for d in sorted(t.downstream_task_ids)}
     assert edges == {
-        ("claim_requests", "build_reports"), ("build_reports", "publish_reports"), ("publish_reports", "notify_requesters"),
+        ("claim_requests", "build_reports"),
+        ("build_reports", "publish_reports"),
+        ("publish_reports", "notify_requesters"),
         ("build_reports", "sync_dashboard"),
     }
     assert {t.task_id for t in dag.tasks} == {
-        "claim_requests", "build_reports", "publish_reports", "notify_requesters", "sync_dashboard", "expire_reports"
+        "claim_requests",
+        "build_reports",
+        "publish_reports",
+        "notify_requesters",
+        "sync_dashboard",
+        "expire_reports",
     }
     assert dag.get_task("publish_reports").trigger_rule == "all_done"
     assert dag.get_task("notify_requesters").trigger_rule == "all_done"
@@ -99,8 +106,16 @@ def test_nightly_run_end_to_end(app_env, airflow_db, capfd, s3_reports, mailbox,
     prepare(var)
     with db.session() as s:
         # A batch deleted from the lake after the dashboard synced it: that request fails alone.
-        s.add(Batch(batch_id="b_gone", course_id="c1", name="Gone", created_by=handlake.CREATOR, mentors=[],
-                    synced_at=utcnow()))
+        s.add(
+            Batch(
+                batch_id="b_gone",
+                course_id="c1",
+                name="Gone",
+                created_by=handlake.CREATOR,
+                mentors=[],
+                synced_at=utcnow(),
+            )
+        )
         s.commit()
         by_creator = store.submit(s, handlake.CREATOR, "c1", "b1", "progress", PASSWORD, CREATOR_EMAIL).request_id
         by_mentor = store.submit(s, handlake.MENTOR, "c1", "b1", "progress").request_id
@@ -111,8 +126,10 @@ def test_nightly_run_end_to_end(app_env, airflow_db, capfd, s3_reports, mailbox,
         # Left PROCESSING by a run that crashed hours ago: taken again.
         crashed = store.submit(s, handlake.BATCH_CREATOR, "c1", "b1", "progress").request_id
         s.execute(
-            text("UPDATE report_requests SET status='PROCESSING', claimed_by_run='crashed', attempts=1, "
-                 "claimed_at=:t WHERE request_id=:id"),
+            text(
+                "UPDATE report_requests SET status='PROCESSING', claimed_by_run='crashed', attempts=1, "
+                "claimed_at=:t WHERE request_id=:id"
+            ),
             {"t": utcnow() - dt.timedelta(days=1), "id": crashed},
         )
         s.commit()
@@ -143,8 +160,10 @@ def test_nightly_run_end_to_end(app_env, airflow_db, capfd, s3_reports, mailbox,
         assert found[by_creator].row_count == 3 and found[empty].row_count == 0
         # Each request says what its own batch left out, in words; b2 has nothing to say.
         assert found[by_creator].data_notes == [
-            {"reason": "2 enrolment rows repeat a learner of this batch; the latest enrolment of each was used",
-             "rows": 2},
+            {
+                "reason": "2 enrolment rows repeat a learner of this batch; the latest enrolment of each was used",
+                "rows": 2,
+            },
             {"reason": "1 learner is missing from the user profile table; their profile cells are empty", "rows": 1},
         ]
         assert found[empty].data_notes == []
@@ -188,7 +207,9 @@ def test_nightly_run_end_to_end(app_env, airflow_db, capfd, s3_reports, mailbox,
     assert receiver.accepted[f"coursedash-{empty}"]["row_count"] == 0
     with db.session() as s:
         assert {(r.email_notice, r.webhook_notice, r.notify_email) for r in statuses(s).values()} == {
-            ("sent", "sent", None), (None, "sent", None)}
+            ("sent", "sent", None),
+            (None, "sent", None),
+        }
 
     # A second run of the same date has nothing to do and publishes nothing again.
     before = published(s3_reports)
@@ -224,7 +245,11 @@ def _airflow_storage_dump() -> str:
 
     engine = create_engine(conf.get("database", "sql_alchemy_conn"))
     with engine.connect() as c:
-        rows = [str(tuple(r)) for table in ("xcom", "rendered_task_instance_fields") for r in c.execute(text(f"SELECT * FROM {table}"))]
+        rows = [
+            str(tuple(r))
+            for table in ("xcom", "rendered_task_instance_fields")
+            for r in c.execute(text(f"SELECT * FROM {table}"))
+        ]
     logs = [p.read_text(errors="replace") for p in (SESSION_DIR / "airflow" / "logs").rglob("*") if p.is_file()]
     return "\n".join(rows + logs)
 
@@ -277,6 +302,7 @@ def test_dirty_rows_are_noted_and_a_broken_table_fails_only_its_readers_until_fi
     with db.session() as s:
         retried = s.get(ReportRequest, held)
     assert retried.status == "SUCCESS" and retried.attempts == 2
-    assert read_zip(fetch(retried.object_key, var / "retried.zip"))[
-        "b1_response_20261129.csv"
-    ].decode() == handlake.B1_RESPONSE_CSV
+    assert (
+        read_zip(fetch(retried.object_key, var / "retried.zip"))["b1_response_20261129.csv"].decode()
+        == handlake.B1_RESPONSE_CSV
+    )

@@ -25,8 +25,12 @@ PASSWORD = "Zip-pass-2026"
 HOOK_SECRET = "webhook-secret-0123456789"
 PUBLIC_URL = "https://dashboard.example.org"
 DAY = dt.date(2026, 11, 28)
-MAIL = {CREATOR: "creator@example.org", BATCH_CREATOR: "batch.creator@example.org", MENTOR: "mentor@example.org",
-        MENTOR2: "mentor2@example.org"}
+MAIL = {
+    CREATOR: "creator@example.org",
+    BATCH_CREATOR: "batch.creator@example.org",
+    MENTOR: "mentor@example.org",
+    MENTOR2: "mentor2@example.org",
+}
 
 
 @pytest.fixture
@@ -36,13 +40,30 @@ def catalog(app_env, monkeypatch):
     monkeypatch.setattr(notify, "WEBHOOK_BACKOFF", 0.05)
     now = utcnow()
     with db.session() as s:
-        s.add_all([
-            Course(course_id="c1", name="Maths, Part 1", created_by=CREATOR, user_consent_required=True, synced_at=now),
-            # A name from the lake may hold anything: it must not become a mail header.
-            Batch(batch_id="b1", course_id="c1", name="Batch One\r\nBcc: thief@example.net", created_by=BATCH_CREATOR,
-                  mentors=[MENTOR], synced_at=now),
-            Batch(batch_id="b2", course_id="c1", name="Batch Two", created_by=CREATOR, mentors=[MENTOR2], synced_at=now),
-        ])
+        s.add_all(
+            [
+                Course(
+                    course_id="c1", name="Maths, Part 1", created_by=CREATOR, user_consent_required=True, synced_at=now
+                ),
+                # A name from the lake may hold anything: it must not become a mail header.
+                Batch(
+                    batch_id="b1",
+                    course_id="c1",
+                    name="Batch One\r\nBcc: thief@example.net",
+                    created_by=BATCH_CREATOR,
+                    mentors=[MENTOR],
+                    synced_at=now,
+                ),
+                Batch(
+                    batch_id="b2",
+                    course_id="c1",
+                    name="Batch Two",
+                    created_by=CREATOR,
+                    mentors=[MENTOR2],
+                    synced_at=now,
+                ),
+            ]
+        )
         s.commit()
     return app_env
 
@@ -53,13 +74,17 @@ def mail(catalog, monkeypatch, tmp_path):
     port = _free_port()
     with smtp_server(port, tls_folder=tmp_path) as mailbox:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "smtp-cert.pem"))
-        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
+        monkeypatch.setenv(
+            "COURSEDASH_SMTP_URL", f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}"
+        )
         yield mailbox
 
 
 def submit(user, batch="b1", report_type="progress", password=None, email="mine"):
     with db.session() as s:
-        return store.submit(s, user, "c1", batch, report_type, password, MAIL[user] if email == "mine" else email).request_id
+        return store.submit(
+            s, user, "c1", batch, report_type, password, MAIL[user] if email == "mine" else email
+        ).request_id
 
 
 def build(run_id: str, outcomes: dict[str, tuple]) -> None:
@@ -94,12 +119,15 @@ def test_each_requester_is_e_mailed_once_when_final_and_never_a_secret(mail, cap
         store.cancel(s, MENTOR, cancelled)
     assert request(ready).notify_email == MAIL[CREATOR] and request(ready).email_notice == "pending"
     assert request(cancelled).notify_email is None and request(cancelled).email_notice is None
-    build("run-1", {
-        ready: ("SUCCESS", 3),
-        failed: ("FAILED", "batch b1 is no longer in the learner data"),
-        retrying: ("RETRY", "the learner data for this batch failed quality checks; it will be retried"),
-        silent: ("SUCCESS", 5),
-    })
+    build(
+        "run-1",
+        {
+            ready: ("SUCCESS", 3),
+            failed: ("FAILED", "batch b1 is no longer in the learner data"),
+            retrying: ("RETRY", "the learner data for this batch failed quality checks; it will be retried"),
+            silent: ("SUCCESS", 5),
+        },
+    )
 
     counts = notify.notify_requesters("run-1")
     assert counts["email"] == {"sent": 2, "failed": 0, "pending": 0}
@@ -113,9 +141,15 @@ def test_each_requester_is_e_mailed_once_when_final_and_never_a_secret(mail, cap
     assert ok["To"] == MAIL[CREATOR] and ok["Bcc"] is None
     assert ok["Message-ID"] == f"<notice-{ready}@coursedash>"
     body = ok.get_content()
-    for fact in ("Course:    Maths, Part 1 (c1)", "Batch:     Batch One Bcc: thief@example.net (b1)",
-                 "Report:    Course Progress Exhaust", "Status:    Success", "Rows:      3",
-                 f"{PUBLIC_URL}/#course=c1&batch=b1", "downloaded for 30 days"):
+    for fact in (
+        "Course:    Maths, Part 1 (c1)",
+        "Batch:     Batch One Bcc: thief@example.net (b1)",
+        "Report:    Course Progress Exhaust",
+        "Status:    Success",
+        "Rows:      3",
+        f"{PUBLIC_URL}/#course=c1&batch=b1",
+        "downloaded for 30 days",
+    ):
         assert fact in body
     bad = by_to[(MAIL[BATCH_CREATOR],)]["message"]
     assert subject(bad) == "User Profile Exhaust for Batch One Bcc: thief@example.net: could not be built"
@@ -179,7 +213,9 @@ def test_smtps_speaks_tls_from_the_start(catalog, monkeypatch, tmp_path):
     port = _free_port()
     with smtp_server(port, tls_folder=tmp_path, implicit_tls=True) as mailbox:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "smtp-cert.pem"))
-        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtps://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
+        monkeypatch.setenv(
+            "COURSEDASH_SMTP_URL", f"smtps://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}"
+        )
         rid = submit(CREATOR)
         build("run-1", {rid: ("SUCCESS", 2)})
         assert notify.notify_requesters("run-1")["email"]["sent"] == 1
@@ -196,7 +232,9 @@ def test_a_refused_address_is_given_up_and_erased(catalog, monkeypatch, tmp_path
     port = _free_port()
     with smtp_server(port, tls_folder=tmp_path, refuse=(MAIL[MENTOR],)) as mailbox:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "smtp-cert.pem"))
-        monkeypatch.setenv("COURSEDASH_SMTP_URL", f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}")
+        monkeypatch.setenv(
+            "COURSEDASH_SMTP_URL", f"smtp://{SMTP_USER}:{quote(SMTP_PASSWORD, safe='')}@127.0.0.1:{port}"
+        )
         refused, fine = submit(MENTOR), submit(CREATOR)
         build("run-1", {refused: ("SUCCESS", 1), fine: ("SUCCESS", 1)})
         assert notify.notify_requesters("run-1")["email"] == {"sent": 1, "failed": 1, "pending": 0}
@@ -221,8 +259,9 @@ def test_notices_another_run_is_sending_are_left_to_it(mail):
     rid = submit(CREATOR)
     build("run-1", {rid: ("SUCCESS", 1)})
     with db.session() as s:
-        s.execute(text("UPDATE report_requests SET notice_claimed_by='run-other', notice_claimed_at=:t"),
-                  {"t": utcnow()})
+        s.execute(
+            text("UPDATE report_requests SET notice_claimed_by='run-other', notice_claimed_at=:t"), {"t": utcnow()}
+        )
         s.commit()
     assert notify.notify_requesters("run-2")["email"]["sent"] == 0
     assert mail.messages == []
@@ -267,13 +306,20 @@ def test_the_webhook_is_signed_and_a_500_then_200_delivers_it_once(hook, monkeyp
     assert len(receiver.accepted) == 2
     completed = request(ready).completed_at.isoformat().replace("+00:00", "Z")
     assert receiver.accepted[f"coursedash-{ready}"] == {
-        "request_id": ready, "course_id": "c1", "batch_id": "b1", "report_type": "progress",
-        "status": "SUCCESS", "completed_at": completed, "row_count": 3,
+        "request_id": ready,
+        "course_id": "c1",
+        "batch_id": "b1",
+        "report_type": "progress",
+        "status": "SUCCESS",
+        "completed_at": completed,
+        "row_count": 3,
     }
     assert receiver.accepted[f"coursedash-{gone}"]["status"] == "FAILED"
     assert PASSWORD.encode() not in b"".join(a["body"] for a in receiver.attempts)
     assert (request(ready).webhook_notice, reports.as_json(request(ready))["notify"]) == (
-        "sent", {"email": None, "webhook": "sent"})
+        "sent",
+        {"email": None, "webhook": "sent"},
+    )
 
     # Reruns send nothing more.
     tried = len(receiver.attempts)
@@ -321,8 +367,13 @@ def test_no_webhook_is_sent_unsigned(hook, monkeypatch):
 def test_nothing_is_sent_while_a_retry_is_due_or_for_a_cancelled_request(hook, mail):
     receiver = hook()
     retrying, cancelled = submit(CREATOR), submit(MENTOR)
-    build("run-1", {retrying: ("RETRY", "the report could not be built tonight; it will be retried"),
-                    cancelled: ("RETRY", "the report could not be built tonight; it will be retried")})
+    build(
+        "run-1",
+        {
+            retrying: ("RETRY", "the report could not be built tonight; it will be retried"),
+            cancelled: ("RETRY", "the report could not be built tonight; it will be retried"),
+        },
+    )
     with db.session() as s:
         store.cancel(s, MENTOR, cancelled)
     counts = notify.notify_requesters("run-1")
@@ -399,7 +450,10 @@ def test_a_mail_server_or_webhook_trickling_bytes_costs_the_run_one_deadline_eac
             assert server.closed_by_client == 1
     for rid in (first, second):
         assert (request(rid).email_notice, request(rid).webhook_notice, request(rid).notice_claimed_by) == (
-            "pending", "pending", None)
+            "pending",
+            "pending",
+            None,
+        )
 
 
 def test_the_notices_of_a_run_stop_at_its_deadline_and_the_rest_wait_for_the_next(hook, monkeypatch):
@@ -429,8 +483,13 @@ NOTIFY = "import sys; from coursedash.notify import notify_requesters; notify_re
 
 def start_notify(script: str, run_id: str) -> subprocess.Popen:
     path = os.pathsep.join(str(p) for p in (ROOT, ROOT / "dags", ROOT / "plugins"))
-    return subprocess.Popen([sys.executable, "-c", script, run_id], env={**os.environ, "PYTHONPATH": path},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", script, run_id],
+        env={**os.environ, "PYTHONPATH": path},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(condition, seconds: float, what: str) -> None:
@@ -484,10 +543,11 @@ def test_an_address_the_server_cannot_take_fails_alone_and_idn_domains_are_sent_
     build("run-1", {rid: ("SUCCESS", 1) for rid in (local, idn, plain)})
     with smtp_server(port) as mailbox:  # no SMTPUTF8, as many servers
         assert notify.notify_requesters("run-1")["email"] == {"sent": 2, "failed": 1, "pending": 0}
-    assert sorted(m["to"][0] for m in mailbox.messages) == ["batch.creator@example.org",
-                                                           "mentor@xn--bcher-kva.example"]
-    assert {m["message"]["To"] for m in mailbox.messages} == {"batch.creator@example.org",
-                                                              "mentor@xn--bcher-kva.example"}
+    assert sorted(m["to"][0] for m in mailbox.messages) == ["batch.creator@example.org", "mentor@xn--bcher-kva.example"]
+    assert {m["message"]["To"] for m in mailbox.messages} == {
+        "batch.creator@example.org",
+        "mentor@xn--bcher-kva.example",
+    }
     assert (request(local).email_notice, request(local).notify_email) == ("failed", None)
 
     # A server offering SMTPUTF8 gets such an address as it is.

@@ -9,8 +9,27 @@ import pytest
 
 from coursedash import packaging
 
-TRICKY = ["plain", "a,b", 'say "hi"', '"', "line\nbreak", "cr\rx", "\r\n", "", None, " lead ", "tab\tx", "'=1",
-          "ünï", "семья", "தமிழ்", '{"chosen": [0, 1]}', "12.50", ",", '""']
+TRICKY = [
+    "plain",
+    "a,b",
+    'say "hi"',
+    '"',
+    "line\nbreak",
+    "cr\rx",
+    "\r\n",
+    "",
+    None,
+    " lead ",
+    "tab\tx",
+    "'=1",
+    "ünï",
+    "семья",
+    "தமிழ்",
+    '{"chosen": [0, 1]}',
+    "12.50",
+    ",",
+    '""',
+]
 
 
 def python_csv(header, rows) -> bytes:
@@ -30,7 +49,7 @@ def test_the_bytes_are_python_csv_s(tmp_path, columns):
     assert packaging.write_csv(path, header, rows) == len(rows)
     assert path.read_bytes() == python_csv(header, rows)
     # The same rows as Arrow batches, as publishing reads them from the staged Parquet.
-    batches = [pa.array(rows[i:i + 1000], pa.list_(pa.string())) for i in range(0, len(rows), 1000)]
+    batches = [pa.array(rows[i : i + 1000], pa.list_(pa.string())) for i in range(0, len(rows), 1000)]
     assert packaging.write_csv_batches(path, header, [b.slice(0) for b in batches]) == len(rows)
     assert path.read_bytes() == python_csv(header, rows)
 

@@ -72,8 +72,12 @@ def test_on_kill_stops_a_build_whole(app_env):
     write_lake(app_env / "lake", handlake.TABLES)
     now = utcnow()
     with db.session() as s:
-        s.add_all([Course(course_id="c1", created_by=handlake.CREATOR, synced_at=now),
-                   Batch(batch_id="b1", course_id="c1", created_by=handlake.CREATOR, mentors=[], synced_at=now)])
+        s.add_all(
+            [
+                Course(course_id="c1", created_by=handlake.CREATOR, synced_at=now),
+                Batch(batch_id="b1", course_id="c1", created_by=handlake.CREATOR, mentors=[], synced_at=now),
+            ]
+        )
         s.commit()
         store.submit(s, handlake.CREATOR, "c1", "b1", "progress")
     claimed = nightly.claim_requests("run-killed", dt.date(2026, 11, 28))
@@ -113,8 +117,12 @@ sync()
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_a_task_process_stopped_or_killed_takes_its_spark_application_along(app_env, how):
     write_lake(app_env / "lake", handlake.TABLES)
-    task = subprocess.Popen([sys.executable, "-c", TASK], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    task = subprocess.Popen(
+        [sys.executable, "-c", TASK],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     application = []
     try:
         application = running_application(psutil.Process(task.pid), "jobs/night.py")
@@ -133,7 +141,9 @@ def test_a_night_without_requests_still_computes_the_dashboard_figures(monkeypat
     from coursedash_airflow.hooks import SparkSubmitHook
 
     submitted = []
-    monkeypatch.setattr(SparkSubmitHook, "submit", lambda self, application, args: submitted.append((application, args)))
+    monkeypatch.setattr(
+        SparkSubmitHook, "submit", lambda self, application, args: submitted.append((application, args))
+    )
     BuildReportsOperator(task_id="build_reports").build({"run_id": "r1", "request_ids": [], "manifests": {}})
     [(application, args)] = submitted
     assert application == "jobs/night.py" and "--manifest" not in args

@@ -52,8 +52,8 @@ TEST_SETTINGS = {
     # One slot a worker: the two workers' four pool processes would only cost memory here.
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
     # The suite's JVM settings (tests/conftest.py) for the executors too, and a small executor.
-    "COURSEDASH_SPARK_CONF": os.environ.get("COURSEDASH_SPARK_CONF", "") + (
-        " spark.executor.memory=512m spark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"),
+    "COURSEDASH_SPARK_CONF": os.environ.get("COURSEDASH_SPARK_CONF", "")
+    + (" spark.executor.memory=512m spark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"),
 }
 
 
@@ -66,16 +66,21 @@ class AirflowAPI:
 
     def call(self, method: str, path: str, body: dict | None = None):
         request = urllib.request.Request(
-            self.url + path, method=method, data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json",
-                     **({"Authorization": f"Bearer {self.token}"} if hasattr(self, "token") else {})},
+            self.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if hasattr(self, "token") else {}),
+            },
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
 
     def trigger(self, logical_date: str) -> str:
         return self.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": f"{logical_date}T00:00:00Z"})[
-            "dag_run_id"]
+            "dag_run_id"
+        ]
 
     def run(self, run_id: str) -> dict:
         return self.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")
@@ -124,7 +129,9 @@ def submit_through_dashboard(stack: Stack, user: str, email: str, body: dict) ->
     from coursedash.auth import mint_token
 
     request = urllib.request.Request(
-        f"{stack.t.dashboard_url}/api/v1/reports", method="POST", data=json.dumps(body).encode(),
+        f"{stack.t.dashboard_url}/api/v1/reports",
+        method="POST",
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {mint_token(user, email=email)}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -134,8 +141,9 @@ def submit_through_dashboard(stack: Stack, user: str, email: str, body: dict) ->
 def dashboard_get(stack: Stack, user: str, path: str):
     from coursedash.auth import mint_token
 
-    request = urllib.request.Request(stack.t.dashboard_url + path,
-                                     headers={"Authorization": f"Bearer {mint_token(user)}"})
+    request = urllib.request.Request(
+        stack.t.dashboard_url + path, headers={"Authorization": f"Bearer {mint_token(user)}"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
@@ -144,17 +152,32 @@ def dashboard_get(stack: Stack, user: str, path: str):
 def stack(tmp_path, monkeypatch):
     """The stack on free ports, with databases, a Redis database and a queue of its own; stopped afterwards."""
     mail_port = _free_port()
-    with postgres_database() as app_db, postgres_database() as airflow_db, \
-            smtp_server(mail_port) as mailbox, http_receiver(HOOK_SECRET) as webhook:
+    with (
+        postgres_database() as app_db,
+        postgres_database() as airflow_db,
+        smtp_server(mail_port) as mailbox,
+        http_receiver(HOOK_SECRET) as webhook,
+    ):
         topology = Topology(
-            home=str(tmp_path / "stack"), airflow_port=_free_port(), dashboard_port=_free_port(),
-            spark_master_port=_free_port(), spark_ui_port=_free_port(), spark_worker_ui_port=_free_port(),
-            s3_port=_free_port(), app_database_url=app_db, airflow_database_url=airflow_db,
-            redis_url=f"redis://127.0.0.1:6379/{TEST_REDIS_DB}", queue=f"coursedash-test-{uuid.uuid4().hex[:8]}",
-            spark_worker_cores=2, spark_worker_memory="1g",
+            home=str(tmp_path / "stack"),
+            airflow_port=_free_port(),
+            dashboard_port=_free_port(),
+            spark_master_port=_free_port(),
+            spark_ui_port=_free_port(),
+            spark_worker_ui_port=_free_port(),
+            s3_port=_free_port(),
+            app_database_url=app_db,
+            airflow_database_url=airflow_db,
+            redis_url=f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
+            queue=f"coursedash-test-{uuid.uuid4().hex[:8]}",
+            spark_worker_cores=2,
+            spark_worker_memory="1g",
         )
-        notices = {"COURSEDASH_SMTP_URL": f"smtp://127.0.0.1:{mail_port}", "COURSEDASH_WEBHOOK_URL": webhook.url,
-                   "COURSEDASH_WEBHOOK_SECRET": HOOK_SECRET}
+        notices = {
+            "COURSEDASH_SMTP_URL": f"smtp://127.0.0.1:{mail_port}",
+            "COURSEDASH_WEBHOOK_URL": webhook.url,
+            "COURSEDASH_WEBHOOK_SECRET": HOOK_SECRET,
+        }
         running = Stack(topology, {**TEST_SETTINGS, **notices})
         # This process reads and writes the same database, lake and bucket as the services.
         for key, value in running.env.items():
@@ -187,8 +210,12 @@ def test_the_night_as_production_runs_it_with_a_worker_killed_and_the_scheduler_
     write_lake(stack.t.lake, handlake.TABLES)
     stack.up(skip=("mail",))  # the test's own SMTP server takes the notices
     handlake.store_catalogue()
-    by_creator = submit_through_dashboard(stack, handlake.CREATOR, CREATOR_EMAIL, {
-        "course_id": "c1", "batch_id": "b1", "report_type": "progress", "password": PASSWORD})
+    by_creator = submit_through_dashboard(
+        stack,
+        handlake.CREATOR,
+        CREATOR_EMAIL,
+        {"course_id": "c1", "batch_id": "b1", "report_type": "progress", "password": PASSWORD},
+    )
     with db.session() as s:
         profiles = store.submit(s, handlake.CREATOR, "c1", "b1", "userinfo", PASSWORD).request_id
         responses = store.submit(s, handlake.MENTOR, "c1", "b1", "response").request_id
@@ -213,8 +240,12 @@ def test_the_night_as_production_runs_it_with_a_worker_killed_and_the_scheduler_
         late = store.submit(s, handlake.MENTOR, "c1", "b1", "progress").request_id
     stack.kill(killed)
     # The Spark application dies with its driver, and the attempt is retried on the other worker.
-    wait_for("the killed attempt's Spark application to end",
-             lambda: app["id"] in {a["id"] for a in spark_apps(stack)["completedapps"]}, stack, timeout=60)
+    wait_for(
+        "the killed attempt's Spark application to end",
+        lambda: app["id"] in {a["id"] for a in spark_apps(stack)["completedapps"]},
+        stack,
+        timeout=60,
+    )
     retried = wait_for("build_reports to be retried", lambda: _running_try(airflow, first, 2), stack, timeout=180)
     survivor = wait_for("the retry's Spark driver", lambda: spark_driver_worker(stack), stack, timeout=120)
     assert survivor != killed and retried["hostname"]
@@ -225,8 +256,10 @@ def test_the_night_as_production_runs_it_with_a_worker_killed_and_the_scheduler_
     stack.start(stack.service("airflow-scheduler"))
     assert airflow.run(second)["state"] == "queued"
 
-    runs = {r: wait_for(f"run {r} to finish", lambda r=r: _finished(airflow, r), stack, timeout=420)
-            for r in (first, second)}
+    runs = {
+        r: wait_for(f"run {r} to finish", lambda r=r: _finished(airflow, r), stack, timeout=420)
+        for r in (first, second)
+    }
     assert {r: run["state"] for r, run in runs.items()} == {first: "success", second: "success"}
     assert runs[second]["start_date"] >= runs[first]["end_date"]  # held until the first ended
     build = airflow.task(first, "build_reports")
@@ -237,7 +270,8 @@ def test_the_night_as_production_runs_it_with_a_worker_killed_and_the_scheduler_
     with db.session() as s:
         found = {r.request_id: r for r in s.scalars(select(ReportRequest)).all()}
     assert {rid: (r.status, r.attempts) for rid, r in found.items()} == {
-        rid: ("SUCCESS", 1) for rid in (by_creator, profiles, responses, empty, late)}
+        rid: ("SUCCESS", 1) for rid in (by_creator, profiles, responses, empty, late)
+    }
     assert found[late].claimed_by_run == second and found[by_creator].claimed_by_run == first
 
     # Each zip opens (with 7-Zip, and its password where it has one), cell for cell the reports.
@@ -254,8 +288,12 @@ def test_the_night_as_production_runs_it_with_a_worker_killed_and_the_scheduler_
             zipped.write_bytes(f.read())
         assert found[rid].file_size == zipped.stat().st_size
         out = tmp_path / "unzipped" / rid
-        subprocess.run(["7z", "x", *([f"-p{password}"] if password else []), f"-o{out}", str(zipped)],
-                       check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            ["7z", "x", *([f"-p{password}"] if password else []), f"-o{out}", str(zipped)],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
         assert (out / name).read_bytes().decode("utf-8") == content
 
     # Nothing published twice: one version of each object, each with the SHA-256 of its bytes.
@@ -305,8 +343,13 @@ def test_a_taken_port_or_a_service_that_dies_is_named_with_its_log(tmp_path):
         # This process holds it, under whatever name it runs (pytest-xdist renames its workers).
         with pytest.raises(StackError, match=rf"port {port} \(S3 API\) is in use by .+ \(pid {os.getpid()}\)"):
             stack.start(stack.service("s3"))
-    broken = Service("broken", ["python3", "-c", "print('cannot read my settings'); raise SystemExit(3)"], {}, "",
-                     ready=lambda: False)
+    broken = Service(
+        "broken",
+        ["python3", "-c", "print('cannot read my settings'); raise SystemExit(3)"],
+        {},
+        "",
+        ready=lambda: False,
+    )
     with pytest.raises(StackError, match=r"(?s)broken exited with code 3 while starting.*cannot read my settings"):
         stack.start(broken)
     assert stack.down() == []  # nothing of it left running, and nothing else stopped
@@ -317,17 +360,28 @@ def test_docker_compose_runs_the_same_topology(tmp_path, monkeypatch):
     assert shutil.which("docker-compose"), "docker-compose (Debian package) validates the file offline"
     for name in ("COURSEDASH_SECRET_KEY", "COURSEDASH_JWT_SECRET", "AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY"):
         monkeypatch.setenv(name, "s")
-    resolved = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yaml"), "config"], check=True,
-                              capture_output=True, text=True).stdout
+    resolved = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yaml"), "config"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     services = yaml.safe_load(resolved)["services"]
     # Every application setting it gives is one the README documents.
     used = set(re.findall(r"\b(COURSEDASH_[A-Z0-9_]+):", (ROOT / "docker-compose.yaml").read_text()))
     documented = set(re.findall(r"`(COURSEDASH_[A-Z0-9_]+)`", (ROOT / "README.md").read_text()))
     assert used and used <= documented
-    airflow = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-               "airflow-worker"}
+    airflow = {
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+    }
     assert airflow | {"redis", "airflow-db", "postgres", "spark-master", "spark-worker", "minio", "dashboard"} <= set(
-        services)
+        services
+    )
     local = Topology(home=str(tmp_path))
     for name in airflow:
         env = services[name]["environment"]
@@ -340,10 +394,12 @@ def test_docker_compose_runs_the_same_topology(tmp_path, monkeypatch):
     assert _database(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]) != _database(env["COURSEDASH_DATABASE_URL"])
     assert services["dashboard"]["command"][:2] == ["coursedash", "serve"]
     # The Spark workers and the Airflow workers share the lake and the staged rows (docs/deploy.md).
-    shared = {v.split(":")[0] if isinstance(v, str) else v["source"]
-              for v in services["spark-worker"].get("volumes", [])}
-    worker_volumes = {v.split(":")[0] if isinstance(v, str) else v["source"]
-                      for v in services["airflow-worker"].get("volumes", [])}
+    shared = {
+        v.split(":")[0] if isinstance(v, str) else v["source"] for v in services["spark-worker"].get("volumes", [])
+    }
+    worker_volumes = {
+        v.split(":")[0] if isinstance(v, str) else v["source"] for v in services["airflow-worker"].get("volumes", [])
+    }
     assert shared & worker_volumes
 
 

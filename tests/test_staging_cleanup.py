@@ -32,8 +32,12 @@ def test_staged_rows_go_once_published_and_a_dead_runs_folder_at_the_next_claim(
     work = app_env / "work"
     now = utcnow()
     with db.session() as s:
-        s.add_all([Course(course_id="c1", created_by=CREATOR, user_consent_required=True, synced_at=now),
-                   Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now)])
+        s.add_all(
+            [
+                Course(course_id="c1", created_by=CREATOR, user_consent_required=True, synced_at=now),
+                Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now),
+            ]
+        )
         s.commit()
         published = store.submit(s, CREATOR, "c1", "b1", "userinfo", PASSWORD)
         failing = store.submit(s, MENTOR, "c1", "b1", "progress")
@@ -53,10 +57,14 @@ def test_staged_rows_go_once_published_and_a_dead_runs_folder_at_the_next_claim(
 
     stage(run_id, published, [["L1", "Ada Lovelace", "ada@example.org"], ["L2", "Alan Turing", "alan@example.org"]])
     stage(run_id, failing, [["L1", "", ""]])
-    write_summary(nightly.output_dir(run_id, "userinfo"),
-                  {"requests": {published.request_id: {"header": HEADER, "rows": 2, "left_out": {}}}})
-    write_summary(nightly.output_dir(run_id, "progress"),
-                  {"requests": {failing.request_id: {"error": "the report failed its checks", "transient": False}}})
+    write_summary(
+        nightly.output_dir(run_id, "userinfo"),
+        {"requests": {published.request_id: {"header": HEADER, "rows": 2, "left_out": {}}}},
+    )
+    write_summary(
+        nightly.output_dir(run_id, "progress"),
+        {"requests": {failing.request_id: {"error": "the report failed its checks", "transient": False}}},
+    )
 
     assert nightly.publish_reports(run_id, DAY)["SUCCESS"] == 1
     with db.session() as s:
@@ -70,7 +78,10 @@ def test_staged_rows_go_once_published_and_a_dead_runs_folder_at_the_next_claim(
     with report_store().open(done.object_key) as f:
         (app_env / "r.zip").write_bytes(f.read())
     csv = read_zip(app_env / "r.zip", PASSWORD)["b1_userinfo_20261128.csv"].decode()
-    assert csv == "\ufeffUser UUID,User Name,Email ID\r\nL1,Ada Lovelace,ada@example.org\r\nL2,Alan Turing,alan@example.org\r\n"
+    assert (
+        csv
+        == "\ufeffUser UUID,User Name,Email ID\r\nL1,Ada Lovelace,ada@example.org\r\nL2,Alan Turing,alan@example.org\r\n"
+    )
 
     # The next run's claim deletes this run's folder too; its own stays.
     nightly.claim_requests("scheduled__2026-11-29", DAY + dt.timedelta(days=1))
@@ -135,8 +146,10 @@ def test_a_kill_at_any_step_of_publishing_leaves_no_clear_text_once_retried(app_
     nightly.claim_requests(run_id, DAY)
     rows = [["L1", PII[0], PII[1], PII[2]], ["L2", PII[3], PII[4], ""]] * 500
     header = [*HEADER, "Mobile Number"]
-    write_summary(nightly.output_dir(run_id, "userinfo"),
-                  {"requests": {request.request_id: {"header": header, "rows": len(rows), "left_out": {}}}})
+    write_summary(
+        nightly.output_dir(run_id, "userinfo"),
+        {"requests": {request.request_id: {"header": header, "rows": len(rows), "left_out": {}}}},
+    )
 
     for step in ("csv", "zip", "upload"):
         stage(run_id, request, rows)
@@ -144,7 +157,8 @@ def test_a_kill_at_any_step_of_publishing_leaves_no_clear_text_once_retried(app_
         child = subprocess.Popen(
             [sys.executable, "-c", PUBLISH, run_id, step, str(paused)],
             env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             deadline = time.monotonic() + 60
@@ -170,8 +184,11 @@ def test_a_kill_at_any_step_of_publishing_leaves_no_clear_text_once_retried(app_
         with db.session() as s:
             published = s.get(ReportRequest, request.request_id)
             assert published.status == "SUCCESS"
-            s.execute(update(ReportRequest).where(ReportRequest.request_id == request.request_id)
-                      .values(status="PROCESSING", claimed_by_run=run_id))  # for the next step's kill
+            s.execute(
+                update(ReportRequest)
+                .where(ReportRequest.request_id == request.request_id)
+                .values(status="PROCESSING", claimed_by_run=run_id)
+            )  # for the next step's kill
             s.commit()
         assert clear_text_in(work, temp, reports) == []
         assert not nightly.packaging_dir(run_id).exists() and list(reports.rglob(".upload-*")) == []

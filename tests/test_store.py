@@ -16,13 +16,15 @@ GOOD = "Secret123"
 def s(app_env):
     now = utcnow()
     with db.session() as session:
-        session.add_all([
-            Course(course_id="c1", name="Maths", created_by=CREATOR, user_consent_required=True, synced_at=now),
-            Course(course_id="c2", name="Science", created_by=CREATOR, user_consent_required=False, synced_at=now),
-            Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now),
-            Batch(batch_id="b2", course_id="c1", created_by=CREATOR, mentors=[MENTOR2], synced_at=now),
-            Batch(batch_id="b9", course_id="c2", created_by=CREATOR, mentors=[MENTOR], synced_at=now),
-        ])
+        session.add_all(
+            [
+                Course(course_id="c1", name="Maths", created_by=CREATOR, user_consent_required=True, synced_at=now),
+                Course(course_id="c2", name="Science", created_by=CREATOR, user_consent_required=False, synced_at=now),
+                Batch(batch_id="b1", course_id="c1", created_by=BATCH_CREATOR, mentors=[MENTOR], synced_at=now),
+                Batch(batch_id="b2", course_id="c1", created_by=CREATOR, mentors=[MENTOR2], synced_at=now),
+                Batch(batch_id="b9", course_id="c2", created_by=CREATOR, mentors=[MENTOR], synced_at=now),
+            ]
+        )
         session.commit()
         yield session
 

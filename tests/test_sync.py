@@ -54,7 +54,8 @@ def test_sync_stores_what_it_can_and_counts_the_rest(app_env, capsys):
     # b1, b2, b9 and the long id
     assert f"synced 2 courses and {3 if postgres else 4} batches" in printed
     assert sorted(line for line in printed if line.startswith("skipped, ")) == sorted(
-        f"skipped, {reason}: {n}" for reason, n in expected_skipped.items())
+        f"skipped, {reason}: {n}" for reason, n in expected_skipped.items()
+    )
     with db.session() as s:
         courses = {c.course_id: c.name for c in s.scalars(select(Course))}
         batches = {b.batch_id: b for b in s.scalars(select(Batch))}
@@ -65,10 +66,13 @@ def test_sync_stores_what_it_can_and_counts_the_rest(app_env, capsys):
     # How each batch is doing, stored as the API shows it (tests/jobs/test_dashboard_figures.py holds them to the report).
     shown = reports.batch_figures(batches["b1"])
     assert shown == {
-        "enrolment_count": 3, "completed_count": 1,
+        "enrolment_count": 3,
+        "completed_count": 1,
         "progress_bands": {"not_started": 0, "started": 1, "past_half": 1, "completed": 1},
-        "certificates_issued": 1, "weekly_enrolments": [{"week_start": "2026-01-05", "count": 3}],
-        "average_total_score": 79.17, "figures_as_of": shown["figures_as_of"],
+        "certificates_issued": 1,
+        "weekly_enrolments": [{"week_start": "2026-01-05", "count": 3}],
+        "average_total_score": 79.17,
+        "figures_as_of": shown["figures_as_of"],
     }
     assert reports.batch_figures(batches["b2"])["weekly_enrolments"] == []
 
@@ -79,9 +83,28 @@ def test_sync_stores_what_it_can_and_counts_the_rest(app_env, capsys):
     header, *rows = table.splitlines()
     assert sorted(row.split()[0] for row in rows) == sorted(["b1"] + ([] if postgres else ["b" * 250]))
     b1 = next(row for row in rows if row.startswith("b1 "))
-    assert header.split() == ["batch_id", "name", "status", "enrolled", "completed", "progress", "0", "1-49", "50-99",
-                              "100", "certificates", "avg", "total", "score", "figures", "as", "of"]
+    assert header.split() == [
+        "batch_id",
+        "name",
+        "status",
+        "enrolled",
+        "completed",
+        "progress",
+        "0",
+        "1-49",
+        "50-99",
+        "100",
+        "certificates",
+        "avg",
+        "total",
+        "score",
+        "figures",
+        "as",
+        "of",
+    ]
     assert b1.split()[:4] == ["b1", "Batch", "One,", "renamed"]
     assert b1.split()[5:14] == ["3", "1", "0", "1", "1", "1", "1", "79.17", shown["figures_as_of"]]
     assert [line.split() for line in weeks.splitlines()[1:] if not line.startswith("bbb")] == [
-        ["batch_id", "week", "starting", "enrolled"], ["b1", "2026-01-05", "3"]]
+        ["batch_id", "week", "starting", "enrolled"],
+        ["b1", "2026-01-05", "3"],
+    ]

@@ -35,7 +35,8 @@ def test_each_batch_has_the_figures_of_its_progress_report(hand_figures):
     # Written out, so that the count above cannot agree with itself by accident: L1 100, L2 33, L3 67;
     # L1 is certified; all three enrolled in the week of Monday 5 January; Total Scores 75.00 and 83.33.
     assert b1 == {
-        "enrolment_count": 3, "completed_count": 1,
+        "enrolment_count": 3,
+        "completed_count": 1,
         "progress_bands": {"not_started": 0, "started": 1, "past_half": 1, "completed": 1},
         "certificates_issued": 1,
         "weekly_enrolments": [{"week_start": "2026-01-05", "count": 3}],
@@ -51,8 +52,16 @@ def test_the_figures_carry_no_learner(hand_figures):
     learners = {r["user_id"] for r in handlake.TABLES["enrolments"]}
     for batch in batches.values():
         assert set(batch) == {
-            "batch_id", "course_id", "name", "start_date", "end_date", "created_by", "mentors",
-            *dashboard_figures.COUNTS, "weekly_enrolments", "average_total_score",
+            "batch_id",
+            "course_id",
+            "name",
+            "start_date",
+            "end_date",
+            "created_by",
+            "mentors",
+            *dashboard_figures.COUNTS,
+            "weekly_enrolments",
+            "average_total_score",
         }
         assert not any(learner in str(batch) for learner in learners), batch
 

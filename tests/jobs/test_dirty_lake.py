@@ -21,9 +21,15 @@ def build(spark, lake, out, batches_of: dict[str, tuple[str, ...]]) -> dict[str,
     Request ids are `<type>_<batch>`, staged under `out/<type>`.
     """
     night_ = [
-        (Manifest(report_type, "2026-11-28", str(lake), [
-            {"request_id": f"{report_type}_{b}", "course_id": "c1", "batch_id": b} for b in batches
-        ]), str(out / report_type))
+        (
+            Manifest(
+                report_type,
+                "2026-11-28",
+                str(lake),
+                [{"request_id": f"{report_type}_{b}", "course_id": "c1", "batch_id": b} for b in batches],
+            ),
+            str(out / report_type),
+        )
         for report_type, batches in batches_of.items()
     ]
     return {t: summary["requests"] for t, summary in night.build(spark, night_).items()}
@@ -52,7 +58,7 @@ def test_progress_is_built_with_every_row_level_case_counted(built):
     assert summary["progress_b1"]["left_out"] == dirtylake.B1_NOTES["progress"]
     assert summary["progress_b2"]["left_out"] == dirtylake.B2_PROGRESS_NOTES  # b1's dirt is not b2's
     header = summary["progress_b1"]["header"]
-    assert header[len(PROGRESS_COLUMNS):] == ["Quiz - Score", 'Test "A" - Score', "Final - Score"]  # unplaced: last
+    assert header[len(PROGRESS_COLUMNS) :] == ["Quiz - Score", 'Test "A" - Score', "Final - Score"]  # unplaced: last
 
     def cells(row):
         return dict(zip(header, row))
@@ -102,8 +108,12 @@ def test_responses_pass_through_or_drop_as_the_formulas_say(built):
     rows = [dict(zip(RESPONSE_COLUMNS, r)) for r in staged_cells(out, "response_b1")]
     keys = [(r["User UUID"], r["Attempt Id"], r["Question Id"]) for r in rows]
     assert keys == [
-        ("L1", "at1", None), ("L1", "at1", "qq1"), ("L1", "at1", "qq2"), ("L1", "at1", "qq3"),
-        ("L2", "at3", "qq1"), ("L2", "at_missing", "qq1"),
+        ("L1", "at1", None),
+        ("L1", "at1", "qq1"),
+        ("L1", "at1", "qq2"),
+        ("L1", "at1", "qq3"),
+        ("L2", "at3", "qq1"),
+        ("L2", "at_missing", "qq1"),
     ]
     over = rows[3]
     assert (over["Question Score"], over["Question Max Score"]) == ("5", "2")  # shown as recorded
@@ -145,7 +155,7 @@ def test_a_column_of_the_wrong_type_fails_the_requests_that_read_it_naming_it(sp
     summaries = build(spark, lake, tmp_path, {"progress": ("b1",), "response": ("b1",)})
     assert summaries["progress"]["progress_b1"] == {
         "error": "the learner data could not be read: lake table 'users' does not match the contract: "
-                 "column 'status' is string, expected int",
+        "column 'status' is string, expected int",
         "transient": True,
     }
     # The response report does not read users: it is built the same night.
@@ -164,8 +174,9 @@ def test_a_missing_column_or_table_is_named(spark, tmp_path):
     error = summaries["response"]["response_b1"]["error"]
     assert "lake table 'question_responses'" in error and "column 'score' is missing (expected double)" in error
     error = summaries["userinfo"]["userinfo_b1"]["error"]
-    assert error == ("the learner data could not be read: lake table 'user_consents' cannot be read: "
-                     "its folder is missing")
+    assert error == (
+        "the learner data could not be read: lake table 'user_consents' cannot be read: its folder is missing"
+    )
     assert plain(error) and plain(summaries["response"]["response_b1"]["error"])
     assert "error" not in summaries["progress"]["progress_b1"]  # it reads neither
 
@@ -179,8 +190,9 @@ def test_a_corrupt_file_names_its_table_for_people_and_the_file_for_the_log(spar
     lake = broken_lake(tmp_path)
     (lake / "assessment_attempts" / "part-00001.parquet").write_bytes(b"PAR1 this is not parquet")
     error = build(spark, lake, tmp_path, {"progress": ("b1",)})["progress"]["progress_b1"]["error"]
-    assert error == ("the learner data could not be read: "
-                     "a file of lake table 'assessment_attempts' is not a Parquet file")
+    assert error == (
+        "the learner data could not be read: a file of lake table 'assessment_attempts' is not a Parquet file"
+    )
     assert plain(error)
     # The engineers' detail: the file and Spark's cause, beside the request it failed.
     detail = next(r.getMessage() for r in caplog.records if "request(s) progress_b1" in r.getMessage())

@@ -31,13 +31,24 @@ def cells(spark, lake, tmp_path_factory) -> dict[str, list[str]]:
     """Every non-empty cell of each report type's rows, for every batch of the lake."""
     root, summary = lake
     out = tmp_path_factory.mktemp("reports")
-    night.build(spark, [
-        (Manifest(report_type, "2026-11-28", str(root), [
-            {"request_id": f"{report_type}-{i}", "course_id": b["course_id"], "batch_id": b["batch_id"]}
-            for i, b in enumerate(summary["batches"])
-        ]), str(out / report_type))
-        for report_type in night.REPORTS
-    ])
+    night.build(
+        spark,
+        [
+            (
+                Manifest(
+                    report_type,
+                    "2026-11-28",
+                    str(root),
+                    [
+                        {"request_id": f"{report_type}-{i}", "course_id": b["course_id"], "batch_id": b["batch_id"]}
+                        for i, b in enumerate(summary["batches"])
+                    ],
+                ),
+                str(out / report_type),
+            )
+            for report_type in night.REPORTS
+        ],
+    )
     found = {}
     for report_type in night.REPORTS:
         files = (out / report_type / "rows").rglob("*.parquet")

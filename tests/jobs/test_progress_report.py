@@ -24,8 +24,13 @@ def lake(spark):
     enrol = dict(course_id=COURSE, batch_id=BATCH, active=True, enrolled_on=ts("2026-01-05 10:00:00"))
     enrolments = [
         # completed overrides content status
-        dict(enrol, user_id="u1", completed_on=ts("2026-02-01 08:30:00"), content_status={"v1": 0},
-             issued_certificates=["cert-1"]),
+        dict(
+            enrol,
+            user_id="u1",
+            completed_on=ts("2026-02-01 08:30:00"),
+            content_status={"v1": 0},
+            issued_certificates=["cert-1"],
+        ),
         # 1 of 4 required done (v2 optional ignored): floor(25 + 0.5) = 25
         dict(enrol, user_id="u2", content_status={"v1": 2, "v2": 2, "q1": 1}, issued_certificates=[]),
         # the same learner twice: one row only
@@ -40,34 +45,92 @@ def lake(spark):
     attempt = dict(course_id=COURSE, batch_id=BATCH)
     attempts = [
         # u2 on q1: best is 7/15; the tie at 7 goes to the later attempt (max 15 vs 20)
-        dict(attempt, user_id="u2", content_id="q1", attempt_id="a1", total_score=5.0, total_max_score=15.0,
-             last_attempted_on=ts("2026-01-10 00:00:00")),
-        dict(attempt, user_id="u2", content_id="q1", attempt_id="a2", total_score=7.0, total_max_score=20.0,
-             last_attempted_on=ts("2026-01-11 00:00:00")),
-        dict(attempt, user_id="u2", content_id="q1", attempt_id="a3", total_score=7.0, total_max_score=15.0,
-             last_attempted_on=ts("2026-01-12 00:00:00")),
+        dict(
+            attempt,
+            user_id="u2",
+            content_id="q1",
+            attempt_id="a1",
+            total_score=5.0,
+            total_max_score=15.0,
+            last_attempted_on=ts("2026-01-10 00:00:00"),
+        ),
+        dict(
+            attempt,
+            user_id="u2",
+            content_id="q1",
+            attempt_id="a2",
+            total_score=7.0,
+            total_max_score=20.0,
+            last_attempted_on=ts("2026-01-11 00:00:00"),
+        ),
+        dict(
+            attempt,
+            user_id="u2",
+            content_id="q1",
+            attempt_id="a3",
+            total_score=7.0,
+            total_max_score=15.0,
+            last_attempted_on=ts("2026-01-12 00:00:00"),
+        ),
         # u2 on q3: zero max score gives an empty cell, but counts in the total
-        dict(attempt, user_id="u2", content_id="q3", attempt_id="a4", total_score=0.0, total_max_score=0.0,
-             last_attempted_on=ts("2026-01-12 00:00:00")),
+        dict(
+            attempt,
+            user_id="u2",
+            content_id="q3",
+            attempt_id="a4",
+            total_score=0.0,
+            total_max_score=0.0,
+            last_attempted_on=ts("2026-01-12 00:00:00"),
+        ),
         # u3 on q2, twice the same row
-        dict(attempt, user_id="u3", content_id="q2", attempt_id="a5", total_score=3.0, total_max_score=3.0,
-             last_attempted_on=ts("2026-01-12 00:00:00")),
-        dict(attempt, user_id="u3", content_id="q2", attempt_id="a5", total_score=3.0, total_max_score=3.0,
-             last_attempted_on=ts("2026-01-12 00:00:00")),
+        dict(
+            attempt,
+            user_id="u3",
+            content_id="q2",
+            attempt_id="a5",
+            total_score=3.0,
+            total_max_score=3.0,
+            last_attempted_on=ts("2026-01-12 00:00:00"),
+        ),
+        dict(
+            attempt,
+            user_id="u3",
+            content_id="q2",
+            attempt_id="a5",
+            total_score=3.0,
+            total_max_score=3.0,
+            last_attempted_on=ts("2026-01-12 00:00:00"),
+        ),
         # not an assessment of the course: ignored
         dict(attempt, user_id="u3", content_id="other", attempt_id="a6", total_score=1.0, total_max_score=9.0),
     ]
     users = [
-        dict(user_id="u1", first_name="Asha", state="Karnataka", district="Mysuru", org_name="=cmd()",
-             school_id="S1", school_name="GHS, \"North\"", block="B", cluster="C", user_type="student",
-             user_sub_type="", board="CBSE", email="asha@example.com", phone="+911234567890", status=1),
+        dict(
+            user_id="u1",
+            first_name="Asha",
+            state="Karnataka",
+            district="Mysuru",
+            org_name="=cmd()",
+            school_id="S1",
+            school_name='GHS, "North"',
+            block="B",
+            cluster="C",
+            user_type="student",
+            user_sub_type="",
+            board="CBSE",
+            email="asha@example.com",
+            phone="+911234567890",
+            status=1,
+        ),
         dict(user_id="u2", first_name="प्रिया", state="Kerala", status=1),
         dict(user_id="u2", first_name="प्रिया", state="Kerala", status=1),
     ]
     return dict(
         requests=spark.createDataFrame([("r1", COURSE, BATCH)], "request_id string, course_id string, batch_id string"),
         courses=frame(spark, "courses", [dict(course_id=COURSE, name="+Maths", created_by="c")]),
-        batches=frame(spark, "batches", [dict(batch_id=BATCH, course_id=COURSE, name="Batch 1", start_date=d("2026-01-01"))]),
+        batches=frame(
+            spark, "batches", [dict(batch_id=BATCH, course_id=COURSE, name="Batch 1", start_date=d("2026-01-01"))]
+        ),
         contents=frame(spark, "course_contents", contents),
         enrolments=frame(spark, "enrolments", enrolments),
         attempts=frame(spark, "assessment_attempts", attempts),
@@ -136,7 +199,11 @@ def test_no_pii_reaches_the_cells(rows):
 
 def test_headers_disambiguate_shared_names(lake):
     header = progress_report.headers(lake["contents"], [COURSE])[COURSE]
-    assert header[len(progress_report.PROGRESS_COLUMNS):] == ["Quiz (q2) - Score", "Quiz (q1) - Score", "Final - Score"]
+    assert header[len(progress_report.PROGRESS_COLUMNS) :] == [
+        "Quiz (q2) - Score",
+        "Quiz (q1) - Score",
+        "Final - Score",
+    ]
 
 
 @pytest.mark.parametrize("done, expected", [(0, 0), (1, 13), (3, 38), (4, 50), (5, 63), (7, 88), (8, 100)])

@@ -20,8 +20,7 @@ def check(spark, rows, headers=HEADERS, pending=None):
     """check_report on report rows given as (request_id, cells by column), each request's cells in its header's order."""
     schema = StructType([StructField("request_id", StringType()), StructField("cells", ArrayType(StringType()))])
     course = {r["request_id"]: r["course_id"] for r in REQUESTS}
-    frame = spark.createDataFrame(
-        [(rid, [cells.get(c) for c in headers[course[rid]]]) for rid, cells in rows], schema)
+    frame = spark.createDataFrame([(rid, [cells.get(c) for c in headers[course[rid]]]) for rid, cells in rows], schema)
     manifest = Manifest("progress", "2026-11-28", "unused", REQUESTS)
     return quality.check_report("progress", frame, manifest, lambda r: headers[r["course_id"]], pending or {})
 
@@ -36,11 +35,18 @@ ROWS = [
 def test_progress_reports_of_different_courses_are_checked_in_one_pass(spark, monkeypatch):
     validated = []
     real = quality.validate_report
-    monkeypatch.setattr(quality, "validate_report", lambda kind, header, df: validated.append(header) or real(kind, header, df))
+    monkeypatch.setattr(
+        quality, "validate_report", lambda kind, header, df: validated.append(header) or real(kind, header, df)
+    )
     errors = check(spark, ROWS)
     assert validated == [[*PROGRESS_COLUMNS, "Quiz - Score", "Exam - Score", "Final - Score"]]
-    assert errors == {"r3": {"error": "the report failed its final checks (Exam - Score must be empty or 0.00 to "
-                                      "100.00 with two decimals)", "transient": True}}
+    assert errors == {
+        "r3": {
+            "error": "the report failed its final checks (Exam - Score must be empty or 0.00 to "
+            "100.00 with two decimals)",
+            "transient": True,
+        }
+    }
 
 
 def test_a_header_that_breaks_the_contract_fails_its_own_requests_only(spark):

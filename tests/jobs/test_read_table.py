@@ -38,8 +38,10 @@ def test_wrong_type_is_named(spark, tmp_path):
     bad = arrow_schema("assessment_attempts").set(
         arrow_schema("assessment_attempts").get_field_index("total_score"), pa.field("total_score", pa.string())
     )
-    pq.write_table(pa.Table.from_pylist([dict(user_id="u", total_score="7")], schema=bad),
-                   tmp_path / "assessment_attempts" / "part-00000.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([dict(user_id="u", total_score="7")], schema=bad),
+        tmp_path / "assessment_attempts" / "part-00000.parquet",
+    )
     with pytest.raises(LakeSchemaError, match="column 'total_score' is string, expected double"):
         read_table(spark, str(lake), "assessment_attempts")
 

@@ -20,13 +20,29 @@ OPTIONS = '[{"index": 0, "text": "a, b"},\n {"index": 1, "text": "say \\"hi\\""}
 
 
 def response(user_id, content_id, attempt_id, question_id, assessed_on="2026-01-20 00:00:00", **values):
-    return dict(user_id=user_id, course_id=COURSE, batch_id=BATCH, content_id=content_id, attempt_id=attempt_id,
-                question_id=question_id, assessed_on=ts(assessed_on), **values)
+    return dict(
+        user_id=user_id,
+        course_id=COURSE,
+        batch_id=BATCH,
+        content_id=content_id,
+        attempt_id=attempt_id,
+        question_id=question_id,
+        assessed_on=ts(assessed_on),
+        **values,
+    )
 
 
 def attempt(user_id, content_id, attempt_id, when):
-    return dict(user_id=user_id, course_id=COURSE, batch_id=BATCH, content_id=content_id, attempt_id=attempt_id,
-                last_attempted_on=ts(when), total_score=1.0, total_max_score=1.0)
+    return dict(
+        user_id=user_id,
+        course_id=COURSE,
+        batch_id=BATCH,
+        content_id=content_id,
+        attempt_id=attempt_id,
+        last_attempted_on=ts(when),
+        total_score=1.0,
+        total_max_score=1.0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,21 +70,75 @@ def lake(spark):
         # u1's a3 on qs_a is missing: empty Attempted On
     ]
     responses = [
-        response("u1", "qs_a", "a1", "q2", "2026-01-11 10:31:00", question_type="mcq", duration_seconds=0.0,
-                 score=1.0, max_score=1.0, options="[]", response='"b"'),
+        response(
+            "u1",
+            "qs_a",
+            "a1",
+            "q2",
+            "2026-01-11 10:31:00",
+            question_type="mcq",
+            duration_seconds=0.0,
+            score=1.0,
+            max_score=1.0,
+            options="[]",
+            response='"b"',
+        ),
         # an earlier assessment of the same question: resolved away
-        response("u1", "qs_a", "a1", "q2", "2026-01-10 09:01:00", question_type="mcq", duration_seconds=5.0,
-                 score=0.0, max_score=1.0, options="[]", response='"a"'),
-        response("u1", "qs_a", "a1", "q1", question_type="mmcq", question_title="Title", duration_seconds=12960000.5,
-                 score=0.0004, max_score=1.0, options=OPTIONS, response='{"chosen": [0, 1]}'),
+        response(
+            "u1",
+            "qs_a",
+            "a1",
+            "q2",
+            "2026-01-10 09:01:00",
+            question_type="mcq",
+            duration_seconds=5.0,
+            score=0.0,
+            max_score=1.0,
+            options="[]",
+            response='"a"',
+        ),
+        response(
+            "u1",
+            "qs_a",
+            "a1",
+            "q1",
+            question_type="mmcq",
+            question_title="Title",
+            duration_seconds=12960000.5,
+            score=0.0004,
+            max_score=1.0,
+            options=OPTIONS,
+            response='{"chosen": [0, 1]}',
+        ),
         response("u1", "qs_a", "a3", "q1", question_type="mcq"),
-        response("u1", "qs_z", "a2", "q1", question_type="mcq", question_title="=SUM(A1)",
-                 question_description="Line one\nline two", duration_seconds=0.5, max_score=10.0, options="[]",
-                 response="-1"),
+        response(
+            "u1",
+            "qs_z",
+            "a2",
+            "q1",
+            question_type="mcq",
+            question_title="=SUM(A1)",
+            question_description="Line one\nline two",
+            duration_seconds=0.5,
+            max_score=10.0,
+            options="[]",
+            response="-1",
+        ),
         # a content the course no longer lists: kept, untitled, after the known ones
         response("u1", "qs_gone", "a9", "q1", question_type="mcq"),
-        response("U2", "qs_z", "a5", "q1", question_type="mcq", question_title="Pick one", duration_seconds=30.0,
-                 score=1.0, max_score=1.0, options='["x"]', response='["x"]'),
+        response(
+            "U2",
+            "qs_z",
+            "a5",
+            "q1",
+            question_type="mcq",
+            question_title="Pick one",
+            duration_seconds=30.0,
+            score=1.0,
+            max_score=1.0,
+            options='["x"]',
+            response='["x"]',
+        ),
         # no active enrolment: not reported, counted (u4's duplicate counts as a duplicate)
         response("u3", "qs_a", "a7", "q1"),
         response("u4", "qs_a", "a8", "q1", "2026-01-20 00:00:00"),
@@ -79,7 +149,9 @@ def lake(spark):
     return dict(
         requests=spark.createDataFrame([("r1", COURSE, BATCH)], "request_id string, course_id string, batch_id string"),
         courses=frame(spark, "courses", [dict(course_id=COURSE, name="Maths")]),
-        batches=frame(spark, "batches", [dict(batch_id=BATCH, course_id=COURSE, name="Batch 1", start_date=d("2026-01-01"))]),
+        batches=frame(
+            spark, "batches", [dict(batch_id=BATCH, course_id=COURSE, name="Batch 1", start_date=d("2026-01-01"))]
+        ),
         contents=frame(spark, "course_contents", contents),
         enrolments=frame(spark, "enrolments", enrolments),
         attempts=frame(spark, "assessment_attempts", attempts),
@@ -142,7 +214,9 @@ def test_questionset_title_from_course_contents(rows):
 def test_numbers_are_plain_decimals(rows):
     row = by_key(rows)[("u1", "qs_a", "a1", "q1")]
     assert [cell(row, c) for c in ("Question Duration", "Question Score", "Question Max Score")] == [
-        "12960000.5", "0.0004", "1",
+        "12960000.5",
+        "0.0004",
+        "1",
     ]
     row = by_key(rows)[("u1", "qs_z", "a2", "q1")]
     assert [cell(row, c) for c in ("Question Duration", "Question Score", "Question Max Score")] == ["0.5", None, "10"]
@@ -170,7 +244,7 @@ EXPECTED_CSV = "\ufeff" + (
     "do_c1,Maths,b1,Batch 1,u1,qs_a,'=Sum,a1,11/01/2026 10:30:00,q1,mmcq,Title,,12960000.5,0.0004,1,"
     '"[{""index"": 0, ""text"": ""a, b""},\n {""index"": 1, ""text"": ""say \\""hi\\""""}]",'
     '"{""chosen"": [0, 1]}"\r\n'
-    "do_c1,Maths,b1,Batch 1,u1,qs_a,'=Sum,a1,11/01/2026 10:30:00,q2,mcq,,,0,1,1,[],\"\"\"b\"\"\"\r\n"
+    'do_c1,Maths,b1,Batch 1,u1,qs_a,\'=Sum,a1,11/01/2026 10:30:00,q2,mcq,,,0,1,1,[],"""b"""\r\n'
     "do_c1,Maths,b1,Batch 1,u1,qs_a,'=Sum,a3,,q1,mcq,,,,,,,\r\n"
     "do_c1,Maths,b1,Batch 1,u1,qs_gone,,a9,13/01/2026 00:00:00,q1,mcq,,,,,,,\r\n"
 )
@@ -195,32 +269,43 @@ def test_the_night_stages_sorted_rows_and_the_summary(spark, tmp_path):
 
     enrol = dict(course_id=COURSE, batch_id=BATCH, active=True, enrolled_on=ts("2026-01-05 10:00:00"))
     answer = dict(question_type="mcq", score=1.0, max_score=2.0, options="[]", response="[0]")
-    write_lake(tmp_path / "lake", {
-        "courses": [dict(course_id=COURSE, name="Maths")],
-        "batches": [dict(batch_id=BATCH, course_id=COURSE, name="One"), dict(batch_id="b2", course_id=COURSE, name="Two")],
-        "course_contents": [
-            dict(course_id=COURSE, content_id="qs_z", name="First", is_assessment=True, position=1),
-            dict(course_id=COURSE, content_id="qs_a", name="Second", is_assessment=True, position=2),
-        ],
-        "enrolments": [dict(enrol, user_id="L1"), dict(enrol, user_id="L2")],
-        "assessment_attempts": [attempt("L1", "qs_a", "a1", "2026-01-10 09:00:00")],
-        "question_responses": [
-            response("L2", "qs_a", "a3", "q1", **answer),
-            response("L1", "qs_a", "a1", "q2", **answer),
-            response("L1", "qs_a", "a1", "q1", **answer),
-            response("L1", "qs_a", "a1", "q1", "2026-01-19 00:00:00", **answer),
-            response("L1", "qs_z", "a2", "q1", **answer),
-            response("L9", "qs_z", "a4", "q1", **answer),
-        ],
-        # in the lake, but never read by this job
-        "users": [dict(user_id="L1", first_name="Asha", email="asha@example.org", phone="+919812345678")],
-    })
+    write_lake(
+        tmp_path / "lake",
+        {
+            "courses": [dict(course_id=COURSE, name="Maths")],
+            "batches": [
+                dict(batch_id=BATCH, course_id=COURSE, name="One"),
+                dict(batch_id="b2", course_id=COURSE, name="Two"),
+            ],
+            "course_contents": [
+                dict(course_id=COURSE, content_id="qs_z", name="First", is_assessment=True, position=1),
+                dict(course_id=COURSE, content_id="qs_a", name="Second", is_assessment=True, position=2),
+            ],
+            "enrolments": [dict(enrol, user_id="L1"), dict(enrol, user_id="L2")],
+            "assessment_attempts": [attempt("L1", "qs_a", "a1", "2026-01-10 09:00:00")],
+            "question_responses": [
+                response("L2", "qs_a", "a3", "q1", **answer),
+                response("L1", "qs_a", "a1", "q2", **answer),
+                response("L1", "qs_a", "a1", "q1", **answer),
+                response("L1", "qs_a", "a1", "q1", "2026-01-19 00:00:00", **answer),
+                response("L1", "qs_z", "a2", "q1", **answer),
+                response("L9", "qs_z", "a4", "q1", **answer),
+            ],
+            # in the lake, but never read by this job
+            "users": [dict(user_id="L1", first_name="Asha", email="asha@example.org", phone="+919812345678")],
+        },
+    )
     manifest = tmp_path / "response.manifest.json"
-    Manifest("response", "2026-02-01", str(tmp_path / "lake"), [
-        {"request_id": "r1", "course_id": COURSE, "batch_id": BATCH},
-        {"request_id": "r2", "course_id": COURSE, "batch_id": "b2"},
-        {"request_id": "r_gone", "course_id": COURSE, "batch_id": "b_gone"},
-    ]).save(manifest)
+    Manifest(
+        "response",
+        "2026-02-01",
+        str(tmp_path / "lake"),
+        [
+            {"request_id": "r1", "course_id": COURSE, "batch_id": BATCH},
+            {"request_id": "r2", "course_id": COURSE, "batch_id": "b2"},
+            {"request_id": "r_gone", "course_id": COURSE, "batch_id": "b_gone"},
+        ],
+    ).save(manifest)
     out = tmp_path / "out"
 
     night.build(spark, [(Manifest.load(manifest), str(out))])  # the DAG's tests run it with spark-submit
@@ -229,15 +314,23 @@ def test_the_night_stages_sorted_rows_and_the_summary(spark, tmp_path):
     summary = read_summary(out)
     # The files of the tables it read, as listed before reading: publishing checks them unchanged.
     assert sorted(summary.pop("lake")["files"]) == [
-        "assessment_attempts", "batches", "course_contents", "courses", "enrolments", "question_responses"]
+        "assessment_attempts",
+        "batches",
+        "course_contents",
+        "courses",
+        "enrolments",
+        "question_responses",
+    ]
     assert summary == {
         "report_type": "response",
         "requests": {
             # L1's answer to q1 of a1 twice (both rows counted by the lake suite), L9 not enrolled.
             "r1": {"header": header, "rows": 4, "left_out": {"responses.duplicate": 2, "responses.not_enrolled": 1}},
             "r2": {"header": header, "rows": 0, "left_out": {}},
-            "r_gone": {"error": "batch b_gone is no longer in the learner data, so no report can be built",
-                       "transient": False},
+            "r_gone": {
+                "error": "batch b_gone is no longer in the learner data, so no report can be built",
+                "transient": False,
+            },
         },
     }
     [staged] = (out / "rows" / "request_id=r1").glob("*.parquet")

@@ -85,17 +85,18 @@ def expected_scans(report_types) -> Counter:
     """Per table: once by its suite, then once per report type, or once in all if persisted."""
     shared = {"courses", "batches", "course_contents", "enrolments"}
     readers = Counter(table for t in report_types for table in TABLES_READ[t])
-    return Counter({
-        table: 1 if table == "users" else 2 if table in shared else 1 + n for table, n in readers.items()
-    })
+    return Counter({table: 1 if table == "users" else 2 if table in shared else 1 + n for table, n in readers.items()})
 
 
 @pytest.fixture(scope="module")
 def every_type(spark, lake, tmp_path_factory) -> tuple[Counter, dict]:
     """Every report type built in one night for MANY requests each, as the DAG does: (scans, summaries)."""
-    return build_and_scan(spark, lake, tmp_path_factory.mktemp("every_type"), {
-        t: [{**r, "request_id": f"{t}-{r['request_id']}"} for r in MANY] for t in night.REPORTS
-    })
+    return build_and_scan(
+        spark,
+        lake,
+        tmp_path_factory.mktemp("every_type"),
+        {t: [{**r, "request_id": f"{t}-{r['request_id']}"} for r in MANY] for t in night.REPORTS},
+    )
 
 
 def test_each_table_is_scanned_once_by_its_suite_and_once_for_the_reports(every_type):

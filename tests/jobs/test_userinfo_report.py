@@ -22,8 +22,21 @@ def consent(user_id, status, when, course_id=COURSE):
 @pytest.fixture(scope="module")
 def lake(spark):
     enrol = dict(course_id=COURSE, batch_id=BATCH, active=True, enrolled_on=ts("2026-01-05 10:00:00"))
-    learner_ids = ["u_revoked", "u_reconsented", "u_silent", "u_unknown", "u_other_course", "u_tie", "u_names",
-                   "u_first", "u_last", "u_none", "9z", "=a", "B2"]
+    learner_ids = [
+        "u_revoked",
+        "u_reconsented",
+        "u_silent",
+        "u_unknown",
+        "u_other_course",
+        "u_tie",
+        "u_names",
+        "u_first",
+        "u_last",
+        "u_none",
+        "9z",
+        "=a",
+        "B2",
+    ]
     enrolments = [dict(enrol, user_id=u) for u in learner_ids] + [
         dict(enrol, user_id="u_reconsented", enrolled_on=ts("2026-01-06 10:00:00")),  # enrolled twice: one row
         dict(enrol, user_id="u_inactive", active=False),  # consented, but not active: not a learner at all
@@ -45,14 +58,32 @@ def lake(spark):
         consent("u_tie", "ACTIVE", "2026-01-04 00:00:00"),
         consent("u_tie", "REVOKED", "2026-01-04 00:00:00"),
         consent("u_inactive", "ACTIVE", "2026-01-04 00:00:00"),
-    ] + [consent(u, "ACTIVE", "2026-01-04 12:00:00") for u in ["u_names", "u_first", "u_last", "u_none", "9z", "=a", "B2"]]
+    ] + [
+        consent(u, "ACTIVE", "2026-01-04 12:00:00")
+        for u in ["u_names", "u_first", "u_last", "u_none", "9z", "=a", "B2"]
+    ]
     users = [
-        dict(user_id="u_reconsented", first_name="Asha", last_name="Rao", email="asha@example.org",
-             phone="+919812345678", state="Kerala", district="-minus", block="Blk", cluster="Clu", school_id="S1",
-             school_name='GHS, "North"', org_name="Org", user_type="student", user_sub_type="", board="CBSE", status=1),
+        dict(
+            user_id="u_reconsented",
+            first_name="Asha",
+            last_name="Rao",
+            email="asha@example.org",
+            phone="+919812345678",
+            state="Kerala",
+            district="-minus",
+            block="Blk",
+            cluster="Clu",
+            school_id="S1",
+            school_name='GHS, "North"',
+            org_name="Org",
+            user_type="student",
+            user_sub_type="",
+            board="CBSE",
+            status=1,
+        ),
         dict(user_id="u_reconsented", first_name="Asha", last_name="Rao", status=1),  # duplicate profile row
         dict(user_id="u_names", first_name="  Ravi ", last_name=" Kumar  ", email="@evil.example", phone="9876500000"),
-        dict(user_id="u_first", first_name="Meena", last_name=None, email="=HYPERLINK(\"x\")"),
+        dict(user_id="u_first", first_name="Meena", last_name=None, email='=HYPERLINK("x")'),
         dict(user_id="u_last", first_name=None, last_name="=Rao"),
         dict(user_id="u_none", first_name=None, last_name="   "),
         dict(user_id="u_revoked", first_name="Gone", email="gone@example.org"),
@@ -64,7 +95,9 @@ def lake(spark):
     return dict(
         requests=spark.createDataFrame([("r1", COURSE, BATCH)], "request_id string, course_id string, batch_id string"),
         courses=frame(spark, "courses", [dict(course_id=COURSE, name="Maths, Part 1", user_consent_required=True)]),
-        batches=frame(spark, "batches", [dict(batch_id=BATCH, course_id=COURSE, name="+Batch", start_date=d("2026-01-01"))]),
+        batches=frame(
+            spark, "batches", [dict(batch_id=BATCH, course_id=COURSE, name="+Batch", start_date=d("2026-01-01"))]
+        ),
         enrolments=frame(spark, "enrolments", enrolments),
         users=frame(spark, "users", users),
         consents=frame(spark, "user_consents", consents),
@@ -104,7 +137,10 @@ def test_consent_cells_come_from_the_latest_active_row(rows):
 def test_missing_user_keeps_the_row_with_empty_profile(rows):
     row = rows["u_unknown"]
     assert row["missing_user"] is True
-    assert row["cells"] == ["do_c1", "Maths, Part 1", "b1", "'+Batch", "u_unknown"] + [None] * 12 + ["Yes", "04/01/2026"]
+    assert row["cells"] == ["do_c1", "Maths, Part 1", "b1", "'+Batch", "u_unknown"] + [None] * 12 + [
+        "Yes",
+        "04/01/2026",
+    ]
     assert rows["u_names"]["missing_user"] is False
 
 
@@ -120,7 +156,7 @@ def test_text_cells_are_guarded(rows):
     assert cell(rows["u_reconsented"], "Mobile Number") == "'+919812345678"
     assert cell(rows["u_names"], "Mobile Number") == "9876500000"
     assert cell(rows["u_names"], "Email ID") == "'@evil.example"
-    assert cell(rows["u_first"], "Email ID") == "'=HYPERLINK(\"x\")"
+    assert cell(rows["u_first"], "Email ID") == '\'=HYPERLINK("x")'
     assert cell(rows["u_reconsented"], "District") == "'-minus"
     assert cell(rows["=a"], "User UUID") == "'=a"
     assert cell(rows["u_reconsented"], "User Sub Type") == ""
@@ -132,13 +168,13 @@ EXPECTED_CSV = "\ufeff" + (
     "Consent Provided Date\r\n"
     # byte order of the raw ids: "9" < "=" < "B" < "u" (the guarded "'=a" would sort first)
     'do_c1,"Maths, Part 1",b1,\'+Batch,9z,Nine,,,,,,,,,,,,Yes,04/01/2026\r\n'
-    'do_c1,"Maths, Part 1",b1,\'+Batch,\'=a,Eq,,,,,,,,,,,,Yes,04/01/2026\r\n'
+    "do_c1,\"Maths, Part 1\",b1,'+Batch,'=a,Eq,,,,,,,,,,,,Yes,04/01/2026\r\n"
     'do_c1,"Maths, Part 1",b1,\'+Batch,B2,Bee,,,,,,,,,,,,Yes,04/01/2026\r\n'
     'do_c1,"Maths, Part 1",b1,\'+Batch,u_first,Meena,,,,,,,,,,"\'=HYPERLINK(""x"")",,Yes,04/01/2026\r\n'
-    'do_c1,"Maths, Part 1",b1,\'+Batch,u_last,\'=Rao,,,,,,,,,,,,Yes,04/01/2026\r\n'
-    'do_c1,"Maths, Part 1",b1,\'+Batch,u_names,Ravi Kumar,,,,,,,,,,\'@evil.example,9876500000,Yes,04/01/2026\r\n'
+    "do_c1,\"Maths, Part 1\",b1,'+Batch,u_last,'=Rao,,,,,,,,,,,,Yes,04/01/2026\r\n"
+    "do_c1,\"Maths, Part 1\",b1,'+Batch,u_names,Ravi Kumar,,,,,,,,,,'@evil.example,9876500000,Yes,04/01/2026\r\n"
     'do_c1,"Maths, Part 1",b1,\'+Batch,u_none,,,,,,,,,,,,,Yes,04/01/2026\r\n'
-    'do_c1,"Maths, Part 1",b1,\'+Batch,u_reconsented,Asha Rao,student,,Kerala,\'-minus,Blk,Clu,S1,'
+    "do_c1,\"Maths, Part 1\",b1,'+Batch,u_reconsented,Asha Rao,student,,Kerala,'-minus,Blk,Clu,S1,"
     '"GHS, ""North""",Org,asha@example.org,\'+919812345678,Yes,03/01/2026\r\n'
     'do_c1,"Maths, Part 1",b1,\'+Batch,u_unknown,,,,,,,,,,,,,Yes,04/01/2026\r\n'
 )
@@ -146,10 +182,7 @@ EXPECTED_CSV = "\ufeff" + (
 
 def test_csv_of_one_request_as_written(lake, tmp_path):
     rows = (
-        userinfo_report.transform(**lake)
-        .filter("request_id = 'r1' AND dropped IS NULL")
-        .orderBy("user_id")
-        .collect()
+        userinfo_report.transform(**lake).filter("request_id = 'r1' AND dropped IS NULL").orderBy("user_id").collect()
     )
     path = tmp_path / "r1.csv"
     write_csv(path, USERINFO_COLUMNS, (r["cells"] for r in rows))
@@ -162,25 +195,36 @@ def test_the_night_stages_sorted_rows_and_the_summary(spark, tmp_path):
     from tests.lakefixtures import write_lake
 
     enrol = dict(course_id=COURSE, active=True, enrolled_on=ts("2026-01-05 10:00:00"))
-    write_lake(tmp_path / "lake", {
-        "courses": [dict(course_id=COURSE, name="Maths", user_consent_required=True)],
-        "batches": [dict(batch_id="b1", course_id=COURSE, name="One"), dict(batch_id="b2", course_id=COURSE, name="Two")],
-        "enrolments": [dict(enrol, batch_id="b1", user_id=u) for u in ("L3", "L2", "L1", "0a")]
-        + [dict(enrol, batch_id="b2", user_id="L4")],
-        "user_consents": [consent(u, "ACTIVE", "2026-01-04 00:00:00") for u in ("L1", "L2", "0a")]
-        + [consent("L4", "REVOKED", "2026-01-04 00:00:00")],
-        "users": [
-            dict(user_id="L1", first_name="Asha", last_name="Rao", email="asha@example.org", phone="+919812345678"),
-            dict(user_id="0a", first_name="Zero", state="Goa"),
-            dict(user_id="L4", first_name="Revoked", phone="+910000000000"),
-        ],
-    })
+    write_lake(
+        tmp_path / "lake",
+        {
+            "courses": [dict(course_id=COURSE, name="Maths", user_consent_required=True)],
+            "batches": [
+                dict(batch_id="b1", course_id=COURSE, name="One"),
+                dict(batch_id="b2", course_id=COURSE, name="Two"),
+            ],
+            "enrolments": [dict(enrol, batch_id="b1", user_id=u) for u in ("L3", "L2", "L1", "0a")]
+            + [dict(enrol, batch_id="b2", user_id="L4")],
+            "user_consents": [consent(u, "ACTIVE", "2026-01-04 00:00:00") for u in ("L1", "L2", "0a")]
+            + [consent("L4", "REVOKED", "2026-01-04 00:00:00")],
+            "users": [
+                dict(user_id="L1", first_name="Asha", last_name="Rao", email="asha@example.org", phone="+919812345678"),
+                dict(user_id="0a", first_name="Zero", state="Goa"),
+                dict(user_id="L4", first_name="Revoked", phone="+910000000000"),
+            ],
+        },
+    )
     manifest = tmp_path / "userinfo.manifest.json"
-    Manifest("userinfo", "2026-02-01", str(tmp_path / "lake"), [
-        {"request_id": "r1", "course_id": COURSE, "batch_id": "b1"},
-        {"request_id": "r2", "course_id": COURSE, "batch_id": "b2"},
-        {"request_id": "r_gone", "course_id": COURSE, "batch_id": "b_gone"},
-    ]).save(manifest)
+    Manifest(
+        "userinfo",
+        "2026-02-01",
+        str(tmp_path / "lake"),
+        [
+            {"request_id": "r1", "course_id": COURSE, "batch_id": "b1"},
+            {"request_id": "r2", "course_id": COURSE, "batch_id": "b2"},
+            {"request_id": "r_gone", "course_id": COURSE, "batch_id": "b_gone"},
+        ],
+    ).save(manifest)
     out = tmp_path / "out"
 
     night.build(spark, [(Manifest.load(manifest), str(out))])  # the DAG's tests run it with spark-submit
@@ -194,8 +238,10 @@ def test_the_night_stages_sorted_rows_and_the_summary(spark, tmp_path):
         "requests": {
             "r1": {"header": header, "rows": 3, "left_out": {"consents.not_given": 1, "users.missing": 1}},
             "r2": {"header": header, "rows": 0, "left_out": {"consents.not_given": 1}},
-            "r_gone": {"error": "batch b_gone is no longer in the learner data, so no report can be built",
-                       "transient": False},
+            "r_gone": {
+                "error": "batch b_gone is no longer in the learner data, so no report can be built",
+                "transient": False,
+            },
         },
     }
     [staged] = (out / "rows" / "request_id=r1").glob("*.parquet")

@@ -10,30 +10,101 @@ from schemas.reports import PROGRESS_COLUMNS, RESPONSE_COLUMNS, USERINFO_COLUMNS
 from tests.lakefixtures import d, frame, ts
 
 CLEAN = {
-    "courses": [dict(course_id="do_c1", name="Maths", channel="org1", created_by="creator", status="Live",
-                     user_consent_required=True, created_on=ts("2026-01-01 00:00:00")),
-                dict(course_id="do_c2", name="Draft", status=None)],
-    "course_contents": [dict(course_id="do_c1", content_id="q1", name="Quiz", content_type="QuestionSet",
-                             is_assessment=True, is_optional=False, position=1)],
-    "batches": [dict(batch_id="b1", course_id="do_c1", name="B1", start_date=d("2026-01-01"), end_date=None,
-                     created_by="creator", mentors=["m1"], created_on=ts("2026-01-01 00:00:00"))],
-    "enrolments": [dict(user_id="u1", course_id="do_c1", batch_id="b1", enrolled_on=ts("2026-01-02 00:00:00"),
-                        active=True, completed_on=None, content_status={"q1": 2}, issued_certificates=[])],
+    "courses": [
+        dict(
+            course_id="do_c1",
+            name="Maths",
+            channel="org1",
+            created_by="creator",
+            status="Live",
+            user_consent_required=True,
+            created_on=ts("2026-01-01 00:00:00"),
+        ),
+        dict(course_id="do_c2", name="Draft", status=None),
+    ],
+    "course_contents": [
+        dict(
+            course_id="do_c1",
+            content_id="q1",
+            name="Quiz",
+            content_type="QuestionSet",
+            is_assessment=True,
+            is_optional=False,
+            position=1,
+        )
+    ],
+    "batches": [
+        dict(
+            batch_id="b1",
+            course_id="do_c1",
+            name="B1",
+            start_date=d("2026-01-01"),
+            end_date=None,
+            created_by="creator",
+            mentors=["m1"],
+            created_on=ts("2026-01-01 00:00:00"),
+        )
+    ],
+    "enrolments": [
+        dict(
+            user_id="u1",
+            course_id="do_c1",
+            batch_id="b1",
+            enrolled_on=ts("2026-01-02 00:00:00"),
+            active=True,
+            completed_on=None,
+            content_status={"q1": 2},
+            issued_certificates=[],
+        )
+    ],
     "assessment_attempts": [
-        dict(user_id="u1", course_id="do_c1", batch_id="b1", content_id="q1", attempt_id="a1",
-             last_attempted_on=ts("2026-01-03 00:00:00"), total_score=5.0, total_max_score=5.0),
+        dict(
+            user_id="u1",
+            course_id="do_c1",
+            batch_id="b1",
+            content_id="q1",
+            attempt_id="a1",
+            last_attempted_on=ts("2026-01-03 00:00:00"),
+            total_score=5.0,
+            total_max_score=5.0,
+        ),
         # a score with no max (and the reverse) is not compared
-        dict(user_id="u1", course_id="do_c1", batch_id="b1", content_id="q1", attempt_id="a2",
-             total_score=3.0, total_max_score=None),
+        dict(
+            user_id="u1",
+            course_id="do_c1",
+            batch_id="b1",
+            content_id="q1",
+            attempt_id="a2",
+            total_score=3.0,
+            total_max_score=None,
+        ),
     ],
     "question_responses": [
-        dict(user_id="u1", course_id="do_c1", batch_id="b1", content_id="q1", attempt_id="a1", question_id="qq1",
-             score=-1.0, max_score=2.0),  # negative marking is allowed
-        dict(user_id="u1", course_id="do_c1", batch_id="b1", content_id="q1", attempt_id="a1", question_id="qq2",
-             score=2.0, max_score=2.0),
+        dict(
+            user_id="u1",
+            course_id="do_c1",
+            batch_id="b1",
+            content_id="q1",
+            attempt_id="a1",
+            question_id="qq1",
+            score=-1.0,
+            max_score=2.0,
+        ),  # negative marking is allowed
+        dict(
+            user_id="u1",
+            course_id="do_c1",
+            batch_id="b1",
+            content_id="q1",
+            attempt_id="a1",
+            question_id="qq2",
+            score=2.0,
+            max_score=2.0,
+        ),
     ],
-    "users": [dict(user_id="u1", first_name="Asha", email="asha@example.org", status=1),
-              dict(user_id="u2", status=None)],
+    "users": [
+        dict(user_id="u1", first_name="Asha", email="asha@example.org", status=1),
+        dict(user_id="u2", status=None),
+    ],
     "user_consents": [
         dict(user_id="u1", course_id="do_c1", status="ACTIVE", last_updated_on=ts("2026-01-02 00:00:00")),
         dict(user_id="u1", course_id="do_c1", status="REVOKED"),
@@ -46,6 +117,7 @@ def failures_by_column(outcome):
 
 
 # --- the lake -------------------------------------------------------------------------
+
 
 def test_every_lake_table_has_a_clean_example():
     assert set(CLEAN) == set(TABLES)
@@ -63,7 +135,9 @@ def test_null_key_fails_naming_the_column_and_the_row(spark):
     assert not outcome.success
     [failure] = outcome.failures
     assert (failure.expectation, failure.column, failure.unexpected_count) == (
-        "expect_column_values_to_not_be_null", "user_id", 1
+        "expect_column_values_to_not_be_null",
+        "user_id",
+        1,
     )
     assert failure.description == "user_id must not be null"
     assert failure.examples == [{"user_id": None, "batch_id": "b7"}]
@@ -76,10 +150,16 @@ def test_score_above_max_fails(spark):
     assert [(f.expectation, f.column, f.unexpected_count) for f in outcome.failures] == [
         ("expect_column_values_to_be_in_set", "total_score, total_max_score", 1)
     ]
-    assert outcome.failures[0].examples == [{
-        "user_id": "u1", "batch_id": "b1", "content_id": "q1", "attempt_id": "a9",
-        "total_max_score": 5.0, "total_score": 6.5,
-    }]
+    assert outcome.failures[0].examples == [
+        {
+            "user_id": "u1",
+            "batch_id": "b1",
+            "content_id": "q1",
+            "attempt_id": "a9",
+            "total_max_score": 5.0,
+            "total_score": 6.5,
+        }
+    ]
 
 
 def test_question_score_above_max_and_negative_max_fail(spark):
@@ -100,7 +180,9 @@ def test_bad_consent_status_fails(spark):
     outcome = validate_lake("user_consents", frame(spark, "user_consents", rows))
     [failure] = outcome.failures
     assert (failure.expectation, failure.column, failure.unexpected_count) == (
-        "expect_column_values_to_be_in_set", "status", 1
+        "expect_column_values_to_be_in_set",
+        "status",
+        1,
     )
     assert failure.examples == [{"user_id": "u2", "course_id": "do_c1", "status": "active"}]
 
@@ -124,13 +206,16 @@ def test_findings_count_their_rows_per_scope_under_a_note(spark):
     """Validated `by` a column, each failure counts its rows per value: a request's notes."""
     enrolment = dict(CLEAN["enrolments"][0], content_status={"q1": 2, "q2": 7})
     rows = [
-        dict(enrolment, request_id="r1"), dict(enrolment, request_id="r1"),  # a duplicate
-        dict(enrolment, request_id="r1", user_id=None), dict(enrolment, request_id="r2", user_id=None),
+        dict(enrolment, request_id="r1"),
+        dict(enrolment, request_id="r1"),  # a duplicate
+        dict(enrolment, request_id="r1", user_id=None),
+        dict(enrolment, request_id="r2", user_id=None),
         dict(enrolment, request_id="r2", user_id="u2", active=None, content_status={"q1": 1}),
     ]
     df = frame(spark, "enrolments", [{k: v for k, v in r.items() if k != "request_id"} for r in rows])
     df = spark.createDataFrame(
-        [(r["request_id"], *row) for r, row in zip(rows, df.collect())], f"request_id string, {df.schema.simpleString()[7:-1]}"
+        [(r["request_id"], *row) for r, row in zip(rows, df.collect())],
+        f"request_id string, {df.schema.simpleString()[7:-1]}",
     )
     outcome = validate_lake("enrolments", df, by="request_id")
     found = {f.note: f.by_scope for f in outcome.failures}
@@ -192,9 +277,20 @@ def report_frame(spark, header, rows):
 
 def progress_row(**cells):
     row = {c: "x" for c in PROGRESS_COLUMNS[:15]}
-    row.update({"Collection Id": "do_c1", "Batch Id": "b1", "User UUID": "u1", "Enrolment Date": "05/01/2026",
-                "Completion Date": None, "Certificate Status": None, "Progress": "25", "Total Score": "46.67",
-                "Quiz - Score": "100.00", "Final - Score": None})
+    row.update(
+        {
+            "Collection Id": "do_c1",
+            "Batch Id": "b1",
+            "User UUID": "u1",
+            "Enrolment Date": "05/01/2026",
+            "Completion Date": None,
+            "Certificate Status": None,
+            "Progress": "25",
+            "Total Score": "46.67",
+            "Quiz - Score": "100.00",
+            "Final - Score": None,
+        }
+    )
     row.update(cells)
     return row
 
@@ -202,9 +298,18 @@ def progress_row(**cells):
 def test_progress_report_passes(spark):
     rows = [
         progress_row(),
-        progress_row(**{"User UUID": "u2", "Progress": "100", "Certificate Status": "Issued",
-                        "Completion Date": "01/02/2026", "Total Score": "0.00", "Final - Score": "7.50",
-                        "State": "'=SUM(A1)", "Quiz - Score": ""}),
+        progress_row(
+            **{
+                "User UUID": "u2",
+                "Progress": "100",
+                "Certificate Status": "Issued",
+                "Completion Date": "01/02/2026",
+                "Total Score": "0.00",
+                "Final - Score": "7.50",
+                "State": "'=SUM(A1)",
+                "Quiz - Score": "",
+            }
+        ),
         progress_row(**{"User UUID": "u3", "Progress": "0", "Total Score": None, "Quiz - Score": None}),
     ]
     outcome = validate_report("progress", HEADER, report_frame(spark, HEADER, rows))
@@ -257,7 +362,9 @@ def test_header_must_start_with_the_fixed_columns(spark):
     header = [*PROGRESS_COLUMNS[:-1], "Email ID", "Quiz"]
     outcome = validate_report("progress", header, report_frame(spark, header, [progress_row()]))
     assert [f.expectation for f in outcome.failures] == [
-        "no_pii_columns", "header_starts_with_progress_columns", "assessment_headers_end_with_score"
+        "no_pii_columns",
+        "header_starts_with_progress_columns",
+        "assessment_headers_end_with_score",
     ]
     assert outcome.failures[1].examples == [{"position": 19, "expected": "Total Score", "found": "Email ID"}]
 
@@ -275,8 +382,15 @@ def test_keys_must_not_be_empty_and_text_must_be_guarded(spark):
 
 def userinfo_row(**cells):
     row = {c: "x" for c in USERINFO_COLUMNS}
-    row.update({"User UUID": "u1", "Email ID": "a@b.org", "Mobile Number": "'+919800000000",
-                "Consent Provided": "Yes", "Consent Provided Date": "04/01/2026"})
+    row.update(
+        {
+            "User UUID": "u1",
+            "Email ID": "a@b.org",
+            "Mobile Number": "'+919800000000",
+            "Consent Provided": "Yes",
+            "Consent Provided Date": "04/01/2026",
+        }
+    )
     row.update(cells)
     return row
 
@@ -299,8 +413,16 @@ def test_userinfo_consent_must_be_yes_and_pii_stays_out_of_the_log(spark):
 def test_response_numbers_are_plain_decimals(spark):
     header = list(RESPONSE_COLUMNS)
     row = {c: "x" for c in header}
-    row.update({"User UUID": "u1", "Attempted On": "11/01/2026 10:30:00", "Question Duration": "0.5",
-                "Question Score": "-1", "Question Max Score": "10", "Question Response": "'-1"})
+    row.update(
+        {
+            "User UUID": "u1",
+            "Attempted On": "11/01/2026 10:30:00",
+            "Question Duration": "0.5",
+            "Question Score": "-1",
+            "Question Max Score": "10",
+            "Question Response": "'-1",
+        }
+    )
     unattempted = dict(row, **{"Attempted On": None, "Question Id": "y"})
     ok = validate_report("response", header, report_frame(spark, header, [row, unattempted]))
     assert ok.success, ok.describe()
@@ -330,8 +452,12 @@ def test_scores_outside_0_to_100_pass_as_computed(spark):
 
 def test_a_repeated_learner_fails_only_the_request_it_is_in(spark):
     header = ["request_id", *HEADER]
-    rows = [dict(progress_row(), request_id="r1"), dict(progress_row(), request_id="r1"),
-            dict(progress_row(), request_id="r2"), dict(progress_row(**{"User UUID": "u2"}), request_id="r2")]
+    rows = [
+        dict(progress_row(), request_id="r1"),
+        dict(progress_row(), request_id="r1"),
+        dict(progress_row(), request_id="r2"),
+        dict(progress_row(**{"User UUID": "u2"}), request_id="r2"),
+    ]
     outcome = validate_report("progress", HEADER, report_frame(spark, header, rows))
     [failure] = outcome.failures
     assert (failure.description, failure.by_scope) == ("one row per User UUID", {"r1": 2})
@@ -361,8 +487,11 @@ def _counts_of_gx_and_ours(monkeypatch, validate):
     on the frame our validation hands GX, with its derived columns."""
     ours = {f.description: f.unexpected_count for f in validate().failures if f.unexpected_count is not None}
     captured = {}
-    monkeypatch.setattr(expectations, "_validate", lambda name, exps, df, *a, **k: (
-        captured.update(exps=exps, df=df) or expectations.Outcome(name, True)))
+    monkeypatch.setattr(
+        expectations,
+        "_validate",
+        lambda name, exps, df, *a, **k: captured.update(exps=exps, df=df) or expectations.Outcome(name, True),
+    )
     validate()
     gx = expectations._gx()
     batch = expectations._batch_definition("check").get_batch(batch_parameters={"dataframe": captured["df"]})

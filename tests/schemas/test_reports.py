@@ -13,7 +13,14 @@ def test_assessment_headers_disambiguate_and_guard():
 
 def test_guard():
     assert [guard(t) for t in ["=1+1", "+91", "-x", "@a", "\tx", "\rx", "a=b", ""]] == [
-        "'=1+1", "'+91", "'-x", "'@a", "'\tx", "'\rx", "a=b", ""
+        "'=1+1",
+        "'+91",
+        "'-x",
+        "'@a",
+        "'\tx",
+        "'\rx",
+        "a=b",
+        "",
     ]
 
 

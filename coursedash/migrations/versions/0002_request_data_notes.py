@@ -8,17 +8,17 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('report_requests', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('data_notes', sa.JSON(), nullable=True))
+    with op.batch_alter_table("report_requests", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("data_notes", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('report_requests', schema=None) as batch_op:
-        batch_op.drop_column('data_notes')
+    with op.batch_alter_table("report_requests", schema=None) as batch_op:
+        batch_op.drop_column("data_notes")

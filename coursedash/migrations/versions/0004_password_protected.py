@@ -8,15 +8,15 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('report_requests', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('password_protected', sa.Boolean(), nullable=True))
+    with op.batch_alter_table("report_requests", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("password_protected", sa.Boolean(), nullable=True))
     # What can still be told: a userinfo zip always has one, a stored password means one,
     # an open request without one will have none. A finished request whose password was
     # erased stays unknown (NULL).
@@ -28,5 +28,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('report_requests', schema=None) as batch_op:
-        batch_op.drop_column('password_protected')
+    with op.batch_alter_table("report_requests", schema=None) as batch_op:
+        batch_op.drop_column("password_protected")
