@@ -62,7 +62,7 @@ class TreeSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "TreeSampler":
+    def __enter__(self) -> TreeSampler:
         self._thread.start()
         return self
 
@@ -151,7 +151,7 @@ def _utc(value) -> dt.datetime | None:
     if value is None:
         return None
     t = dt.datetime.fromisoformat(str(value))
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def airflow_run(airflow_db: Path, dag_id: str) -> dict:

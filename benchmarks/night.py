@@ -420,7 +420,7 @@ def cases(args) -> list[tuple[int, int, int, int]]:
 def benchmark(args) -> dict:
     work = args.work.resolve()
     codes = [checkout(ref, work) for ref in (args.code or [None])]
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     result = {
         "label": args.label,
         "started": started.isoformat(timespec="seconds"),
@@ -809,7 +809,7 @@ def main(argv: list[str] | None = None) -> Path:
         return args.print
     result = benchmark(args)
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{args.label}"
+    stem = args.results / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{args.label}"
     result["plots"] = [Path(p).name for p in plots(result, stem)]
     path = stem.with_suffix(".json")
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -30,7 +30,7 @@ def main(spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     db.migrate()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with db.session() as s:
         for c in spec["courses"]:
             s.merge(Course(**_known_columns(Course, {**c, "channel": None, "synced_at": now})))

@@ -39,7 +39,7 @@ class Unauthorized(RequestError):
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def mint_token(user_id: str, hours: float = 12, email: str | None = None) -> str:

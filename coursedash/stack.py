@@ -31,10 +31,10 @@ import sys
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 from coursedash.config import PROJECT_ROOT
 

@@ -10,7 +10,6 @@ from urllib.parse import urlparse
 
 from coursedash.config import settings
 
-
 PARTIAL_PREFIX = ".upload-"  # a file being copied into the reports folder, renamed into place once whole
 
 

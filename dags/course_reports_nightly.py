@@ -44,8 +44,7 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
-from airflow.sdk import TriggerRule
+from airflow.sdk import TriggerRule, dag, task
 
 from coursedash.stop import stops_on_sigterm
 from coursedash_airflow.operators import BuildReportsOperator

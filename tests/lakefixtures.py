@@ -7,7 +7,7 @@ from schemas.lake import TABLES, arrow_schema
 
 
 def ts(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def d(text: str) -> dt.date:

@@ -269,21 +269,20 @@ def test_bodies_over_the_limit_are_413_before_being_read_and_big_headers_are_ref
 
 def test_a_500_is_the_error_json_with_a_logged_correlation_id_and_the_connection_lives_on(catalogue, tmp_path):
     log_path = tmp_path / "server.log"
-    with real_server(log_path) as url:
-        with httpx.Client(base_url=url, headers=as_(CREATOR)) as client:
-            assert client.get("/api/v1/courses/c1/batches").status_code == 200
-            with db.engine().connect() as c:  # the database loses a table under the running server
-                c.execute(text("DROP TABLE batches"))
-                c.commit()
-            crashed = client.get("/api/v1/courses/c1/batches")
-            message = error_of(crashed, 500, "internal_error")
-            correlation_id = crashed.json()["error"]["correlation_id"]
-            assert correlation_id in message and crashed.headers["x-correlation-id"] == correlation_id
-            assert crashed.headers["cache-control"] == "no-store"
-            # The same connection serves the next request.
-            page = client.get("/")
-            assert page.status_code == 200
-            assert crashed.extensions["network_stream"] is page.extensions["network_stream"]
+    with real_server(log_path) as url, httpx.Client(base_url=url, headers=as_(CREATOR)) as client:
+        assert client.get("/api/v1/courses/c1/batches").status_code == 200
+        with db.engine().connect() as c:  # the database loses a table under the running server
+            c.execute(text("DROP TABLE batches"))
+            c.commit()
+        crashed = client.get("/api/v1/courses/c1/batches")
+        message = error_of(crashed, 500, "internal_error")
+        correlation_id = crashed.json()["error"]["correlation_id"]
+        assert correlation_id in message and crashed.headers["x-correlation-id"] == correlation_id
+        assert crashed.headers["cache-control"] == "no-store"
+        # The same connection serves the next request.
+        page = client.get("/")
+        assert page.status_code == 200
+        assert crashed.extensions["network_stream"] is page.extensions["network_stream"]
     log = log_path.read_text()
     assert f"unexpected error, correlation id {correlation_id}" in log and "Traceback" in log
 

@@ -23,7 +23,7 @@ def secret(monkeypatch, tmp_path):
 
 
 def now():
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def b64(data: dict) -> str:

@@ -37,7 +37,7 @@ CHROMIUM_ARGS = [
 ]
 SECRET = "browser-test-jwt-secret-0123456789abcdef"
 PASSWORD = 'Tr1cky,pass"word'
-RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
+RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 SCREENSHOT = ROOT / "test-artifacts" / "dashboard.png"
 PHONE_SCREENSHOT = ROOT / "test-artifacts" / "dashboard-390px.png"
 INDIC_NAME = "डिजिटल साक्षरता · கணிதம் · গণিত"  # Devanagari, Tamil, Bengali

@@ -16,7 +16,7 @@ from coursedash.lakegen import generate_lake
 from schemas.lake import TABLES, arrow_schema
 
 TODAY = dt.date(2025, 6, 15)
-MIDNIGHT = dt.datetime(2025, 6, 15, tzinfo=dt.timezone.utc)
+MIDNIGHT = dt.datetime(2025, 6, 15, tzinfo=dt.UTC)
 SCRIPTS = {
     "Latin": r"[A-Za-z]",
     "Devanagari": r"[\u0900-\u097F]",

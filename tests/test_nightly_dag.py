@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, text
 
 from coursedash import db, nightly, store
-from coursedash.manifest import read_summary
 from coursedash.db import Batch, ReportRequest, utcnow
+from coursedash.manifest import read_summary
 from coursedash.packaging import read_zip
 from tests import handlake
 from tests.conftest import ROOT, SESSION_DIR
@@ -19,7 +19,7 @@ from tests.lakefixtures import write_lake
 from tests.receivers import http_receiver
 
 DAG_ID = "course_reports_nightly"
-RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
+RUN_DAY = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 PASSWORD = 'Tr1cky,pass"word'
 CREATOR_EMAIL = "creator@example.org"
 HOOK_SECRET = "nightly-webhook-secret"
@@ -239,9 +239,8 @@ def _database_dump() -> str:
 
 def _airflow_storage_dump() -> str:
     """XComs, rendered task arguments and task logs of every run."""
-    from sqlalchemy import create_engine
-
     from airflow.configuration import conf
+    from sqlalchemy import create_engine
 
     engine = create_engine(conf.get("database", "sql_alchemy_conn"))
     with engine.connect() as c:

@@ -163,8 +163,9 @@ def test_a_column_of_the_wrong_type_fails_the_requests_that_read_it_naming_it(sp
 
 
 def test_a_missing_column_or_table_is_named(spark, tmp_path):
-    import pyarrow.parquet as pq
     import shutil
+
+    import pyarrow.parquet as pq
 
     lake = broken_lake(tmp_path)
     path = next((lake / "question_responses").glob("*.parquet"))

@@ -7,10 +7,10 @@ CANCELLED needs no schema change: the one-open-request index covers only SUBMITT
 PROCESSING, so a cancelled request frees its slot at once.
 """
 
-from alembic import op
 import sqlalchemy as sa
-import coursedash.db
+from alembic import op
 
+import coursedash.db
 
 revision = "0003"
 down_revision = "0002"
