@@ -115,13 +115,18 @@ def load_catalogue() -> None:
         s.commit()
 
 
-@pytest.fixture
-def api(app_env, monkeypatch):
+def api_client(monkeypatch) -> TestClient:
+    """A client of the app on the catalogue above, every answer checked for a password; other modules' `api`."""
     monkeypatch.setenv("COURSEDASH_JWT_SECRET", SECRET)
     load_catalogue()
     client = TestClient(app, client=(CLIENT_ADDRESS, 40000))
     client.event_hooks["response"] = [_no_password]
     return client
+
+
+@pytest.fixture
+def api(app_env, monkeypatch):
+    return api_client(monkeypatch)
 
 
 def as_(user: str) -> dict:

@@ -13,7 +13,12 @@ from coursedash.reports import FILE_GONE
 from coursedash.storage import report_store
 from tests.conftest import ROOT
 from tests.handlake import CREATOR, MENTOR
-from tests.test_api import PASSWORD, api, as_, ask, error_of, publish  # noqa: F401 (api is a fixture)
+from tests.test_api import PASSWORD, api_client, as_, ask, error_of, publish
+
+
+@pytest.fixture
+def api(app_env, monkeypatch):
+    return api_client(monkeypatch)
 
 
 def _published(api) -> tuple[str, str]:

@@ -508,7 +508,9 @@ def test_a_notify_task_told_to_stop_stops_and_one_killed_leaves_nothing_claimed_
         for how in (signal.SIGTERM, signal.SIGKILL):
             task = start_notify(NOTIFY_TASK if how == signal.SIGTERM else NOTIFY, f"run-{how.name}")
             try:
-                wait_for(lambda: slow.opened == (1 if how == signal.SIGTERM else 2), 60, "the task never called")
+                # The count is bound now (a default argument), not read from the loop's variable when called.
+                calls = 1 if how == signal.SIGTERM else 2
+                wait_for(lambda calls=calls: slow.opened == calls, 60, "the task never called")
                 assert request(rid).notice_claimed_by == f"run-{how.name}"
                 task.send_signal(how)
                 assert task.wait(10) != 0  # stopped, not finished

@@ -304,26 +304,32 @@ def test_a_simultaneous_cancel_and_claim_settle_on_exactly_one(s):
         s.commit()
         r = store.submit(s, CREATOR, "c1", "b1", "progress", GOOD) if round_ % 2 else _retry_pending(s)
         barrier = threading.Barrier(2)
-        outcome = {}
+        outcome: dict[str, bool] = {}
 
-        def cancel():
+        # Each round's values are passed in, not read from the loop's variables: a thread still running
+        # after its join timed out would otherwise race the next round with that round's request.
+        def cancel(request_id: str, barrier: threading.Barrier, outcome: dict) -> None:
             with db.session() as own:
                 barrier.wait()
                 try:
-                    outcome["cancelled"] = store.cancel(own, CREATOR, r.request_id).status == "CANCELLED"
+                    outcome["cancelled"] = store.cancel(own, CREATOR, request_id).status == "CANCELLED"
                 except store.NotCancellable:
                     outcome["cancelled"] = False
 
-        def claim():
+        def claim(request_id: str, run_id: str, barrier: threading.Barrier, outcome: dict) -> None:
             with db.session() as own:
                 barrier.wait()
-                outcome["claimed"] = [x.request_id for x in store.claim(own, f"run-{round_ + 1}")] == [r.request_id]
+                outcome["claimed"] = [x.request_id for x in store.claim(own, run_id)] == [request_id]
 
-        threads = [threading.Thread(target=cancel), threading.Thread(target=claim)]
+        threads = [
+            threading.Thread(target=cancel, args=(r.request_id, barrier, outcome)),
+            threading.Thread(target=claim, args=(r.request_id, f"run-{round_ + 1}", barrier, outcome)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
+            assert not t.is_alive(), f"round {round_}: a thread is still running after a minute"
         s.refresh(r)
         assert outcome["cancelled"] != outcome["claimed"], (round_, outcome)
         assert r.status == ("CANCELLED" if outcome["cancelled"] else "PROCESSING")
