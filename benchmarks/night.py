@@ -312,9 +312,10 @@ def first_difference(night: bytes, reference: bytes, show_values: bool) -> dict:
     a = list(csv.reader(io.StringIO(night.decode("utf-8-sig"), newline="")))
     b = list(csv.reader(io.StringIO(reference.decode("utf-8-sig"), newline="")))
     found = {"night_rows": len(a) - 1, "reference_rows": len(b) - 1}
-    for i, (x, y) in enumerate(zip(a, b)):
+    # Either file may have more rows, and a row more cells: both zips stop at the shorter on purpose.
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
-            j = next((j for j, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+            j = next((j for j, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
             found["first_difference"] = {"row": i, "column": a[0][j] if j < len(a[0]) else j}
             if show_values:
                 found["first_difference"].update(
@@ -694,10 +695,10 @@ def plots(result: dict, stem: Path) -> list[str]:
             for r in runs
         ]
         ax.bar([x - 0.2 for x in xs], heights, 0.4, bottom=bottom, label=task_id)
-        bottom = [b + h for b, h in zip(bottom, heights)]
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     reference_seconds = [r["reference"].get("wall_seconds") or 0 for r in runs]
     ax.bar([x + 0.2 for x in xs], reference_seconds, 0.4, color="black", label="DuckDB reference")
-    for x, r, seconds in zip(xs, runs, reference_seconds):
+    for x, r, seconds in zip(xs, runs, reference_seconds, strict=True):
         ratio = r["ratio_to_reference"]["seconds"]
         ax.annotate(
             f"{seconds:.1f} s" + (f"\nnight ×{ratio:,.0f}" if ratio else ""),

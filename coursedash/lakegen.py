@@ -704,7 +704,7 @@ class _Catalogue:
         self.school_names = pa.array(
             [
                 _SCHOOL_NAMES[zlib.crc32(sid.encode()) % len(_SCHOOL_NAMES)].format(place=block(s, d, b))
-                for sid, (s, d, b, c, k) in zip(school_ids, schools)
+                for sid, (s, d, b, c, k) in zip(school_ids, schools, strict=True)
             ]
         )
         self.states = pa.array([s.name for s in STATES])

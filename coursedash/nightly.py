@@ -270,7 +270,7 @@ def publish_reports(run_id: str, report_date: dt.date) -> dict:
         with ThreadPoolExecutor(max_workers=max(1, min(len(built), os.cpu_count() or 1))) as pool:
             packed = [pool.submit(package_one, package, reports) for _, _, package in built]
             try:
-                for (request, info, package), future in zip(built, packed):
+                for (request, info, package), future in zip(built, packed, strict=True):
                     try:
                         rows, size = future.result()
                     except Exception as e:  # one request failing never fails another

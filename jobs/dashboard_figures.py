@@ -166,10 +166,10 @@ def load(courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFra
     courses.coalesce(1).write.mode("overwrite").parquet(f"{out}/courses")
     batches.coalesce(1).write.mode("overwrite").parquet(f"{out}/batches")
     # One query for every count: each is a single row.
-    row = reduce(
+    (row,) = reduce(
         DataFrame.crossJoin, [df.select(F.col("n").alias(f"n{i}")) for i, df in enumerate(skipped_rows.values())]
-    )
-    counts = dict(zip(skipped_rows, row.first()))
+    ).collect()
+    counts = dict(zip(skipped_rows, row, strict=True))
     (Path(out) / SKIPPED_FILE).write_text(json.dumps({k: v for k, v in counts.items() if v}), encoding="utf-8")
 
 

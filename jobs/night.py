@@ -163,7 +163,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give one --out per --manifest")
     if not args.manifest and not args.figures:
         parser.error("nothing to do: give --figures, or --manifest and --out")
-    args.night = [(Manifest.load(m), out) for m, out in zip(args.manifest, args.out)]
+    args.night = [(Manifest.load(m), out) for m, out in zip(args.manifest, args.out, strict=True)]
     types = [m.report_type for m, _ in args.night]
     if len(set(types)) != len(types) or not set(types) <= set(REPORTS):
         parser.error(f"expected at most one manifest each of {', '.join(REPORTS)}, got {', '.join(types)}")

@@ -329,7 +329,9 @@ def test_a_big_head_in_one_write_is_refused_and_a_slow_client_is_cut_off(catalog
         body_head = start + b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
         slow = {"head": trickled_head, "body": [body_head] + [b"{"] * 40, "nothing": []}
         with ThreadPoolExecutor(len(slow)) as pool:
-            replies = dict(zip(slow, pool.map(lambda pieces: reply_to(*pieces, every=0.25), slow.values())))
+            replies = dict(
+                zip(slow, pool.map(lambda pieces: reply_to(*pieces, every=0.25), slow.values()), strict=True)
+            )
         for name, (reply, seconds) in replies.items():
             assert reply.startswith(b"HTTP/1.1 408") and b'"timeout"' in reply, (name, reply[:200])
             assert seconds < 8, name

@@ -275,7 +275,7 @@ def test_courses_and_batches_scale_and_the_enrolments_spread_over_them(tmp_path)
     enrolled_courses = {batch_course[b] for b in per_batch}
     assert enrolled_courses == course_ids
     # An enrolment's course is its batch's course.
-    pairs = zip(enrolments.column("batch_id").to_pylist(), enrolments.column("course_id").to_pylist())
+    pairs = zip(enrolments.column("batch_id").to_pylist(), enrolments.column("course_id").to_pylist(), strict=True)
     assert all(course in (None, batch_course[batch]) for batch, course in pairs if batch in batch_course)
     assert [b["batch_id"] for b in summary["batches"]] == [b["batch_id"] for b in batches]
 

@@ -32,7 +32,7 @@ def test_a_request_whose_packaging_breaks_fails_alone(app_env, caplog):
     nightly.claim_requests(run_id, DAY)
     rows = {
         r.request_id: [[f"L{i}", f'{{"chosen": "{i}, or \\"{i + 1}\\""}}'] for i in range(n)]
-        for r, n in zip(requests, (3, 2500, 1))
+        for r, n in zip(requests, (3, 2500, 1), strict=True)
     }
     for request in requests:
         stage(run_id, request, rows[request.request_id])

@@ -67,8 +67,8 @@ def test_a_double_is_its_shortest_plain_decimal(spark):
     values = [v for v, _ in EDGES] + random_doubles(3000)
     frame = spark.createDataFrame([(v,) for v in values], "x double")
     written = [r.cell for r in frame.select(plain_number("x").alias("cell")).collect()]
-    assert list(zip([v for v, _ in EDGES], written)) == EDGES
-    for value, cell in zip(values[len(EDGES) :], written[len(EDGES) :]):
+    assert list(zip([v for v, _ in EDGES], written[: len(EDGES)], strict=True)) == EDGES
+    for value, cell in zip(values[len(EDGES) :], written[len(EDGES) :], strict=True):
         assert "e" not in cell.lower() and float(cell) == value, (value, cell)
         # As short as the shortest; where two are as short, either may be written.
         assert len(cell.lstrip("-")) == len(shortest(value).lstrip("-")), (value, cell)

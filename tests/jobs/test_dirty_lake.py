@@ -61,7 +61,7 @@ def test_progress_is_built_with_every_row_level_case_counted(built):
     assert header[len(PROGRESS_COLUMNS) :] == ["Quiz - Score", 'Test "A" - Score', "Final - Score"]  # unplaced: last
 
     def cells(row):
-        return dict(zip(header, row))
+        return dict(zip(header, row, strict=True))
 
     rows = {r[4]: cells(r) for r in staged_cells(out, "progress_b1")}
     assert sorted(rows) == ["L1", "L2", "L3"]  # no learner, no active flag: left out; L2 once
@@ -88,7 +88,11 @@ def test_the_dashboard_figures_count_what_each_progress_report_holds(spark, buil
     for batch in ("b1", "b2"):
         header = summaries["progress"][f"progress_{batch}"]["header"]
         staged = (out / "progress" / "rows" / f"request_id=progress_{batch}").exists()  # b2 has no learner
-        rows = [dict(zip(header, cells)) for cells in staged_cells(out, f"progress_{batch}")] if staged else []
+        rows = (
+            [dict(zip(header, cells, strict=True)) for cells in staged_cells(out, f"progress_{batch}")]
+            if staged
+            else []
+        )
         assert shown[batch] == figures.from_report(rows), batch
     # L1 110.53 (18 of 15 as computed), L2 83.33, L3 -50.00 (a negative maximum): the mean of the cells.
     assert shown["b1"]["average_total_score"] == 47.95
@@ -105,7 +109,7 @@ def test_userinfo_leaves_out_what_is_not_an_active_consent(built):
 def test_responses_pass_through_or_drop_as_the_formulas_say(built):
     summaries, out = built
     assert summaries["response"]["response_b1"]["left_out"] == dirtylake.B1_NOTES["response"]
-    rows = [dict(zip(RESPONSE_COLUMNS, r)) for r in staged_cells(out, "response_b1")]
+    rows = [dict(zip(RESPONSE_COLUMNS, r, strict=True)) for r in staged_cells(out, "response_b1")]
     keys = [(r["User UUID"], r["Attempt Id"], r["Question Id"]) for r in rows]
     assert keys == [
         ("L1", "at1", None),

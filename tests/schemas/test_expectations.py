@@ -214,7 +214,7 @@ def test_findings_count_their_rows_per_scope_under_a_note(spark):
     ]
     df = frame(spark, "enrolments", [{k: v for k, v in r.items() if k != "request_id"} for r in rows])
     df = spark.createDataFrame(
-        [(r["request_id"], *row) for r, row in zip(rows, df.collect())],
+        [(r["request_id"], *row) for r, row in zip(rows, df.collect(), strict=True)],
         f"request_id string, {df.schema.simpleString()[7:-1]}",
     )
     outcome = validate_lake("enrolments", df, by="request_id")
