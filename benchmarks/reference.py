@@ -47,7 +47,8 @@ LAKE_COLUMNS = {
     "batches": "batch_id course_id name start_date end_date created_by mentors created_on",
     "course_contents": "course_id content_id name content_type is_assessment is_optional position",
     "enrolments": "user_id course_id batch_id enrolled_on active completed_on content_status issued_certificates",
-    "assessment_attempts": "user_id course_id batch_id content_id attempt_id last_attempted_on total_score total_max_score",
+    "assessment_attempts": "user_id course_id batch_id content_id attempt_id last_attempted_on total_score "
+    "total_max_score",
     "question_responses": "user_id course_id batch_id content_id attempt_id question_id question_type question_title "
     "question_description duration_seconds score max_score options response assessed_on",
     "users": "user_id first_name last_name email phone state district block cluster school_id school_name "

@@ -21,6 +21,7 @@ too slow, no TLS for the password) is skipped for the rest of the run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -114,12 +115,10 @@ class Deadline:
 def _shut(sock) -> None:
     if sock is None:
         return
-    try:
+    with contextlib.suppress(OSError):  # already closed
         # The plain socket's shutdown, also for a TLS one: its own would clear the TLS
         # state under the thread reading it.
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
 
 
 def _one_line(text: str | None) -> str:
@@ -270,10 +269,8 @@ class Mailer:
             smtp, self.smtp = self.smtp, None
             with Deadline(5) as deadline:
                 deadline.watch(lambda: smtp.sock)
-                try:
+                with contextlib.suppress(smtplib.SMTPException, OSError):
                     smtp.quit()
-                except (smtplib.SMTPException, OSError):
-                    pass
             smtp.close()
 
 

@@ -85,7 +85,9 @@ def batch_status(batch: Batch, today: dt.date | None = None) -> str:
 
 
 def batch_figures(batch: Batch) -> dict:
-    """How the batch is doing, as of `figures_as_of`: counts only, never who (docs/reports.md, "The dashboard's figures").
+    """How the batch is doing, as of `figures_as_of`: counts only, never who.
+
+    The figures and their formulas: docs/reports.md, "The dashboard's figures".
 
     Each figure is null until a sync or a night has computed it (a batch synced before they existed).
     """

@@ -19,6 +19,7 @@ processes they started, nothing else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -481,10 +482,8 @@ class Stack:
                 self.signal(name, signal.SIGKILL)
                 self._wait_gone(name, pid, 10)
             for process in trees[name]:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     process.kill()  # psutil checks it is still the same process, not a recycled pid
-                except psutil.NoSuchProcess:
-                    pass
         for name in names:
             self._pid_file(name).unlink(missing_ok=True)
             self._children.pop(name, None)
@@ -495,10 +494,8 @@ class Stack:
         pid = self.pid(name)
         if pid is None:
             raise StackError(f"{name} is not running")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
-        except ProcessLookupError:
-            pass
 
     def kill(self, name: str) -> None:
         """SIGKILL to a service and every process it started, at once: what a lost machine or an OOM kill does."""
@@ -508,10 +505,8 @@ class Stack:
         if pid is None:
             raise StackError(f"{name} is not running")
         for process in [psutil.Process(pid), *self._descendants(pid)]:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
-            except psutil.NoSuchProcess:
-                pass
         self._wait_gone(name, pid, 10)
 
     @staticmethod

@@ -58,7 +58,9 @@ def requests_frame(spark: SparkSession, requests: list[dict]) -> DataFrame:
 def read_frames(
     spark: SparkSession, lake_uri: str, requests: list[dict], readers: dict[str, set[str]]
 ) -> tuple[dict[str, DataFrame], dict[str, LakeSchemaError]]:
-    """The input frames, each pruned to the batches, courses or learners of the requests that read it; and the unreadable ones, with why.
+    """The input frames, each pruned to the batches, courses or learners of the requests that read it.
+
+    Also the unreadable ones, each with why.
 
     `readers`: frame name -> the report types that read it (the requests carry their
     `report_type`). Every table's schema is checked here. The tables are then read where they are

@@ -52,7 +52,7 @@ def scores_by_learner(best: DataFrame) -> DataFrame:
 
 
 def course_outline(contents: DataFrame) -> DataFrame:
-    """Per course, of its contents one row each: the required (non-optional) ids, and the assessments in course order."""
+    """Per course, one row: the ids of its required (non-optional) contents, and its assessments in course order."""
     placed = F.struct(F.coalesce("position", F.lit(UNPLACED)).alias("position"), "content_id")
     return contents.groupBy("course_id").agg(
         F.collect_list(F.when(~F.coalesce("is_optional", F.lit(False)), F.col("content_id"))).alias("required_ids"),

@@ -14,7 +14,7 @@ from coursedash.cli import _table
 from tests.handlake import CREATOR, MENTOR
 from tests.published import add_request
 
-# Lines as `airflow dags test` writes them (Airflow 3), among many others.
+# Lines as `airflow dags test` writes them (Airflow 3), among many others: verbatim, however long.
 AIRFLOW_OUTPUT = """\
 2026-11-29T00:27:34.758291Z [info     ] Task instance state updated    [airflow.api_fastapi] new_state=success
 2026-11-29T00:27:34.771815Z [info     ] [DAG TEST] starting task_id=build_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1501
@@ -23,7 +23,7 @@ AIRFLOW_OUTPUT = """\
 2026-11-29T00:28:07.155384Z [info     ] [DAG TEST] end task task_id=build_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1563
 2026-11-29T00:28:07.155638Z [info     ] [DAG TEST] starting task_id=publish_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1501
 2026-11-29T00:28:07.155384Z [info     ] [DAG TEST] end task task_id=publish_reports map_index=-1 [airflow.sdk.definitions.dag] loc=dag.py:1563
-"""
+"""  # noqa: E501 - log lines copied as Airflow writes them
 
 
 def test_each_airflow_task_is_one_progress_line_with_its_time():

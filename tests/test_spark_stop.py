@@ -1,5 +1,6 @@
 """A stopped task stops its Spark application whole: no spark-submit JVM or Python driver survives."""
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -131,10 +132,8 @@ def test_a_task_process_stopped_or_killed_takes_its_spark_application_along(app_
         assert_all_gone(application)
     finally:  # a failing test leaves no orphans either
         for p in [task, *application]:
-            try:
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
                 p.kill()
-            except (ProcessLookupError, psutil.NoSuchProcess):
-                pass
 
 
 def test_a_night_without_requests_still_computes_the_dashboard_figures(monkeypatch):

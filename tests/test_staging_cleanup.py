@@ -78,9 +78,8 @@ def test_staged_rows_go_once_published_and_a_dead_runs_folder_at_the_next_claim(
     with report_store().open(done.object_key) as f:
         (app_env / "r.zip").write_bytes(f.read())
     csv = read_zip(app_env / "r.zip", PASSWORD)["b1_userinfo_20261128.csv"].decode()
-    assert (
-        csv
-        == "\ufeffUser UUID,User Name,Email ID\r\nL1,Ada Lovelace,ada@example.org\r\nL2,Alan Turing,alan@example.org\r\n"
+    assert csv == (
+        "\ufeffUser UUID,User Name,Email ID\r\nL1,Ada Lovelace,ada@example.org\r\nL2,Alan Turing,alan@example.org\r\n"
     )
 
     # The next run's claim deletes this run's folder too; its own stays.

@@ -105,7 +105,9 @@ def test_s3_store_keeps_a_sha256_per_object_and_a_corrupted_read_fails(s3_report
     # ... and bytes that do not match it, read as the API and the CLI read (in chunks), fail the read.
     with corrupting_proxy(os.environ["COURSEDASH_S3_ENDPOINT_URL"]) as proxy:
         monkeypatch.setenv("COURSEDASH_S3_ENDPOINT_URL", proxy)
-        with report_store().open("c1/b1/progress/r1.zip") as f:
-            with pytest.raises(ChecksumMismatch, match="report c1/b1/progress/r1.zip is corrupt"):
-                while f.read(64 * 1024):
-                    pass
+        with (
+            report_store().open("c1/b1/progress/r1.zip") as f,
+            pytest.raises(ChecksumMismatch, match="report c1/b1/progress/r1.zip is corrupt"),
+        ):
+            while f.read(64 * 1024):
+                pass

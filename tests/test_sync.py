@@ -63,7 +63,7 @@ def test_sync_stores_what_it_can_and_counts_the_rest(app_env, capsys):
     assert {"b1", "b2", "b9"} <= set(batches) and ("b" * 250 in batches) is not postgres
     assert batches["b1"].name == "Batch One, renamed" and batches["b1"].enrolment_count == 3
     assert abs(batches["b1"].figures_as_of - db.utcnow()) < dt.timedelta(minutes=5)
-    # How each batch is doing, stored as the API shows it (tests/jobs/test_dashboard_figures.py holds them to the report).
+    # How each batch is doing, stored as the API shows it (test_dashboard_figures.py holds them to the report).
     shown = reports.batch_figures(batches["b1"])
     assert shown == {
         "enrolment_count": 3,

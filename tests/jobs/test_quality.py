@@ -17,7 +17,7 @@ REQUESTS = [
 
 
 def check(spark, rows, headers=HEADERS, pending=None):
-    """check_report on report rows given as (request_id, cells by column), each request's cells in its header's order."""
+    """check_report on report rows given as (request_id, cells by column), cells in their request's header order."""
     schema = StructType([StructField("request_id", StringType()), StructField("cells", ArrayType(StringType()))])
     course = {r["request_id"]: r["course_id"] for r in REQUESTS}
     frame = spark.createDataFrame([(rid, [cells.get(c) for c in headers[course[rid]]]) for rid, cells in rows], schema)

@@ -1,4 +1,4 @@
-"""batches: how each batch is doing, from the night's figures (progress bands, certificates, weekly enrolments, average Total Score)
+"""batches: the night's figures of each batch (progress bands, certificates, weekly enrolments, average Total Score)
 
 Revision ID: 0006
 Revises: 0005
