@@ -18,6 +18,7 @@ from pathlib import Path
 
 from coursedash.errors import UserError
 from coursedash.store import RequestError
+from coursedash.texttable import text_table
 
 log = logging.getLogger("coursedash.cli")
 
@@ -106,14 +107,6 @@ def _password(args) -> str | None:
             raise UserError("--ask-password needs a terminal to prompt on; pipe the password in with --password-stdin")
         return getpass.getpass("Report password: ")
     return None
-
-
-def _table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max([len(c)] + [len(str(r.get(c) if r.get(c) is not None else "")) for r in rows]) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    for r in rows:
-        lines.append("  ".join(str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def _session():
@@ -223,7 +216,9 @@ def cmd_list(args) -> None:
     if not rows:
         print("no report requested for this batch yet")
         return
-    print(_table(rows, ["request_id", "report_type", "status", "requested_by", "submitted_at", "row_count", "error"]))
+    print(
+        text_table(rows, ["request_id", "report_type", "status", "requested_by", "submitted_at", "row_count", "error"])
+    )
 
 
 def cmd_show(args) -> None:
@@ -268,12 +263,12 @@ def cmd_figures(args) -> None:
     if not rows:
         print("this course has no batch yet")
         return
-    print(_table(rows, list(rows[0])))
+    print(text_table(rows, list(rows[0])))
     if any(r["figures as of"] is None for r in rows):
         print("\nfigures not computed yet for some batches: run `coursedash sync`")
     if weeks:
         print("\nenrolments per week (weeks start on Monday, UTC):")
-        print(_table(weeks, list(weeks[0])))
+        print(text_table(weeks, list(weeks[0])))
 
 
 def _download_target(out: str | None, name: str) -> Path:

@@ -20,10 +20,10 @@ from sqlalchemy import select
 
 from coursedash import db, store
 from coursedash.airflow_env import airflow_env
-from coursedash.cli import _table
 from coursedash.config import log_path, settings
 from coursedash.db import Batch, Course, ReportRequest
 from coursedash.storage import report_store
+from coursedash.texttable import text_table
 
 log = logging.getLogger(__name__)
 DEMO_PASSWORD = "Demo-pass-2026"  # printed below on purpose: it is sample data
@@ -203,7 +203,7 @@ def run(learners: int = 200, date: dt.date | str | None = None, out=print) -> No
         failed = _nightly_run(run_date, counts, logfile, out)
     out()
     columns = ["type", "requested by", "status", "rows", "zip", *(["e-mail"] if mail else []), "file"]
-    out(_table(results([i for i in ids if i]), columns))
+    out(text_table(results([i for i in ids if i]), columns))
     out()
     if failed:
         out(f"The nightly run failed; see {_where(logs)}.")

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 
 from coursedash import demo
-from coursedash.cli import _table
+from coursedash.texttable import text_table
 from tests.handlake import CREATOR, MENTOR
 from tests.published import add_request
 
@@ -51,7 +51,7 @@ def test_the_table_says_which_zip_is_encrypted_and_with_which_password(app_env):
     ]
     assert rows[0]["file"].endswith(f"/userinfo/{locked}.zip")
     assert rows[2]["file"] == "the batch is gone from the lake"
-    table = _table(rows, ["type", "requested by", "status", "rows", "zip", "file"]).splitlines()
+    table = text_table(rows, ["type", "requested by", "status", "rows", "zip", "file"]).splitlines()
     assert len(table) == 4 and table[0].split() == ["type", "requested", "by", "status", "rows", "zip", "file"]
     assert [r["e-mail"] for r in rows] == ["", "", ""]  # no notice asked for
 
