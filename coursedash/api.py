@@ -28,7 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coursedash import REPORT_TYPES, access, auth, db, passwords, reports, store, sunbird
 from coursedash.config import settings
-from coursedash.guard import Guard, has_control
+from coursedash.control_chars import has_control
+from coursedash.guard import Guard
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import jwt
 
 from coursedash.config import settings
-from coursedash.guard import has_control
+from coursedash.control_chars import has_control
 from coursedash.store import BadRequest, RequestError
 
 ISSUER = "coursedash"

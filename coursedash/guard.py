@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import uuid
 from urllib.parse import unquote_plus
 
@@ -29,11 +28,12 @@ import anyio
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 
+from coursedash import sunbird
 from coursedash.config import settings
+from coursedash.control_chars import has_control
 
 log = logging.getLogger("coursedash.api")
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SECURITY_HEADERS = {
     # The page loads nothing from anywhere else and runs no inline script.
     "Content-Security-Policy": (
@@ -55,20 +55,10 @@ class _ClientGone(Exception):
     pass
 
 
-def has_control(text: str) -> bool:
-    return CONTROL.search(text) is not None
-
-
-def _sunbird():
-    from coursedash import sunbird  # here: sunbird imports auth, which imports this module
-
-    return sunbird
-
-
 def error(scope, status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
     """The API's error JSON; under the Sunbird facade's paths, its envelope instead."""
-    if _sunbird().is_facade_path(scope["path"]):
-        return _sunbird().refusal(scope["path"], status, message, headers)
+    if sunbird.is_facade_path(scope["path"]):
+        return sunbird.refusal(scope["path"], status, message, headers)
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 
 
@@ -122,7 +112,7 @@ def _too_large(scope, limit: int) -> JSONResponse:
 
 def _with_security_headers(scope, send):
     # API answers are never cached: a Sunbird answer carries download links of its own authority.
-    api = scope["path"].startswith("/api/") or _sunbird().is_facade_path(scope["path"])
+    api = scope["path"].startswith("/api/") or sunbird.is_facade_path(scope["path"])
 
     async def send_(message) -> None:
         if message["type"] == "http.response.start":
