@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -26,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coursedash import REPORT_TYPES, access, auth, db, passwords, reports, store, sunbird
+from coursedash import ReportType, access, auth, db, passwords, reports, store, sunbird
 from coursedash.config import settings
 from coursedash.control_chars import has_control
 from coursedash.guard import Guard
@@ -67,13 +68,13 @@ class ReportIn(BaseModel):
 
     course_id: Clean = Field(min_length=1, max_length=200)
     batch_id: Clean = Field(min_length=1, max_length=200)
-    report_type: Literal[REPORT_TYPES]
+    report_type: ReportType
     password: Clean | None = Field(default=None, max_length=1024)
 
 
 # The batch list's answer, for the OpenAPI document only: the endpoint returns plain dicts (see _Route).
 class ReportTypeOut(BaseModel):
-    report_type: Literal[REPORT_TYPES]
+    report_type: ReportType
     name: str
     password_required: bool
 
@@ -173,7 +174,7 @@ async def _refused(_request: Request, e: store.RequestError) -> JSONResponse:
     return _error(e.status, e.code, e.message, headers, **e.extra)
 
 
-def _describe(errors: list[dict]) -> str:
+def _describe(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic errors as one sentence; never the input values (a password could be one)."""
     parts = []
     for err in errors:

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jwt
+from jwt.types import Options
 
 from coursedash.config import settings
 from coursedash.control_chars import has_control
@@ -79,7 +80,7 @@ def token_claims(token: str, what: str = "the bearer token") -> dict:
     except jwt.PyJWTError:
         raise Unauthorized(f"{what} is malformed") from None
     alg = header.get("alg")
-    options = {"require": ["exp", "sub"]}
+    options: Options = {"require": ["exp", "sub"]}
     audience = None
     if alg == "HS256":
         key = settings().jwt_secret

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy import (
     JSON,
@@ -25,11 +26,19 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from coursedash.config import settings
+
+
+def rowcount(result: Result) -> int:
+    """The rows an UPDATE matched: the compare-and-set checks of the store and the notices.
+
+    Session.execute types every answer as a Result; an UPDATE's is a CursorResult, which counts them.
+    """
+    return cast(CursorResult, result).rowcount
 
 
 def utcnow() -> dt.datetime:

@@ -73,6 +73,7 @@ def _airflow(args: list[str], logfile, on_line=None) -> int:
     with subprocess.Popen(
         [airflow, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     ) as process:
+        assert process.stdout is not None  # stdout=PIPE
         for line in process.stdout:
             logfile.write(line)
             if on_line:
@@ -127,7 +128,7 @@ def zip_is_encrypted(key: str) -> bool | None:
 def _zip_column(r: ReportRequest) -> str:
     if r.status != "SUCCESS":
         return ""
-    encrypted = zip_is_encrypted(r.object_key)
+    encrypted = zip_is_encrypted(r.object_key) if r.object_key else None
     if encrypted is None:
         return "?"
     return f"AES-256, password {DEMO_PASSWORD}" if encrypted else "plain, no password"
@@ -177,11 +178,11 @@ def run(learners: int = 200, date: dt.date | str | None = None, out=print) -> No
         sync()
     with _step("submitting 4 report requests", out), db.session() as s:
         consent_course = s.scalars(
-            select(Course).where(Course.user_consent_required.is_(True)).order_by(Course.course_id)
-        ).first()
+            select(Course).where(Course.user_consent_required.is_(True)).order_by(Course.course_id).limit(1)
+        ).one()
         batch = s.scalars(
-            select(Batch).where(Batch.course_id == consent_course.course_id).order_by(Batch.batch_id)
-        ).first()
+            select(Batch).where(Batch.course_id == consent_course.course_id).order_by(Batch.batch_id).limit(1)
+        ).one()
         creator, mentor = consent_course.created_by, (batch.mentors or [None])[0]
         asked = [
             (creator, "progress", DEMO_PASSWORD),

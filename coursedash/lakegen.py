@@ -378,7 +378,8 @@ def scaled_catalogue(n_courses: int = len(COURSES), n_batches: int = len(BATCHES
         )
         for i in range(n_courses)
     )
-    batches, seen = [], Counter()
+    batches: list[_Batch] = []
+    seen: Counter[int] = Counter()
     for j in range(n_batches):
         course = j * n_courses // n_batches
         k, seen[course] = seen[course], seen[course] + 1
@@ -605,7 +606,7 @@ _USER_TYPES = (
 )
 # Profile values that a CSV writer must quote or defuse; each kind overrides a few
 # columns of a user's row.
-_ODD_PROFILES = {
+_ODD_PROFILES: dict[str, dict[str, str | None]] = {
     "users_text_formula": {"school_name": '=HYPERLINK("http://example.com","click")', "cluster": "-"},
     "users_text_quotes": {"last_name": 'D\'Souza, "Tony"', "block": "Ward 7\nSector 2"},
     "users_text_symbols": {"first_name": "@nil", "org_name": "+Plus Foundation, Pune"},
@@ -644,13 +645,14 @@ class _Catalogue:
         amax = max(sum(bool(ct.questions) for ct in c.contents) for c in courses)
         self.assessments = np.full((len(courses), amax), -1)  # course × a -> position-1
         for ci, c in enumerate(courses):
-            pos = [p for p, ct in enumerate(c.contents) if ct.questions]
-            self.assessments[ci, : len(pos)] = pos
+            positions = [p for p, ct in enumerate(c.contents) if ct.questions]
+            self.assessments[ci, : len(positions)] = positions
 
         # Questions: one per (assessment, slot), each an instance of a QUESTIONS entry.
         qmax = max(len(ct.questions) for c in courses for ct in c.contents)
         self.questions = np.full((len(contents), qmax), -1)  # content × slot -> question
-        qids, templates = [], []
+        qids: list[str] = []
+        templates: list[int] = []
         for k, (ci, pos, ct) in enumerate(contents):
             for slot, t in enumerate(ct.questions):
                 self.questions[k, slot] = len(qids)
@@ -724,7 +726,9 @@ class _Catalogue:
 
     @staticmethod
     def _names(part: int):
-        names, offsets, sizes = [], [], []
+        names: list[tuple[str, str]] = []
+        offsets: list[int] = []
+        sizes: list[int] = []
         for script in SCRIPTS:
             pool = NAMES[script][part]
             offsets.append(len(names))
@@ -1282,7 +1286,7 @@ def generate_lake(
         (out / table).mkdir(parents=True)
 
     rnd, dirt, consents = _Random(seed), _Dirt(), _Dirt()
-    rows = Counter()
+    rows: Counter[str] = Counter()
 
     def write(table: str, data, part: int) -> None:
         pq.write_table(data, out / table / f"part-{part:05d}.parquet")

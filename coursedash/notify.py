@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from coursedash import db, store
 from coursedash.config import settings
-from coursedash.db import Batch, Course, ReportRequest, utcnow
+from coursedash.db import Batch, Course, ReportRequest, rowcount, utcnow
 from coursedash.reports import REPORT_NAMES, STATUS_LABELS, _iso
 
 log = logging.getLogger(__name__)
@@ -205,13 +205,14 @@ class Mailer:
             raise ChannelDown("COURSEDASH_SMTP_URL must look like smtp://user:password@host:587")
         context = ssl.create_default_context()
         timeout = max(0.1, min(SMTP_TIMEOUT, deadline.remaining()))
+        smtp: smtplib.SMTP
         if parts.scheme == "smtps":
             smtp = smtplib.SMTP_SSL(timeout=timeout, context=context)
         else:
             smtp = smtplib.SMTP(timeout=timeout)
         # Connected here rather than by the constructor, so that the deadline watches the
         # greeting too; the constructor would have kept the host for TLS's name check.
-        smtp._host = parts.hostname
+        smtp._host = parts.hostname  # type: ignore[attr-defined]  # smtplib's own, undeclared: no public setter
         deadline.watch(lambda: smtp.sock)
         try:
             smtp.connect(parts.hostname, parts.port or (465 if parts.scheme == "smtps" else 25))
@@ -331,6 +332,7 @@ class Webhook:
         """Deliver one event within `seconds`, all its tries and waits included."""
         if self.down:
             raise ChannelDown(self.down)
+        assert self.url and self.secret  # else `down` says which is missing
         body = webhook_event(r)
         headers = {
             "Content-Type": "application/json",
@@ -392,7 +394,7 @@ def _claim(s: Session, r: ReportRequest, run_id: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     s.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def _release(s: Session, r: ReportRequest, run_id: str) -> None:
@@ -463,7 +465,7 @@ def _notify(run_id: str, counts: dict) -> None:
             for i, r in enumerate(due):
                 if store.will_retry(r):
                     continue  # not final: nothing is sent while a retry is due
-                if r.status == "EXPIRED" or r.completed_at < cut_off:
+                if r.status == "EXPIRED" or (r.completed_at is not None and r.completed_at < cut_off):
                     for channel in _channels(r):
                         log.error("request %s: its %s notice was never sent; giving up", r.request_id, channel)
                         _record(s, r, channel, FAILED)

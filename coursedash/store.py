@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from coursedash import REPORT_TYPES, access, passwords
 from coursedash.config import settings
-from coursedash.db import Batch, Course, ReportRequest, utcnow
+from coursedash.db import Batch, Course, ReportRequest, rowcount, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +243,11 @@ def _within_rate(s: Session, user_id: str, what: str, when, limit: int, *where) 
     """
     since = utcnow() - RATE_WINDOW
     mine = [ReportRequest.requested_by == user_id, when >= since, *where]
-    count = s.scalar(select(func.count()).select_from(ReportRequest).where(*mine))
+    count = s.execute(select(func.count()).select_from(ReportRequest).where(*mine)).scalar_one()
     if count < limit:
         return
     # One more is allowed once the oldest of those over the limit leaves the window.
-    freed = s.scalar(select(when).where(*mine).order_by(when).offset(count - limit).limit(1))
+    freed = s.execute(select(when).where(*mine).order_by(when).offset(count - limit).limit(1)).scalar_one()
     seconds = max(1, int((freed + RATE_WINDOW - utcnow()).total_seconds()) + 1)
     log.warning("user %s: %d %s in the last hour, the limit is %d", user_id, count, what, limit)
     raise TooManyRequests(
@@ -328,7 +328,7 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
         except IntegrityError:  # a newer open request for the same report won
             s.rollback()
             continue
-        if result.rowcount == 1:
+        if rowcount(result) == 1:
             claimed.append(r.request_id)
     return list(
         s.scalars(
@@ -349,7 +349,7 @@ def cancel(s: Session, user_id: str, request_id: str) -> ReportRequest:
     request = s.get(ReportRequest, request_id)
     course = s.get(Course, request.course_id) if request else None
     batch = s.get(Batch, request.batch_id) if request else None
-    if course is None or batch is None or not access.can_see_batch(user_id, course, batch):
+    if request is None or course is None or batch is None or not access.can_see_batch(user_id, course, batch):
         raise NotFound(f"no report request {request_id!r}")
     if request.requested_by != user_id:
         raise Forbidden(f"only the person who requested report {request_id} may cancel it")
@@ -382,7 +382,7 @@ def cancel(s: Session, user_id: str, request_id: str) -> ReportRequest:
     )
     s.commit()
     s.refresh(request)
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         if request.status == "PROCESSING":
             raise NotCancellable(f"report {request_id} is being built now and can no longer be cancelled")
         raise NotCancellable(
@@ -431,9 +431,9 @@ def _finish(s: Session, request_id: str, run_id: str, **values) -> bool:
         .execution_options(synchronize_session=False)
     )
     s.commit()
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         log.warning("request %s is no longer owned by run %s; its outcome was not recorded", request_id, run_id)
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def complete(
@@ -497,7 +497,7 @@ def expire(s: Session, completed_before: dt.datetime) -> list[ReportRequest]:
             .execution_options(synchronize_session=False)
         )
         s.commit()
-        if result.rowcount == 1:
+        if rowcount(result) == 1:
             expired.append(r)
     return expired
 

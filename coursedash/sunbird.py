@@ -22,6 +22,7 @@ import json
 import logging
 import uuid
 from functools import partial
+from typing import Any, overload
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -85,6 +86,14 @@ def api_id_for(path: str) -> str:
         if any(path.startswith(f"{prefix}/{call}/") for prefix in PREFIXES):
             return API_IDS[call]
     return API_IDS["submit"]
+
+
+@overload
+def _ms(value: dt.datetime) -> int: ...
+
+
+@overload
+def _ms(value: dt.datetime | None) -> int | None: ...
 
 
 def _ms(value: dt.datetime | None) -> int | None:
@@ -209,7 +218,10 @@ def job(r: ReportRequest, course: Course, user: str) -> dict:
         ticket, expires = auth.mint_download_ticket(user, r.request_id, settings().sunbird_link_seconds)
         urls = [f"{settings().public_url}/api/v1/reports/{quote(r.request_id, safe='')}/download?ticket={ticket}"]
     completed = r.completed_at if r.status not in ("SUBMITTED", "PROCESSING") else None
-    ran = completed is not None and r.claimed_at is not None and r.status != "CANCELLED"
+    # From the nightly run's claim to the outcome recorded: what the requester waited on the night.
+    execution_ms = None
+    if completed is not None and r.claimed_at is not None and r.status != "CANCELLED":
+        execution_ms = _ms(completed) - _ms(r.claimed_at)
     return {
         "requestId": r.request_id,
         "tag": f"{r.course_id}_{r.batch_id}:{course.channel}",
@@ -223,8 +235,7 @@ def job(r: ReportRequest, course: Course, user: str) -> dict:
         "jobStats": {
             "dtJobSubmitted": _ms(r.submitted_at),
             "dtJobCompleted": _ms(completed),
-            # From the nightly run's claim to the outcome recorded: what the requester waited on the night.
-            "executionTime": _ms(completed) - _ms(r.claimed_at) if ran else None,
+            "executionTime": execution_ms,
         },
         "downloadUrls": urls,
         "expiresAt": _ms(expires),
@@ -253,6 +264,7 @@ def _submit_request(s: Session, user: str, claims: dict, channel: str, raw: byte
         if request.get(name) in (None, "", {}):
             raise Refused("CLIENT_ERROR", f"{name} is empty")
     tag, dataset = _text(request, "tag"), _text(request, "dataset")
+    assert tag and dataset  # refused above when empty
     config = request["datasetConfig"]
     if dataset not in DATASETS:
         raise Refused(
@@ -277,9 +289,9 @@ def _submit_request(s: Session, user: str, claims: dict, channel: str, raw: byte
     try:
         course, batch = _visible(s, user, channel, course_id, batch_id)
     except Refused:
-        batch = s.get(Batch, batch_id)
-        if batch is not None and batch.course_id != course_id:
-            _visible(s, user, channel, batch.course_id, batch_id)  # refused unless the caller may see it
+        elsewhere = s.get(Batch, batch_id)
+        if elsewhere is not None and elsewhere.course_id != course_id:
+            _visible(s, user, channel, elsewhere.course_id, batch_id)  # refused unless the caller may see it
             raise Refused("CLIENT_ERROR", f"batch {batch_id!r} is not a batch of course {course_id!r}") from None
         raise
     report_type = DATASETS[dataset]
@@ -386,7 +398,11 @@ class Envelope(BaseModel):
 
 
 router = APIRouter(tags=["Sunbird exhaust request API (docs/sunbird.md)"])
-DOCUMENTED = {"responses": {200: {"model": Envelope}, 400: {"model": Envelope}, 403: {"model": Envelope}}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Envelope},
+    400: {"model": Envelope},
+    403: {"model": Envelope},
+}
 
 
 async def call_headers(
@@ -411,7 +427,7 @@ async def call_headers(
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": SubmitBody.model_json_schema()}}}
     },
-    **DOCUMENTED,
+    responses=RESPONSES,
 )
 async def submit(request: Request, headers: dict = Depends(call_headers)) -> JSONResponse:
     """Request a report for a batch (a repeat while one is open answers that job)."""
@@ -421,7 +437,7 @@ async def submit(request: Request, headers: dict = Depends(call_headers)) -> JSO
     )
 
 
-@router.get("/read/{tag}", **DOCUMENTED)
+@router.get("/read/{tag}", responses=RESPONSES)
 async def read(
     tag: str,
     requestId: str | None = Query(None),  # noqa: N803 - Sunbird's parameter name
@@ -431,7 +447,7 @@ async def read(
     return await _run("read", headers, lambda s, user, claims, channel: _read_request(s, user, channel, tag, requestId))
 
 
-@router.get("/list/{tag}", **DOCUMENTED)
+@router.get("/list/{tag}", responses=RESPONSES)
 async def list_jobs(
     tag: str,
     limit: str | None = Query(None, description=f"at most this many jobs, newest first (default {LIST_LIMIT})"),

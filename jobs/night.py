@@ -73,7 +73,8 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
         }
         frames, unreadable = read_frames(spark, lake_uri, requests, readers)
         buildable = {t for t, job in jobs.items() if all(name in frames for name in job.tables)}
-        errors, findings = {}, {}
+        errors: dict[str, dict] = {}
+        findings: dict[str, dict[str, int]] = {}
         if buildable:
             errors = missing_batches(frames["batches"], requests)
             readers = {name: types & buildable for name, types in readers.items() if name in frames}

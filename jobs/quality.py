@@ -38,6 +38,7 @@ def _scoped(key: str, df: DataFrame, requests: DataFrame, learner_rows: DataFram
     if key == "consents":
         return df.join(learner_rows.select(REQUEST, "user_id", "course_id"), ["user_id", "course_id"])
     column = FRAMES[key][1]
+    assert column is not None  # only users has none, and it was joined above
     return df.join(F.broadcast(requests.select(REQUEST, column)), column)
 
 

@@ -509,7 +509,7 @@ def validate_lake(table: str, df, by: str | None = None) -> Outcome:
     expectations = lake_expectations(table, by)
     # Only what the checks and their examples read is kept for the passes.
     wanted = [by, *index_columns, *(getattr(e, "column", None) for e in expectations)]
-    df = df.select(*[_quote(c) for c in dict.fromkeys(wanted) if c in df.columns])
+    df = df.select(*[_quote(c) for c in dict.fromkeys(wanted) if c is not None and c in df.columns])
     return _validate(f"lake.{table}", expectations, df, index_columns, real, by=by)
 
 
@@ -539,7 +539,7 @@ def validate_report(report_type: str, header: list[str], df) -> Outcome:
     present = {names[c] for c in df.columns}
     real = {gx_name: column for column, gx_name in names.items()}
     key = [*([by] if by else []), *(names[c] for c in REPORT_ROW_KEYS[report_type])]
-    derived = ()
+    derived: tuple[str, ...] = ()
     if set(key) <= present:  # else the column list expectation tells what is missing
         cells = _mark_repeats(cells, key)
         present.add(REPEATS)
@@ -674,7 +674,8 @@ def _unexpected_rows(
             F.min(F.when(condition, example)).alias(f"example_{i}"),
         ]
     grouped = df.groupBy(F.col(_quote(by))) if by else df.groupBy()
-    rows, found = 0, {i: {} for i in conditions}
+    rows = 0
+    found: dict[int, dict] = {i: {} for i in conditions}
     for row in grouped.agg(*aggregates).collect():
         rows += row["rows"]
         scope = row[0] if by else None

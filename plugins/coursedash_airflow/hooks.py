@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from coursedash.spark import SparkSubmit
 
 
 class SparkSubmitHook(BaseHook):
@@ -15,7 +20,7 @@ class SparkSubmitHook(BaseHook):
     def __init__(self, master: str | None = None):
         super().__init__()
         self.master = master
-        self._running = None
+        self._running: SparkSubmit | None = None
 
     def submit(self, application: str, args: list[str]) -> None:
         from coursedash.spark import SparkSubmit

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from coursedash_airflow.hooks import SparkSubmitHook
 
 
 class BuildReportsOperator(BaseOperator):
@@ -25,7 +30,7 @@ class BuildReportsOperator(BaseOperator):
     def __init__(self, *, claim_task_id: str = "claim_requests", **kwargs):
         super().__init__(**kwargs)
         self.claim_task_id = claim_task_id
-        self._hook = None
+        self._hook: SparkSubmitHook | None = None
 
     def execute(self, context):
         self.build(context["ti"].xcom_pull(task_ids=self.claim_task_id))
