@@ -3,8 +3,8 @@
     python benchmarks/reference.py --lake DIR --requests REQUESTS.json --out DIR
 
 What a data engineer could write in an afternoon instead of the nightly Spark run:
-for each report type, one query over the lake for all of its requests (CONTRACT §4
-formulas, the duplicate and consent rules of the README's "Data quality"), then each
+for each report type, one query over the lake for all of its requests (the formulas
+of docs/reports.md, the duplicate and consent rules of docs/lake.md), then each
 request's rows written as the same CSV the night publishes: UTF-8 with BOM, CRLF,
 RFC 4180 minimal quoting, same header, same row order, same cell formats. Written to
 `<out>/<request_id>.csv`, plus `<out>/_SUMMARY.json` with rows and seconds per type.
@@ -75,7 +75,7 @@ def dedupe(source: str, keys: str, order: str, columns: str) -> str:
     )
 
 
-# Cell formats (CONTRACT §4, jobs/common.py), as DuckDB macros.
+# Cell formats (docs/reports.md, "The file"; jobs/common.py), as DuckDB macros.
 MACROS = r"""
 CREATE MACRO text_cell(x) AS
     CASE WHEN left(x, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || x ELSE x END;
@@ -116,7 +116,7 @@ class Reference:
     def __init__(self, lake: Path, requests: list[dict]):
         self.lake = lake
         self.con = duckdb.connect()
-        self.con.execute("SET TimeZone = 'UTC'")  # the contract's dates and times are UTC
+        self.con.execute("SET TimeZone = 'UTC'")  # the lake's and the reports' times are UTC
         self.con.execute(MACROS)
         self.con.execute(
             "CREATE TABLE requests (request_id VARCHAR, course_id VARCHAR, batch_id VARCHAR, report_type VARCHAR)"

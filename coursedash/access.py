@@ -1,4 +1,4 @@
-"""Who may see, request and download what (CONTRACT §1): one place for the API, CLI and page."""
+"""Who may see, request and download what (docs/reports.md): one place for the API, CLI and page."""
 
 from coursedash.db import Batch, Course
 

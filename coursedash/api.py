@@ -1,8 +1,8 @@
-"""The HTTP API of CONTRACT §5 and the web dashboard, one FastAPI app (`coursedash serve`).
+"""The HTTP API of docs/api.md and the web dashboard, one FastAPI app (`coursedash serve`).
 
 A thin caller: who may see, request and download what is decided in coursedash.access,
-store and reports, the same code the CLI uses. Every refusal is the contract's error
-JSON; FastAPI's own 422 for a bad body becomes 400, because 422 means "not requestable".
+store and reports, the same code the CLI uses. Every refusal is the error JSON of
+docs/api.md; FastAPI's own 422 for a bad body becomes 400, because 422 means "not requestable".
 """
 
 from __future__ import annotations

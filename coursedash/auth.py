@@ -1,4 +1,4 @@
-"""Who is calling: bearer JWTs (CONTRACT §5) and short-lived download tickets.
+"""Who is calling: bearer JWTs (docs/api.md) and short-lived download tickets.
 
 A token's `sub` is the user id. HS256 tokens are signed with COURSEDASH_JWT_SECRET
 (`coursedash token` mints them for development). When COURSEDASH_JWT_PUBLIC_KEY holds

@@ -1,4 +1,4 @@
-"""`coursedash`: the command line (CONTRACT §5); docs/cli.md describes every command.
+"""`coursedash`: the command line; docs/cli.md describes every command.
 
 A mistake the user can fix is one line on stderr and exit status 2; anything else is
 one line and exit status 1. The full detail (tracebacks, Spark's output) goes to

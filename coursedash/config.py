@@ -1,4 +1,4 @@
-"""Configuration, from environment variables only (CONTRACT §5).
+"""Configuration, from environment variables only (the README's "Configuration" lists them).
 
 The defaults give the embedded one-machine setup: local Spark, SQLite and local folders
 under ./var. Each value is read when asked for, so tests and tasks can change the

@@ -132,7 +132,7 @@ class ReportRequest(Base):
     object_key: Mapped[str | None] = mapped_column(Text)
     report_date: Mapped[dt.date | None] = mapped_column(Date)
     # [{"reason": text, "rows": n}]: rows of the batch the report left out or passed
-    # through (CONTRACT §3); counts and reasons only, never a learner's identity.
+    # through (docs/lake.md, "Dirty rows"); counts and reasons only, never a learner's identity.
     data_notes: Mapped[list | None] = mapped_column(JSON)
     # Report-ready notices, per channel: NULL (none), pending, sent or failed (given up).
     # The address is personal data: kept only until its notice is settled or cancelled.

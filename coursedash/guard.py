@@ -11,7 +11,7 @@ Pure ASGI, outside every route and dependency:
 - a request not answered within COURSEDASH_REQUEST_TIMEOUT_SECONDS is 503, and one
   whose client went away is cancelled: a burst of abandoned requests, still queued
   for a worker thread, is dropped instead of served to nobody;
-- an unexpected error is logged with a correlation id and answered as the contract's
+- an unexpected error is logged with a correlation id and answered as docs/api.md's
   error JSON naming it, and the connection stays open for the client's next request;
 - every answer gets the security headers (here rather than in a BaseHTTPMiddleware,
   which costs a task and two streams per request).

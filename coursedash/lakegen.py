@@ -1,4 +1,4 @@
-"""A deterministic synthetic lake (CONTRACT §3) for demos, tests and benchmarks.
+"""A deterministic synthetic lake (docs/lake.md) for demos, tests and benchmarks.
 
 `generate_lake()` writes every lake table as Parquet under `out_dir/<table>/`.
 

@@ -70,7 +70,7 @@ def object_key(request: ReportRequest) -> str:
 
 
 def report_file_name(request: ReportRequest, report_date: dt.date, suffix: str) -> str:
-    """`<batch_id>_<report_type>_<yyyymmdd>.csv` (CONTRACT §4), and the zip's download name."""
+    """`<batch_id>_<report_type>_<yyyymmdd>.csv` (docs/reports.md, "The file"), and the zip's download name."""
     return f"{safe_name(request.batch_id)}_{request.report_type}_{report_date:%Y%m%d}.{suffix}"
 
 

@@ -1,4 +1,4 @@
-"""Report-ready notices (CONTRACT §2): an e-mail to the requester and/or a signed webhook.
+"""Report-ready notices (docs/lifecycle.md): an e-mail to the requester and/or a signed webhook.
 
 The nightly `notify_requesters` task sends them once a request is final: SUCCESS, or a
 FAILED that will not be retried (never for CANCELLED). Each channel's outcome is recorded

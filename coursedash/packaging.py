@@ -1,4 +1,4 @@
-"""A report file: CSV as CONTRACT §4 writes it, in a zip, AES-256 when it has a password."""
+"""A report file: CSV as docs/reports.md writes it, in a zip, AES-256 when it has a password."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Zip passwords: the policy (CONTRACT §1) and encryption at rest."""
+"""Zip passwords: the policy (docs/reports.md, "The file") and encryption at rest (docs/lifecycle.md)."""
 
 import base64
 import hashlib

@@ -1,4 +1,4 @@
-"""Reading requests back: what a user may see and download (CONTRACT §2, §5)."""
+"""Reading requests back: what a user may see and download (docs/lifecycle.md, docs/api.md)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from coursedash.config import PROJECT_ROOT, settings
 
 # Spark settings every session gets, local or on a cluster.
 SPARK_CONF = {
-    "spark.sql.session.timeZone": "UTC",  # the contract's dates and times are UTC
+    "spark.sql.session.timeZone": "UTC",  # the lake's and the reports' times are UTC (docs/lake.md)
     "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
     "spark.ui.showConsoleProgress": "false",
     # Pinned, so that number cells never depend on a Spark default: ANSI casts write a

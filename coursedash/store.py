@@ -1,4 +1,4 @@
-"""The report-request lifecycle (CONTRACT §2).
+"""The report-request lifecycle (docs/lifecycle.md).
 
 SUBMITTED -> PROCESSING -> SUCCESS | FAILED; a transient FAILED with attempts left is
 taken again by the next run, so it keeps its (encrypted) password until it is final.
@@ -260,7 +260,7 @@ def _duration(seconds: int) -> str:
 
 
 def will_retry(r: ReportRequest) -> bool:
-    """A FAILED request the next nightly run takes again (CONTRACT §2)."""
+    """A FAILED request the next nightly run takes again (docs/lifecycle.md, "Retries")."""
     return r.status == "FAILED" and bool(r.error_transient) and r.attempts < settings().max_attempts
 
 
@@ -341,7 +341,7 @@ def claim(s: Session, run_id: str) -> list[ReportRequest]:
 
 
 def cancel(s: Session, user_id: str, request_id: str) -> ReportRequest:
-    """The requester takes back a request not yet being built (CONTRACT §2, §5).
+    """The requester takes back a request not yet being built (docs/lifecycle.md, "Cancelling").
 
     One compare-and-set UPDATE: a cancel racing the nightly claim is settled by the
     database, and exactly one of them wins.
@@ -464,7 +464,7 @@ def complete(
 
 
 def failure_message(reason: str, attempts: int, transient: bool) -> str:
-    """The stored error: why, and whether and when the report is tried again (CONTRACT §2)."""
+    """The stored error: why, and whether and when the report is tried again (docs/lifecycle.md)."""
     limit = settings().max_attempts
     sentence = reason[:1].upper() + reason[1:].rstrip(".") + "."
     if transient and attempts < limit:

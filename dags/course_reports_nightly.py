@@ -2,7 +2,7 @@
 ### Course reports, nightly
 
 Builds every on-demand course report that course creators and mentors requested on
-the dashboard (CONTRACT §2, §4):
+the dashboard (docs/lifecycle.md, docs/reports.md):
 
 1. `claim_requests` takes every SUBMITTED request, every transient failure with
    attempts left, and every request a crashed run left PROCESSING; it writes one

@@ -37,7 +37,7 @@ class ReportJob:
     finish: Callable[[dict[str, DataFrame], str, Manifest, dict], dict]
 
 
-# --- cell formats (CONTRACT §4) --------------------------------------------------------
+# --- cell formats (docs/reports.md, "The file") ---------------------------------------
 
 
 def text(col: Column | str) -> Column:

@@ -71,7 +71,7 @@ def _conflicts(df: DataFrame, key: str) -> DataFrame:
 
 
 def skipped(courses: DataFrame, batches: DataFrame, kept_courses: DataFrame) -> dict[str, DataFrame]:
-    """The rows sync cannot store, one single-row count per reason (CONTRACT §3: counted, never silent)."""
+    """The rows sync cannot store, one single-row count per reason (docs/lake.md, "Dirty rows")."""
     known = kept_courses.select("course_id")
     batch_rows = one_batch_each(batches)
     return {

@@ -1,7 +1,7 @@
 """The night's input frames: reading the lake, and the rules every report shares about its rows.
 
-Each duplicate rule has a complete order (CONTRACT §3: the same lake gives the same
-bytes, however its files are split): the named order first, then every column.
+Each duplicate rule has a complete order, so that the same lake gives the same bytes however
+its files are split (docs/lake.md, "Duplicates"): the named order first, then every column.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def read_frames(
 
 
 def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
-    """Read a lake table with its contract schema, after checking the files agree with it.
+    """Read a lake table with its schema (schemas/lake.py), after checking the files agree with it.
 
     Spark fills a missing column with nulls and fails late and vaguely on a wrong type;
     both are lake errors worth a clear message naming the table and the column.
@@ -115,7 +115,7 @@ def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
             f"lake table {table!r} cannot be read: {_first_line(e)}",
         ) from e
     found = {f.name: f.dataType for f in as_found.schema.fields}
-    # Partition folder values have guessed types; the contract schema casts them.
+    # Partition folder values have guessed types; the table's schema casts them.
     partitions = {seg.split("=", 1)[0] for f in as_found.inputFiles() for seg in f.split("/") if "=" in seg}
     problems = []
     for field in expected.fields:

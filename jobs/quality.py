@@ -1,4 +1,6 @@
-"""Data-quality checks of a report job, with Great Expectations as the engine (CONTRACT §3).
+"""Data-quality checks of a report job, with Great Expectations as the engine.
+
+The rules: docs/lake.md, "Dirty rows".
 
 Two kinds of finding, and only one of them stops a report:
 - Row-level: the lake suites find rows that break an expectation (a null key, a value
@@ -110,7 +112,7 @@ def check_report(
     Every request's rows are validated in one pass. Progress reports of different
     courses have different assessment columns: the pass sees the columns of all of
     them, empty in the rows of a course without one (an empty score cell is valid),
-    and a header that breaks the contract fails its own requests only. A failure by
+    and a header that breaks docs/reports.md fails its own requests only. A failure by
     row fails the requests whose rows broke it; one of the whole frame (its columns)
     fails them all.
     """

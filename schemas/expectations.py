@@ -1,4 +1,4 @@
-"""Data-quality suites for the lake tables and the reports (CONTRACT §3 and §4), in code.
+"""Data-quality suites for the lake tables and the reports (docs/lake.md, docs/reports.md), in code.
 
 Great Expectations 1.x validates Spark DataFrames here, in memory: an ephemeral context
 (no files, no GX Cloud; 1.24 has no usage-statistics code left to switch off), one Spark
@@ -6,7 +6,7 @@ data source with `persist=False` (the caller persists; GX's default would `persi
 every frame it sees and never unpersist it), one asset per suite and a whole-dataframe
 batch definition fed through `batch_parameters={"dataframe": df}`.
 
-The suites hold only what the contract guarantees. The lake is dirty by contract, so
+The suites hold only what those pages guarantee. The lake is dirty by design, so
 every lake expectation is row-level: a failing lake outcome counts rows the reports drop
 or pass through (each expectation names its note in `meta["note"]`, see schemas.notes),
 it never says the data cannot be used. The report suite is what blocks a report.
@@ -47,7 +47,7 @@ log = logging.getLogger("coursedash.quality")
 
 MAX_EXAMPLES = 5  # example rows in the log, per failing expectation
 
-# --- the lake (CONTRACT §3) ---------------------------------------------------------
+# --- the lake (docs/lake.md) --------------------------------------------------------
 
 # Columns every row must have; also the columns that identify a row in examples.
 LAKE_KEYS: dict[str, tuple[str, ...]] = {
@@ -104,7 +104,7 @@ LAKE_VALUE_SETS: dict[str, tuple[tuple[str, list], ...]] = {
     "user_consents": (("status", ["ACTIVE", "REVOKED"]),),
 }
 
-# --- the reports (CONTRACT §4) ------------------------------------------------------
+# --- the reports (docs/reports.md) --------------------------------------------------
 
 REPORT_KEYS = ("Collection Id", "Batch Id", "User UUID")
 # One row per learner (and in the response report per attempt and question) of a request.
@@ -422,7 +422,7 @@ def report_expectations(
 
 
 def header_problems(report_type: str, header: list[str]) -> list[Failure]:
-    """What GX cannot see from the frame alone: the header itself is the contract's."""
+    """What GX cannot see from the frame alone: the header itself is docs/reports.md's."""
     header = list(header)
     problems = []
     pii = [c for c in header if c in PII_HEADERS]

@@ -1,4 +1,4 @@
-"""The lake's tables (CONTRACT §3), as Spark schemas.
+"""The lake's tables (docs/lake.md, "The tables"), as Spark schemas.
 
 Every reader and writer of the lake takes its columns from here: the Spark jobs read
 with these schemas, the generator writes Parquet with `arrow_schema()`, tests build

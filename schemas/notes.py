@@ -1,6 +1,6 @@
 """Why a report left a row out or showed it as it came, in words a course creator reads.
 
-Real lakes are dirty (CONTRACT §3): a row that breaks an expectation is dropped or
+Real lakes are dirty (docs/lake.md, "Dirty rows"): a row that breaks an expectation is dropped or
 passed through as the report's formulas say, and counted under one of these reasons.
 The jobs count by code; a finished request carries `data_notes`, made here:
 `[{"reason": sentence, "rows": n}]`, counts and reasons only, never a learner's identity.

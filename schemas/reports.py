@@ -1,4 +1,4 @@
-"""The reports' columns (CONTRACT §4), in file order, and their cell rules."""
+"""The reports' columns (docs/reports.md), in file order, and their cell rules."""
 
 import re
 
@@ -68,7 +68,7 @@ RESPONSE_COLUMNS = (
     "Question Response",
 )
 
-# A cell starting with one of these is a formula to a spreadsheet program (CONTRACT §4);
+# A cell starting with one of these is a formula to a spreadsheet program (docs/reports.md, "The file");
 # the regex serves Spark (Java) and Python alike.
 FORMULA_START_RE = r"^[=+\-@\t\r]"
 

@@ -1,4 +1,4 @@
-"""Hand-written lake rows for tests: dicts in, frames or Parquet tables out, contract schemas."""
+"""Hand-written lake rows for tests: dicts in, frames or Parquet tables out, the lake's schemas."""
 
 import datetime as dt
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""The HTTP API of CONTRACT §5, on SQLite and PostgreSQL: every rule and status code."""
+"""The HTTP API of docs/api.md, on SQLite and PostgreSQL: every rule and status code."""
 
 import datetime as dt
 import tempfile

@@ -1,4 +1,4 @@
-"""The synthetic lake generator: contract schemas, determinism, chunking, content and dirt.
+"""The synthetic lake generator: the lake's schemas, determinism, chunking, content and dirt.
 
 Read back with pyarrow only (no Spark), from the Parquet files the generator wrote.
 """

@@ -1,4 +1,4 @@
-"""The request lifecycle of CONTRACT §2 against both databases."""
+"""The request lifecycle of docs/lifecycle.md against both databases."""
 
 import datetime as dt
 

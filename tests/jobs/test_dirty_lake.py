@@ -1,4 +1,4 @@
-"""A dirty lake: row-level dirt never withholds a report; only an untruthful lake fails one (CONTRACT §3)."""
+"""A dirty lake: row-level dirt never withholds a report; only an untruthful lake fails one (docs/lake.md)."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""Every progress rule of CONTRACT §4 on a few hand-written rows."""
+"""Every rule of docs/reports.md's Course Progress Exhaust on a few hand-written rows."""
 
 import pytest
 

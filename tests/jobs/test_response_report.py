@@ -1,4 +1,4 @@
-"""Every response rule of CONTRACT §4 on a few hand-written rows."""
+"""Every rule of docs/reports.md's Question Set Report on a few hand-written rows."""
 
 import inspect
 
