@@ -70,3 +70,13 @@ def changed(before: Listing, after: Listing | None) -> dict[str, str]:
         ]
         found[table] = ", ".join(parts)
     return found
+
+
+def total_bytes(lake_uri: str) -> int | None:
+    """The bytes of every table's data files; None when the lake is not on a file system."""
+    root = _local_root(lake_uri)
+    if root is None:
+        return None
+    tables = [f.name for f in root.iterdir() if f.is_dir() and not _ignored(f.name)] if root.is_dir() else []
+    listing = snapshot(lake_uri, tables) or {}
+    return sum(size for files in listing.values() for _, size, _ in files)

@@ -57,7 +57,8 @@ def sync(work_dir: str | None = None) -> dict:
     base = Path(work_dir or settings().work_uri)
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="figures-", dir=base) as out:
-        submit("jobs/night.py", ["--lake", settings().lake_uri, "--figures", out], log=log, name="dashboard_figures")
+        lake = settings().lake_uri
+        submit("jobs/night.py", ["--lake", lake, "--figures", out], log=log, name="dashboard_figures", lake_uri=lake)
         return load_figures(Path(out))
 
 

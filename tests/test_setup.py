@@ -41,3 +41,29 @@ def test_spark_settings_from_the_environment_override_the_defaults(monkeypatch):
 
 def _confs(command: list[str]) -> dict[str, str]:
     return dict(command[i + 1].split("=", 1) for i, c in enumerate(command) if c == "--conf")
+
+
+def test_a_local_night_on_a_small_lake_runs_with_the_small_lake_settings(monkeypatch, tmp_path):
+    monkeypatch.delenv("COURSEDASH_SPARK_CONF", raising=False)
+    lake = tmp_path / "lake"
+    (lake / "enrolments").mkdir(parents=True)
+    (lake / "enrolments" / "part-0.parquet").write_bytes(b"x" * 1000)
+
+    def confs(master="local[2]", uri=str(lake)):
+        return _confs(spark.spark_submit_command("jobs/night.py", [], master=master, lake_uri=uri))
+
+    small = confs()
+    assert {k: small[k] for k in spark.SMALL_LAKE_CONF if k != "spark.driver.extraJavaOptions"} == {
+        k: v for k, v in spark.SMALL_LAKE_CONF.items() if k != "spark.driver.extraJavaOptions"
+    }
+    assert small["spark.driver.extraJavaOptions"].endswith(" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    assert small["spark.driver.extraJavaOptions"].startswith("-Dlog4j2.configurationFile=")  # the jobs' logging stays
+    # Past the size, on a cluster, without a lake, or where the lake is not a folder: the usual settings.
+    os.truncate(lake / "enrolments" / "part-0.parquet", spark.SMALL_LAKE_BYTES)
+    for big in (confs(), confs(master="spark://h:7077"), confs(uri=None), confs(uri="s3a://bucket/lake")):
+        assert "spark.sql.codegen.wholeStage" not in big and "TieredStopAtLevel" not in big["spark.driver.extraJavaOptions"]
+    # A data engineer's own settings win over the small lake's.
+    os.truncate(lake / "enrolments" / "part-0.parquet", 1000)
+    monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.sql.shuffle.partitions=3 spark.sql.codegen.wholeStage=true")
+    mine = confs()
+    assert mine["spark.sql.shuffle.partitions"] == "3" and mine["spark.sql.codegen.wholeStage"] == "true"

@@ -22,10 +22,11 @@ class SparkSubmitHook(BaseHook):
         self.master = master
         self._running: SparkSubmit | None = None
 
-    def submit(self, application: str, args: list[str]) -> None:
+    def submit(self, application: str, args: list[str], lake_uri: str | None = None) -> None:
+        """Run the application; `lake_uri`, the lake it reads, sizes its Spark settings (coursedash.spark)."""
         from coursedash.spark import SparkSubmit
 
-        self._running = SparkSubmit(application, args, self.master, log=self.log)
+        self._running = SparkSubmit(application, args, self.master, log=self.log, lake_uri=lake_uri)
         self._running.run()
 
     def kill(self) -> None:

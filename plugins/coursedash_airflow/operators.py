@@ -46,7 +46,7 @@ class BuildReportsOperator(BaseOperator):
         for report_type, manifest in sorted((claimed.get("manifests") or {}).items()):
             args += ["--manifest", manifest, "--out", str(output_dir(run_id, report_type))]
         self._hook = SparkSubmitHook()
-        self._hook.submit("jobs/night.py", args)
+        self._hook.submit("jobs/night.py", args, lake_uri=settings().lake_uri)
 
     def on_kill(self) -> None:
         # Airflow calls this when it stops the task: timeout, marked failed, run stopped.
