@@ -1,6 +1,7 @@
-"""The measuring stick of issue 8: the real night against a DuckDB reference, on generated lakes.
+"""The measuring stick: the real night against a DuckDB reference, on generated lakes.
 
-    make benchmark                                   # 100k and 1M enrolments x 1, 12, 100 requests
+    make benchmark                                   # the nights of WORKLOADS, and the goals they are held to
+    .venv/bin/python benchmarks/night.py --five-million   # the same, and 12 requests on a 5M-enrolment lake
     .venv/bin/python benchmarks/night.py --sizes 100k --requests 1 12
     .venv/bin/python benchmarks/night.py --learners 20000 --requests 1 12 --label small
     .venv/bin/python benchmarks/night.py --code 50e0961 --code HEAD --sizes 1M --requests 12
@@ -61,6 +62,17 @@ RUN_DATE = "2026-11-28"  # fixed, so a lake generated on any day has the same ro
 # Enrolments per learner of the generator (1,007,079 for 620,000 learners).
 SIZES = {"100k": 62_000, "1M": 620_000}
 SMALLEST = {"learners": [300], "requests": [3], "courses": 4, "batches": 12}
+# `make benchmark` without options: (learners, courses, batches, requests) of each night.
+# Twelve requests, types in turn, each on a batch of about 2,500 learners on the 40-course
+# lakes; on the 4-course lake on its 12 batches, the whole lake in the reports; and the
+# one small request `make demo` makes. docs/performance.md holds them to GOALS.
+WORKLOADS = [
+    (200, 4, 12, 1),
+    (62_000, 40, 40, 12),
+    (620_000, 40, 400, 12),
+    (620_000, 4, 12, 12),
+]
+FIVE_MILLION = (3_100_000, 40, 2_000, 12)  # the growth curve's third point: slow, run once by hand
 PYTHON = sys.executable
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -415,7 +427,90 @@ def cases(args) -> list[tuple[int, int, int, int]]:
             for learners in args.learners
             for case in ((learners, 1, 1, len(REPORT_TYPES)), (learners, 1, batches, batches * len(REPORT_TYPES)))
         ]
+    if args.workloads:
+        return [*WORKLOADS, *([FIVE_MILLION] if args.five_million else [])]
     return [(learners, args.courses, args.batches, count) for learners in args.learners for count in args.requests]
+
+
+def _run_of(runs: list[dict], code: str, learners: int, batches: int, requests: int) -> dict | None:
+    return next(
+        (
+            r
+            for r in runs
+            if (r["code"], r["learners"], r.get("lake_batches"), r["requests"]) == (code, learners, batches, requests)
+            and r["night"].get("wall_seconds")
+        ),
+        None,
+    )
+
+
+def _task_seconds(run: dict, task_id: str) -> float | None:
+    tasks = run["night"].get("dag_run", {}).get("tasks", [])
+    return next((t["seconds"] for t in tasks if t["task_id"] == task_id), None)
+
+
+def goals(runs: list[dict]) -> list[dict]:
+    """Each goal of docs/performance.md that this run's nights measure: its figure, its bound, met or not."""
+    found = []
+    for code in dict.fromkeys(r["code"] for r in runs):
+        small, large = _run_of(runs, code, 62_000, 40, 12), _run_of(runs, code, 620_000, 400, 12)
+        whole, tiny = _run_of(runs, code, 620_000, 12, 12), _run_of(runs, code, 200, 12, 1)
+        learners, _, batches, requests = FIVE_MILLION
+        five = _run_of(runs, code, learners, batches, requests)
+        checks = [
+            (
+                small,
+                "12 requests on the 100k lake: the night, Airflow included",
+                "s",
+                small and small["night"]["wall_seconds"],
+                45,
+            ),
+            (
+                tiny,
+                "1 request on the 200-learner lake: build_reports",
+                "s",
+                tiny and _task_seconds(tiny, "build_reports"),
+                30,
+            ),
+            (
+                whole,
+                "12 large requests on the 1M lake: night / DuckDB",
+                "x",
+                whole and whole["ratio_to_reference"]["seconds"],
+                3,
+            ),
+            (
+                large,
+                "the same 12 requests, 1M lake / 100k lake",
+                "x",
+                large and small and large["night"]["wall_seconds"] / small["night"]["wall_seconds"],
+                1.3,
+            ),
+            (
+                five,
+                "the same 12 requests, 5M lake / 1M lake (no bound)",
+                "x",
+                five and large and five["night"]["wall_seconds"] / large["night"]["wall_seconds"],
+                None,
+            ),
+        ]
+        for run, what, unit, value, bound in checks:
+            if run and value is not None:
+                met = None if bound is None else value <= bound
+                found.append(
+                    {"code": code, "goal": what, "unit": unit, "value": round(value, 2), "bound": bound, "met": met}
+                )
+    return found
+
+
+def goals_table(found: list[dict]) -> str:
+    out = ["| code | goal | measured | at most | |", "|---|---|---|---|---|"]
+    for g in found:
+        unit = " s" if g["unit"] == "s" else "×"
+        bound = "—" if g["bound"] is None else f"{g['bound']}{unit}"
+        verdict = "" if g["met"] is None else ("met" if g["met"] else "not met")
+        out.append(f"| {g['code']} | {g['goal']} | {_fmt(g['value'], 2)}{unit} | {bound} | {verdict} |")
+    return "\n".join(out)
 
 
 def benchmark(args) -> dict:
@@ -467,6 +562,8 @@ def benchmark(args) -> dict:
             print(line_for(run), flush=True)
     if args.same_size:
         result["same_size"] = same_size_ratios(result["runs"])
+    if args.workloads:
+        result["goals"] = goals(result["runs"])
     return result
 
 
@@ -570,6 +667,8 @@ def report(result: dict) -> str:
     out = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     out += [line_for(run) for run in result["runs"]]
     out += ["", task_table(result)]
+    if result.get("goals"):
+        out += ["", "The goals (docs/performance.md):", "", goals_table(result["goals"])]
     if result.get("same_size"):
         out += [
             "",
@@ -760,6 +859,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "against 3 requests on one batch holding the same learners",
     )
     parser.add_argument(
+        "--five-million",
+        action="store_true",
+        help="with the default nights, 12 requests on a lake of 5M enrolments too (3.1M learners; slow)",
+    )
+    parser.add_argument(
         "--smallest",
         action="store_true",
         help="the smoke test's run: 300 learners, 4 courses, 12 batches, 3 requests (one per type)",
@@ -783,7 +887,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="RESULTS.json",
         help="only print the tables of an earlier results file (e.g. for docs/performance.md)",
     )
+    given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])}
     args = parser.parse_args(argv)
+    # Without a choice of lakes and requests: the default nights (WORKLOADS).
+    args.workloads = not ({"--sizes", "--learners", "--requests", "--same-size", "--smallest"} & given)
+    if args.five_million and not args.workloads:
+        parser.error("--five-million goes with the default nights only")
     if args.smallest:
         args.learners, args.requests = SMALLEST["learners"], SMALLEST["requests"]
         args.courses, args.batches = SMALLEST["courses"], SMALLEST["batches"]
@@ -796,6 +905,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.label = args.label or (
         "smallest"
         if args.smallest
+        else "goals" + ("-5M" if args.five_million else "")
+        if args.workloads
         else "-".join(f"{n}" for n in args.learners)
         + "-learners"
         + (f"-same-size-{args.same_size}" if args.same_size else "")

@@ -169,3 +169,38 @@ def test_same_size_ratio_divides_the_many_request_night_by_the_one_batch_night()
     assert pair["ratio"] == 1.25 and pair["reference_ratio"] == 4.0
     assert pair["requests"] == [3, 102] and pair["seconds"] == [40.0, 50.0]
     assert "| **1.25** | 4.00 |" in night.same_size_table([pair])
+
+
+def test_make_benchmark_runs_the_goal_nights_and_holds_them_to_their_bounds():
+    night = night_module()
+    assert night.cases(night.parse_args([])) == night.WORKLOADS
+    assert night.cases(night.parse_args(["--five-million"]))[-1] == night.FIVE_MILLION
+    assert not night.parse_args(["--sizes", "100k"]).workloads
+
+    def run(learners, batches, requests, seconds, ratio=None, build=None):
+        return {
+            "code": "this tree",
+            "learners": learners,
+            "lake_batches": batches,
+            "requests": requests,
+            "night": {"wall_seconds": seconds, "dag_run": {"tasks": [{"task_id": "build_reports", "seconds": build}]}},
+            "ratio_to_reference": {"seconds": ratio},
+        }
+
+    found = night.goals(
+        [
+            run(200, 12, 1, 40.0, build=28.0),
+            run(62_000, 40, 12, 50.0),
+            run(620_000, 400, 12, 60.0),
+            run(620_000, 12, 12, 150.0, ratio=3.5),
+        ]
+    )
+    assert [(g["value"], g["bound"], g["met"]) for g in found] == [
+        (50.0, 45, False),
+        (28.0, 30, True),
+        (3.5, 3, False),
+        (1.2, 1.3, True),
+    ]
+    assert "| this tree | 12 requests on the 100k lake: the night, Airflow included | 50.00 s | 45 s | not met |" in (
+        night.goals_table(found)
+    )
