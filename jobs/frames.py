@@ -57,10 +57,11 @@ def requests_frame(spark: SparkSession, requests: list[dict]) -> DataFrame:
 
 def read_frames(
     spark: SparkSession, lake_uri: str, requests: list[dict], readers: dict[str, set[str]]
-) -> tuple[dict[str, DataFrame], dict[str, LakeSchemaError]]:
+) -> tuple[dict[str, DataFrame], dict[str, LakeSchemaError], list[DataFrame]]:
     """The input frames, each pruned to the batches, courses or learners of the requests that read it.
 
-    Also the unreadable ones, each with why.
+    Also the unreadable ones, each with why, and the frames persisted here, for the caller
+    to unpersist when the night's reports are built.
 
     `readers`: frame name -> the report types that read it (the requests carry their
     `report_type`). Every table's schema is checked here. The tables are then read where they are
@@ -71,6 +72,7 @@ def read_frames(
     """
     frames = {"requests": requests_frame(spark, requests)}
     unreadable: dict[str, LakeSchemaError] = {}
+    persisted: list[DataFrame] = []
     for name in sorted(readers, key=lambda n: n == "users"):  # users after the enrolments they follow
         table, column = FRAMES[name]
         mine = [r for r in requests if r["report_type"] in readers[name]]
@@ -88,6 +90,7 @@ def read_frames(
             if name in SHARED:
                 with described(spark, f"the night's {name}, shared by the reports"):
                     shared = SHARED[name](df).persist()
+                    persisted.append(shared)
                     log.info("lake table %s: %d row(s) for the night's requests", table, shared.count())
         except Exception as e:
             problem = e if isinstance(e, LakeSchemaError) else lake_file_error(e, lake_uri)
@@ -96,7 +99,7 @@ def read_frames(
             log.error("lake table %s cannot be used: %s", table, problem.detail)
             unreadable[name] = problem
             frames.pop(name, None)
-    return frames, unreadable
+    return frames, unreadable, persisted
 
 
 def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:

@@ -8,8 +8,9 @@ to the batches of the requests that read them, and what every report derives fro
 them alike is persisted once (jobs.frames.read_frames); each table is validated once
 for every request that reads it (jobs.quality.lake_findings); then each report type
 stages its rows and its `_SUMMARY.json`. The lake is scanned as many times whatever
-the number of requests. With `--figures`, the dashboard's figures are computed first
-(jobs.dashboard_figures), for the DAG's sync_dashboard to store: one JVM a night.
+the number of requests. With `--figures`, the dashboard's figures are computed beside
+the reports, in a second thread (jobs.dashboard_figures), for the DAG's sync_dashboard
+to store: one JVM a night.
 
 A table that cannot be read fails the requests of the report types that read it, and
 no other. A report type that breaks for another reason (a bug) writes no summary: the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -67,11 +69,12 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
     if listing is None:
         log.warning("the lake %s is not on a file system: whether it changes during the night is not checked", lake_uri)
     summaries, broken = {}, {}
+    shared: list = []
     try:
         readers = {
             name: {t for t, job in jobs.items() if name in job.tables} for job in jobs.values() for name in job.tables
         }
-        frames, unreadable = read_frames(spark, lake_uri, requests, readers)
+        frames, unreadable, shared = read_frames(spark, lake_uri, requests, readers)
         buildable = {t for t, job in jobs.items() if all(name in frames for name in job.tables)}
         errors: dict[str, dict] = {}
         findings: dict[str, dict[str, int]] = {}
@@ -108,7 +111,8 @@ def build(spark: SparkSession, night: list[tuple[Manifest, str]]) -> dict[str, d
             summaries[report_type] = summary
             _log_requests(summary)
     finally:
-        spark.catalog.clearCache()  # the frames
+        for df in shared:  # only what the reports persisted: the dashboard's figures may still be running
+            df.unpersist()
     if broken:
         reasons = "; ".join(f"{t}: {type(e).__name__}: {e}" for t, e in broken.items())
         raise ReportsNotBuilt(f"the {', '.join(broken)} reports could not be built ({reasons})"[:2000])
@@ -187,26 +191,40 @@ def main(argv: list[str] | None = None) -> None:
         import_in_background()  # seconds of Python, while the session starts and the lake is read
     spark = get_session("course_reports" if args.night else "dashboard_figures")
     try:
-        figures_error = None
-        if args.figures:
-            try:
-                with described(spark, "dashboard figures"):
-                    dashboard_figures.build(spark, args.lake, args.figures)
-            except Exception as e:
-                if not args.night:
-                    raise  # nothing else to do: the application fails with the error itself
-                log.exception("the dashboard figures could not be computed; the reports are built all the same")
-                first_line = (str(e).strip().splitlines() or [""])[0]
-                figures_error = f"the dashboard figures could not be computed ({type(e).__name__}: {first_line})"[:1000]
-        if args.night:
-            try:
-                build(spark, args.night)
-            except ReportsNotBuilt as e:
-                raise ReportsNotBuilt("; ".join(filter(None, [str(e), figures_error]))) from None
+        # The figures and the reports read the lake apart: on a small lake each of their
+        # queries keeps one core busy, so they run side by side, in two threads.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="figures") as pool:
+            figures = pool.submit(_figures, spark, args.lake, args.figures) if args.figures else None
+            reports_error = None
+            if args.night:
+                try:
+                    build(spark, args.night)
+                except ReportsNotBuilt as e:
+                    reports_error = str(e)
+            figures_error = _figures_error(figures, alone=not args.night)
+        if reports_error:
+            raise ReportsNotBuilt("; ".join(filter(None, [reports_error, figures_error])))
         if figures_error:
             raise FiguresNotComputed(figures_error)
     finally:
         spark.stop()
+
+
+def _figures(spark: SparkSession, lake_uri: str, out: str) -> None:
+    with described(spark, "dashboard figures"):
+        dashboard_figures.build(spark, lake_uri, out)
+
+
+def _figures_error(figures: Future | None, alone: bool) -> str | None:
+    """Why the figures could not be computed, or None; alone (no reports), the error itself is raised."""
+    error = figures.exception() if figures is not None else None
+    if error is None:
+        return None
+    if alone:
+        raise error  # nothing else to do: the application fails with the error itself
+    log.error("the dashboard figures could not be computed; the reports were built all the same", exc_info=error)
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"the dashboard figures could not be computed ({type(error).__name__}: {first_line})"[:1000]
 
 
 if __name__ == "__main__":

@@ -141,9 +141,12 @@ def test_a_night_without_requests_still_computes_the_dashboard_figures(monkeypat
 
     submitted = []
     monkeypatch.setattr(
-        SparkSubmitHook, "submit", lambda self, application, args: submitted.append((application, args))
+        SparkSubmitHook,
+        "submit",
+        lambda self, application, args, lake_uri=None: submitted.append((application, args, lake_uri)),
     )
     BuildReportsOperator(task_id="build_reports").build({"run_id": "r1", "request_ids": [], "manifests": {}})
-    [(application, args)] = submitted
+    [(application, args, lake_uri)] = submitted
     assert application == "jobs/night.py" and "--manifest" not in args
+    assert lake_uri == args[args.index("--lake") + 1]  # its size chooses the Spark settings
     assert args[args.index("--figures") + 1] == str(nightly.figures_dir("r1"))
