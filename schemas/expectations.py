@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.lake import PII_COLUMNS, TABLES
-from schemas.reports import COLUMNS, FORMULA_START_RE, PROGRESS_COLUMNS
+from schemas.reports import COLUMNS, FORMULA_START_RE, PROGRESS_COLUMNS, USERINFO_COLUMNS
 
 log = logging.getLogger("coursedash.quality")
 
@@ -131,25 +131,7 @@ DATETIME_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}$"  # dd/m
 # Text cells taken from the lake's string columns: guarded against formula injection.
 REPORT_TEXT = {
     "progress": PROGRESS_COLUMNS[:15],  # Collection Id .. Declared Board
-    "userinfo": (
-        "Collection Id",
-        "Collection Name",
-        "Batch Id",
-        "Batch Name",
-        "User UUID",
-        "User Name",
-        "User Type",
-        "User Sub Type",
-        "State",
-        "District",
-        "Block",
-        "Cluster",
-        "School Id",
-        "School Name",
-        "Org Name",
-        "Email ID",
-        "Mobile Number",
-    ),
+    "userinfo": USERINFO_COLUMNS[:17],  # Collection Id .. Mobile Number
     "response": (
         "Collection Id",
         "Collection Name",
