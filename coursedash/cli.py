@@ -299,13 +299,23 @@ def cmd_download(args) -> None:
     import shutil
 
     from coursedash import reports
+    from coursedash.storage import ChecksumMismatch
 
     with _AsUser(args.user) as s:
         # Checked before the download is opened, so a refused one leaves no audit row.
         target = _download_target(args.out, reports.download_name(reports.ready_request(s, args.user, args.request_id)))
         request, _name, _url, stream = reports.open_download(s, args.user, args.request_id, client_address="cli")
-    with stream, open(target, "wb") as f:
-        shutil.copyfileobj(stream, f)
+    # Written beside the target, then renamed: a download that breaks (a corrupt object, a
+    # full disk) leaves no partial zip that looks like a report.
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        with stream, open(partial, "wb") as f:
+            shutil.copyfileobj(stream, f)
+        os.replace(partial, target)
+    except ChecksumMismatch as e:
+        raise UserError(f"{e}; nothing was saved: ask the platform's administrators") from None
+    finally:
+        partial.unlink(missing_ok=True)
     print(target)
 
 

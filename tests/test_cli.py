@@ -207,6 +207,31 @@ def test_download_goes_to_var_downloads_and_refuses_a_missing_folder(catalog):
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_a_corrupt_report_is_refused_in_one_line_and_nothing_is_saved(catalog, s3_reports):
+    from tests.test_storage import corrupting_proxy
+
+    request_id = add_request(catalog, CREATOR, "progress", password="Secret123")
+    out = catalog / "out"
+    out.mkdir()
+    with corrupting_proxy(os.environ["COURSEDASH_S3_ENDPOINT_URL"]) as proxy:
+        done = run(
+            "request",
+            "download",
+            request_id,
+            "--user",
+            MENTOR,
+            "--out",
+            str(out),
+            env={"COURSEDASH_S3_ENDPOINT_URL": proxy},
+        )
+    assert_plain_refusal(done, 2, "is corrupt: its bytes do not match the SHA-256 checksum stored with it")
+    assert "nothing was saved" in done.stderr
+    assert list(out.iterdir()) == []  # no partial zip, no leftover part file
+    assert run("request", "download", request_id, "--user", MENTOR, "--out", str(out)).returncode == 0
+    assert [f.name for f in out.iterdir()] == ["b1_progress_20261128.zip"]
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
 def test_show_gives_what_the_report_left_out_in_words(catalog):
     from tests.published import add_request
 
