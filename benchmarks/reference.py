@@ -40,7 +40,7 @@ from schemas.reports import (  # noqa: E402
 UNPLACED = 2**31 - 1  # a content without a position sorts after every placed one (jobs.frames)
 BOM = "\ufeff"
 
-# Each lake table's columns in contract order: the duplicate rules' last tie-break is
+# Each lake table's columns in the order of docs/lake.md: the duplicate rules' last tie-break is
 # every column in turn, in this order (jobs.frames.dedupe), a map by its sorted entries.
 LAKE_COLUMNS = {
     "courses": "course_id name channel created_by status user_consent_required created_on",

@@ -129,7 +129,7 @@ def read_table(spark: SparkSession, lake_uri: str, table: str) -> DataFrame:
                 f"column {field.name!r} is {found[field.name].simpleString()}, expected {field.dataType.simpleString()}"
             )
     if problems:
-        raise LakeSchemaError(f"lake table {table!r} does not match the contract: " + "; ".join(problems))
+        raise LakeSchemaError(f"lake table {table!r} does not match its documented schema: " + "; ".join(problems))
     return spark.read.schema(expected).parquet(path).select(*expected.fieldNames())
 
 

@@ -421,7 +421,7 @@ def header_problems(report_type: str, header: list[str]) -> list[Failure]:
                 Failure(
                     "header_starts_with_progress_columns",
                     None,
-                    "the progress header must start with the contract's fixed columns",
+                    "the progress header must start with the fixed columns of docs/reports.md",
                     None,
                     _mismatches(list(PROGRESS_COLUMNS), fixed),
                 )
@@ -440,9 +440,9 @@ def header_problems(report_type: str, header: list[str]) -> list[Failure]:
     elif header != list(COLUMNS[report_type]):
         problems.append(
             Failure(
-                "header_matches_contract",
+                "header_matches_documented_columns",
                 None,
-                f"the {report_type} header must be the contract's columns",
+                f"the {report_type} header must be the columns of docs/reports.md",
                 None,
                 _mismatches(list(COLUMNS[report_type]), header),
             )

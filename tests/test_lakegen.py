@@ -47,7 +47,7 @@ def lake(tmp_path_factory):
     return root, summary
 
 
-def test_every_table_has_the_contract_schema_and_the_summary_counts_its_rows(lake):
+def test_every_table_has_the_documented_schema_and_the_summary_counts_its_rows(lake):
     root, summary = lake
     for table in TABLES:
         data = read(root, table)

@@ -288,7 +288,7 @@ def test_dirty_rows_are_noted_and_a_broken_table_fails_only_its_readers_until_fi
     shown = reports.as_json(found[held])
     assert (shown["status"], shown["attempts"], shown["max_attempts"], shown["will_retry"]) == ("FAILED", 1, 3, True)
     assert shown["error"] == (
-        "The learner data could not be read: lake table 'question_responses' does not match the contract: "
+        "The learner data could not be read: lake table 'question_responses' does not match its documented schema: "
         "column 'score' is string, expected double. It will be retried in the next nightly run (attempt 2 of 3)."
     )
     assert found[held].password_token is None and found[held].object_key is None  # it had no password

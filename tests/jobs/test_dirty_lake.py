@@ -158,7 +158,7 @@ def test_a_column_of_the_wrong_type_fails_the_requests_that_read_it_naming_it(sp
     retype(lake, "users", "status", pa.string())
     summaries = build(spark, lake, tmp_path, {"progress": ("b1",), "response": ("b1",)})
     assert summaries["progress"]["progress_b1"] == {
-        "error": "the learner data could not be read: lake table 'users' does not match the contract: "
+        "error": "the learner data could not be read: lake table 'users' does not match its documented schema: "
         "column 'status' is string, expected int",
         "transient": True,
     }

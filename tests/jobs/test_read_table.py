@@ -9,7 +9,7 @@ from schemas.lake import TABLES, arrow_schema
 from tests.lakefixtures import write_lake
 
 
-def test_reads_with_the_contract_schema_across_files_and_partitions(spark, tmp_path):
+def test_reads_with_the_documented_schema_across_files_and_partitions(spark, tmp_path):
     # Hive-style partition folders and several files per folder are a lake's normal shape.
     full = arrow_schema("courses")
     schema = full.remove(full.get_field_index("channel"))
