@@ -216,7 +216,9 @@ def spark_applications(event_dir: Path, top: int = 8) -> list[dict]:
     Stage seconds are Submission to Completion Time; stages run in parallel, so their
     sum can exceed the application's wall time. `top_stages` are the longest, by name.
     Lake bytes are the Parquet scans' "size of files read" metric (each read of a table
-    counted, none of the cached re-reads).
+    counted, none of the cached re-reads). `cpu_by_description` sums each task's executor
+    CPU and run seconds by the part of the night its job served: what a part costs the
+    machine, where its SQL seconds also count the time it waited for a core.
     """
     # Spark 4 rolls each application's log into a folder eventlog_v2_<app>/events_<n>_<app>.
     logs: dict[Path, list[Path]] = defaultdict(list)
@@ -226,6 +228,8 @@ def spark_applications(event_dir: Path, top: int = 8) -> list[dict]:
     apps = []
     for parts in logs.values():
         app = {"name": None, "start": None, "end": None, "stages": [], "executions": {}, "scan_ids": set(), "bytes": 0}
+        part_of_stage: dict[int, str] = {}
+        cpu: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # part -> [CPU seconds, run seconds]
         for line in _lines(sorted(parts, key=_part_number)):
             if not line.startswith("{"):
                 continue
@@ -235,6 +239,14 @@ def spark_applications(event_dir: Path, top: int = 8) -> list[dict]:
                 app["name"], app["start"] = event["App Name"], event["Timestamp"]
             elif kind == "SparkListenerApplicationEnd":
                 app["end"] = event["Timestamp"]
+            elif kind == "SparkListenerJobStart":
+                part = _short((event.get("Properties") or {}).get("spark.job.description", ""))
+                part_of_stage.update(dict.fromkeys(event.get("Stage IDs", []), part or "(unnamed)"))
+            elif kind == "SparkListenerTaskEnd":
+                metrics = event.get("Task Metrics") or {}
+                spent = cpu[part_of_stage.get(event.get("Stage ID"), "(unnamed)")]
+                spent[0] += metrics.get("Executor CPU Time", 0) / 1e9
+                spent[1] += metrics.get("Executor Run Time", 0) / 1e3
             elif kind == "SparkListenerStageCompleted":
                 info = event["Stage Info"]
                 if info.get("Submission Time") and info.get("Completion Time"):
@@ -281,6 +293,15 @@ def spark_applications(event_dir: Path, top: int = 8) -> list[dict]:
                     for e in executions[:top]
                 ],
                 "sql_by_description": by_description(executions),
+                "executor_cpu_seconds": round(sum(c for c, _ in cpu.values()), 2),
+                "executor_run_seconds": round(sum(r for _, r in cpu.values()), 2),
+                "cpu_by_description": sorted(
+                    (
+                        {"description": k, "cpu_seconds": round(c, 2), "run_seconds": round(r, 2)}
+                        for k, (c, r) in cpu.items()
+                    ),
+                    key=lambda part: -part["cpu_seconds"],
+                ),
             }
         )
     apps.sort(key=lambda a: a["app"])

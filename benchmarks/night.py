@@ -699,6 +699,12 @@ def report(result: dict) -> str:
             ]
             parts = "; ".join(f"{p['description']} x{p['executions']} {p['seconds']:.1f} s" for p in grouped[:8])
             out.append(f"    SQL time by part of the night: {parts}")
+            if app.get("cpu_by_description"):  # results of this benchmark since it read task metrics
+                cpu = "; ".join(f"{p['description']} {p['cpu_seconds']:.1f} s" for p in app["cpu_by_description"][:8])
+                out.append(
+                    f"    executors' CPU {app['executor_cpu_seconds']:.1f} s of {app['executor_run_seconds']:.1f} s "
+                    f"of task time; by part: {cpu}"
+                )
         if night.get("spark_note"):
             out.append(f"  {night['spark_note']}")
         out.append(

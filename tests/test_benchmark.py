@@ -90,6 +90,11 @@ def test_spark_stages_come_from_each_application_s_event_log(smallest):
     ):
         assert parts[part]["executions"] > 0 and parts[part]["seconds"] > 0, part
     assert sum(p["executions"] for p in parts.values()) == apps[0]["sql_executions"]
+    # Each task's CPU is counted once, under the part its job served.
+    cpu = {p["description"]: p for p in apps[0]["cpu_by_description"]}
+    assert cpu["dashboard figures"]["cpu_seconds"] > 0 and cpu["lake suite of enrolments"]["run_seconds"] > 0
+    assert 0 < apps[0]["executor_cpu_seconds"] == pytest.approx(sum(p["cpu_seconds"] for p in cpu.values()), abs=0.1)
+    assert apps[0]["executor_cpu_seconds"] <= apps[0]["executor_run_seconds"] * 1.05 + 1
 
 
 def test_the_reference_ratio_and_peak_memory_are_measured(smallest):
@@ -204,3 +209,18 @@ def test_make_benchmark_runs_the_goal_nights_and_holds_them_to_their_bounds():
     assert "| this tree | 12 requests on the 100k lake: the night, Airflow included | 50.00 s | 45 s | not met |" in (
         night.goals_table(found)
     )
+
+
+def test_figures_parts_times_each_part_of_the_figures_on_the_smoke_lake(smallest):
+    (lake,) = (smallest["run_dir"].parents[2] / "lakes").glob("*/lake")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "figures_parts.py"), str(lake), "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    timed = re.findall(r"^round 1 +(\d+\.\d) s  (.+)$", done.stdout, re.MULTILINE)
+    assert [part for _, part in timed][-1] == "the figures of every batch"
+    assert len(timed) == 8 and all(float(s) >= 0 for s, _ in timed)
+    assert re.search(r"^enrolments [\d,]+ rows, attempts [\d,]+ rows$", done.stdout, re.MULTILINE)
