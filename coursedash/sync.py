@@ -14,16 +14,20 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from coursedash import db
+from coursedash import db, lakefiles
 from coursedash.config import settings
 from coursedash.db import Batch, Course, utcnow
 from coursedash.errors import UserError
-from coursedash.manifest import SKIPPED_FILE
+from coursedash.manifest import FIGURES_LAKE_FILE, SKIPPED_FILE
 
 log = logging.getLogger(__name__)
 
 # What jobs/dashboard_figures.py reads (its TABLES, by lake table name).
 FIGURE_TABLES = ("courses", "batches", "course_contents", "enrolments", "assessment_attempts")
+
+
+class LakeChanged(UserError):
+    """The lake changed while the figures were computed from it: they could mix old and new data."""
 
 
 def check_lake(uri: str) -> None:
@@ -59,25 +63,38 @@ def sync(work_dir: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="figures-", dir=base) as out:
         lake = settings().lake_uri
         submit("jobs/night.py", ["--lake", lake, "--figures", out], log=log, name="dashboard_figures", lake_uri=lake)
-        return load_figures(Path(out))
+        try:
+            return load_figures(Path(out))
+        except LakeChanged as e:
+            raise LakeChanged(f"{e}; run `coursedash sync` again once the lake is rewritten") from None
 
 
 def store_night_figures(folder: Path) -> dict:
-    """Store the figures the night's build computed in `folder` (the DAG's sync_dashboard)."""
+    """Store the figures the night's build computed in `folder` (the DAG's sync_dashboard).
+
+    Figures from a lake that changed while they were computed are not stored: the
+    dashboard keeps its earlier ones, with their time, until the next night.
+    """
     if not (folder / SKIPPED_FILE).exists():
         raise RuntimeError(
             "no dashboard figures were computed tonight: build_reports failed before it could (its log says why)"
         )
     db.migrate()
-    return load_figures(folder)
+    try:
+        return load_figures(folder)
+    except LakeChanged as e:
+        log.warning("%s; the dashboard keeps its earlier figures until the next night", e)
+        return {"courses": 0, "batches": 0, "skipped": {}, "not_stored": str(e)}
 
 
 REFUSED = "rows the database refused"
 
 
 def load_figures(out: Path) -> dict:
+    """Store the figures in `out`; LakeChanged if a table they were read from has changed since (docs/lake.md)."""
     import pyarrow.parquet as pq
 
+    _check_unchanged(out)
     skipped = json.loads((out / SKIPPED_FILE).read_text(encoding="utf-8"))
     now = utcnow()
     rows = [Course(**c, synced_at=now) for c in pq.read_table(out / "courses").to_pylist()] + [
@@ -100,6 +117,24 @@ def load_figures(out: Path) -> dict:
     if skipped:
         log.warning("rows skipped by sync: %s", "; ".join(f"{reason}: {n}" for reason, n in skipped.items()))
     return {**stored, "skipped": skipped}
+
+
+def _check_unchanged(out: Path) -> None:
+    """Raise LakeChanged when a lake table the figures in `out` were read from has changed since.
+
+    A figures folder without the listing (a lake not on a file system) is not checked.
+    """
+    listed = out / FIGURES_LAKE_FILE
+    if not listed.exists():
+        return
+    read = json.loads(listed.read_text(encoding="utf-8"))
+    changes = lakefiles.changed(read["files"], lakefiles.snapshot(read["uri"], read["files"]))
+    if changes:
+        tables = "; ".join(f"{table}: {what}" for table, what in sorted(changes.items()))
+        raise LakeChanged(
+            f"the learner data changed while the dashboard figures were computed ({tables}), "
+            "so they could mix old and new data: they were not stored"
+        )
 
 
 def _id_of(row) -> str:

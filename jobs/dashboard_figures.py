@@ -19,7 +19,8 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from coursedash.manifest import SKIPPED_FILE
+from coursedash import lakefiles
+from coursedash.manifest import FIGURES_LAKE_FILE, SKIPPED_FILE
 from jobs.frames import FRAMES, learners, one_batch_each, one_course_each, read_table
 from jobs.progress_report import learner_progress
 
@@ -162,7 +163,11 @@ def transform(
     return courses, batches
 
 
-def load(courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFrame], out: str) -> None:
+def load(
+    courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFrame], out: str, read: dict | None
+) -> None:
+    """The figures, then the lake files they were read from (`read`: the lake's uri and its listing, if listed),
+    then the skipped rows: last, for coursedash.sync to know the folder is whole."""
     courses.coalesce(1).write.mode("overwrite").parquet(f"{out}/courses")
     batches.coalesce(1).write.mode("overwrite").parquet(f"{out}/batches")
     # One query for every count: each is a single row.
@@ -170,11 +175,16 @@ def load(courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFra
         DataFrame.crossJoin, [df.select(F.col("n").alias(f"n{i}")) for i, df in enumerate(skipped_rows.values())]
     ).collect()
     counts = dict(zip(skipped_rows, row, strict=True))
+    if read is not None:
+        (Path(out) / FIGURES_LAKE_FILE).write_text(json.dumps(read), encoding="utf-8")
     (Path(out) / SKIPPED_FILE).write_text(json.dumps({k: v for k, v in counts.items() if v}), encoding="utf-8")
 
 
 def build(spark: SparkSession, lake_uri: str, out: str) -> None:
     """Read the tables of TABLES whole, each once, and write their figures to `out`."""
+    # Before the first read: storing the figures compares it with the lake then (coursedash.sync).
+    listing = lakefiles.snapshot(lake_uri, [FRAMES[name][0] for name in TABLES])
+    read = None if listing is None else {"uri": lake_uri, "files": listing}
     frames = extract(spark, lake_uri)
     # The two small tables serve every query here (the figures, the rows sync skips): kept
     # after one read. One job fills both caches first; unfilled, each query that reads a
@@ -184,7 +194,7 @@ def build(spark: SparkSession, lake_uri: str, out: str) -> None:
         both = small["courses"].select(F.lit(1).alias("row")).unionAll(small["batches"].select(F.lit(1).alias("row")))
         log.info("lake tables courses and batches: %d row(s)", both.count())
         courses, batches = transform(**frames)
-        load(courses, batches, skipped(frames["courses"], frames["batches"], courses), out)
+        load(courses, batches, skipped(frames["courses"], frames["batches"], courses), out, read)
     finally:
         for df in small.values():
             df.unpersist()

@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-from coursedash import db, nightly, reports, store
-from coursedash.db import ReportRequest
+from coursedash import db, nightly, reports, store, sync
+from coursedash.db import Batch, ReportRequest
 from coursedash.manifest import Manifest, read_summary, write_summary
-from jobs import night, quality
+from jobs import dashboard_figures, night, quality
 from tests import handlake
 from tests.lakefixtures import write_lake
 from tests.test_staging_cleanup import stage
@@ -136,3 +136,31 @@ def test_publishing_fails_only_the_requests_whose_tables_changed_and_the_next_ru
     assert (shown(responses)["status"], shown(responses)["will_retry"]) == ("FAILED", True)
     assert "(lake tables assessment_attempts and question_responses rewritten)" in shown(responses)["error"]
     assert nightly.claim_requests("run-2", DAY + dt.timedelta(days=1))["request_ids"] == [responses]
+
+
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_figures_of_a_lake_rewritten_while_they_were_computed_are_not_stored(app_env, spark, caplog):
+    lake, out = app_env / "lake", app_env / "figures"
+    write_lake(lake, handlake.TABLES)
+    dashboard_figures.build(spark, str(lake), str(out))
+    rewrite_in_place(lake, app_env / "next")
+
+    with caplog.at_level("WARNING", logger="coursedash.sync"):
+        outcome = sync.store_night_figures(out)  # the DAG's sync_dashboard: the night goes on
+    assert (outcome["courses"], outcome["batches"]) == (0, 0)
+    assert (
+        "(assessment_attempts: 0 file(s) added, 0 removed, 1 rewritten; enrolments: 0 file(s) added, 0 removed, "
+        "1 rewritten), so they could mix old and new data: they were not stored" in outcome["not_stored"]
+    )
+    assert "the dashboard keeps its earlier figures until the next night" in caplog.text
+    with db.session() as s:
+        assert s.query(Batch).count() == 0
+    with pytest.raises(sync.LakeChanged, match="while the dashboard figures were computed"):
+        sync.load_figures(out)  # `coursedash sync` says it in one line (tests/test_cli.py shows how UserError prints)
+
+    # Computed again from the lake as it now is, they are stored.
+    dashboard_figures.build(spark, str(lake), str(out))
+    stored = sync.store_night_figures(out)
+    assert "not_stored" not in stored and stored["batches"] > 0
+    with db.session() as s:
+        assert s.query(Batch).count() == stored["batches"]
