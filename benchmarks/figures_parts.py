@@ -33,16 +33,12 @@ def seconds(df: DataFrame) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("lake", help="a lake folder, as benchmarks/night.py generates them")
-    parser.add_argument("--repeat", type=int, default=2, help="rounds of every part (default 2)")
-    args = parser.parse_args()
-    spark = get_session("figures_parts", "local[*]")
-    frames = dashboard_figures.extract(spark, args.lake)
+def parts(spark, lake: str) -> dict[str, DataFrame]:
+    """The figures' parts on `lake`, by name, as frames: the whole figures last."""
+    frames = dashboard_figures.extract(spark, lake)
     enrolments, attempts = frames["enrolments"], frames["attempts"]
     keys = ["batch_id", "user_id"]
-    parts = {
+    return {
         "enrolments: read": enrolments,
         "enrolments: read, without the content map": enrolments.drop("content_status"),
         "enrolments: read and shuffled by learner": enrolments.repartition(*keys),
@@ -54,9 +50,19 @@ def main() -> None:
         ),
         "the figures of every batch": dashboard_figures.transform(**frames)[1],
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("lake", help="a lake folder, as benchmarks/night.py generates them")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds of every part (default 2)")
+    args = parser.parse_args()
+    spark = get_session("figures_parts", "local[*]")
+    timed = parts(spark, args.lake)
+    enrolments, attempts = (timed[f"{t}: read"] for t in ("enrolments", "attempts"))
     print(f"enrolments {enrolments.count():,} rows, attempts {attempts.count():,} rows")
     for round_ in range(1, args.repeat + 1):
-        for name, df in parts.items():
+        for name, df in timed.items():
             print(f"round {round_}  {seconds(df):6.1f} s  {name}", flush=True)
     spark.stop()
 

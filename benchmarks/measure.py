@@ -241,7 +241,8 @@ def spark_applications(event_dir: Path, top: int = 8) -> list[dict]:
                 app["end"] = event["Timestamp"]
             elif kind == "SparkListenerJobStart":
                 part = _short((event.get("Properties") or {}).get("spark.job.description", ""))
-                part_of_stage.update(dict.fromkeys(event.get("Stage IDs", []), part or "(unnamed)"))
+                for stage in event.get("Stage IDs", []):  # a stage a later job reuses keeps its first job's part
+                    part_of_stage.setdefault(stage, part or "(unnamed)")
             elif kind == "SparkListenerTaskEnd":
                 metrics = event.get("Task Metrics") or {}
                 spent = cpu[part_of_stage.get(event.get("Stage ID"), "(unnamed)")]

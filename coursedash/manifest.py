@@ -13,7 +13,7 @@ from pathlib import Path
 
 SUMMARY_FILE = "_SUMMARY.json"
 SKIPPED_FILE = "skipped.json"  # the dashboard figures job's rows it could not use, by reason
-FIGURES_LAKE_FILE = "lake.json"  # the lake files the dashboard figures were computed from (coursedash.lakefiles)
+FIGURES_LAKE_FILE = "lake.json"  # the lake tables that changed while the dashboard figures read them
 
 
 @dataclass(frozen=True)

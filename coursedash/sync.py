@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from coursedash import db, lakefiles
+from coursedash import db
 from coursedash.config import settings
 from coursedash.db import Batch, Course, utcnow
 from coursedash.errors import UserError
@@ -91,7 +91,7 @@ REFUSED = "rows the database refused"
 
 
 def load_figures(out: Path) -> dict:
-    """Store the figures in `out`; LakeChanged if a table they were read from has changed since (docs/lake.md)."""
+    """Store the figures in `out`; LakeChanged if a table changed while they were computed (docs/lake.md)."""
     import pyarrow.parquet as pq
 
     _check_unchanged(out)
@@ -120,15 +120,15 @@ def load_figures(out: Path) -> dict:
 
 
 def _check_unchanged(out: Path) -> None:
-    """Raise LakeChanged when a lake table the figures in `out` were read from has changed since.
+    """Raise LakeChanged when a lake table changed while the figures in `out` were computed from it.
 
-    A figures folder without the listing (a lake not on a file system) is not checked.
+    The figures job compared the lake's files before and after (jobs/dashboard_figures.py);
+    without that record (a lake not on a file system) there is nothing to check.
     """
     listed = out / FIGURES_LAKE_FILE
     if not listed.exists():
         return
-    read = json.loads(listed.read_text(encoding="utf-8"))
-    changes = lakefiles.changed(read["files"], lakefiles.snapshot(read["uri"], read["files"]))
+    changes = json.loads(listed.read_text(encoding="utf-8"))["changed"]
     if changes:
         tables = "; ".join(f"{table}: {what}" for table, what in sorted(changes.items()))
         raise LakeChanged(

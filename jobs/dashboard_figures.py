@@ -164,10 +164,15 @@ def transform(
 
 
 def load(
-    courses: DataFrame, batches: DataFrame, skipped_rows: dict[str, DataFrame], out: str, read: dict | None
+    courses: DataFrame,
+    batches: DataFrame,
+    skipped_rows: dict[str, DataFrame],
+    out: str,
+    lake_uri: str,
+    listing: lakefiles.Listing | None,
 ) -> None:
-    """The figures, then the lake files they were read from (`read`: the lake's uri and its listing, if listed),
-    then the skipped rows: last, for coursedash.sync to know the folder is whole."""
+    """The figures; then, if the lake was listed before they read it (`listing`), the tables changed since
+    (FIGURES_LAKE_FILE); then the skipped rows, last, for coursedash.sync to know the folder is whole."""
     courses.coalesce(1).write.mode("overwrite").parquet(f"{out}/courses")
     batches.coalesce(1).write.mode("overwrite").parquet(f"{out}/batches")
     # One query for every count: each is a single row.
@@ -175,16 +180,18 @@ def load(
         DataFrame.crossJoin, [df.select(F.col("n").alias(f"n{i}")) for i, df in enumerate(skipped_rows.values())]
     ).collect()
     counts = dict(zip(skipped_rows, row, strict=True))
-    if read is not None:
-        (Path(out) / FIGURES_LAKE_FILE).write_text(json.dumps(read), encoding="utf-8")
+    if listing is not None:
+        changed = lakefiles.changed(listing, lakefiles.snapshot(lake_uri, listing))
+        (Path(out) / FIGURES_LAKE_FILE).write_text(json.dumps({"changed": changed}), encoding="utf-8")
     (Path(out) / SKIPPED_FILE).write_text(json.dumps({k: v for k, v in counts.items() if v}), encoding="utf-8")
 
 
 def build(spark: SparkSession, lake_uri: str, out: str) -> None:
     """Read the tables of TABLES whole, each once, and write their figures to `out`."""
-    # Before the first read: storing the figures compares it with the lake then (coursedash.sync).
+    for name in (FIGURES_LAKE_FILE, SKIPPED_FILE):  # an earlier try's: the folder is whole again only at the end
+        (Path(out) / name).unlink(missing_ok=True)
+    # Before the first read, to be compared with the lake once the figures are written (docs/lake.md).
     listing = lakefiles.snapshot(lake_uri, [FRAMES[name][0] for name in TABLES])
-    read = None if listing is None else {"uri": lake_uri, "files": listing}
     frames = extract(spark, lake_uri)
     # The two small tables serve every query here (the figures, the rows sync skips): kept
     # after one read. One job fills both caches first; unfilled, each query that reads a
@@ -194,7 +201,7 @@ def build(spark: SparkSession, lake_uri: str, out: str) -> None:
         both = small["courses"].select(F.lit(1).alias("row")).unionAll(small["batches"].select(F.lit(1).alias("row")))
         log.info("lake tables courses and batches: %d row(s)", both.count())
         courses, batches = transform(**frames)
-        load(courses, batches, skipped(frames["courses"], frames["batches"], courses), out, read)
+        load(courses, batches, skipped(frames["courses"], frames["batches"], courses), out, lake_uri, listing)
     finally:
         for df in small.values():
             df.unpersist()

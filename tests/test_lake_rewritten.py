@@ -139,12 +139,17 @@ def test_publishing_fails_only_the_requests_whose_tables_changed_and_the_next_ru
 
 
 @pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
-def test_figures_of_a_lake_rewritten_while_they_were_computed_are_not_stored(app_env, spark, caplog):
+def test_figures_of_a_lake_rewritten_while_they_were_computed_are_not_stored(app_env, spark, monkeypatch, caplog):
     lake, out = app_env / "lake", app_env / "figures"
     write_lake(lake, handlake.TABLES)
-    dashboard_figures.build(spark, str(lake), str(out))
-    rewrite_in_place(lake, app_env / "next")
+    extract = dashboard_figures.extract
 
+    def rewritten_meanwhile(*args):  # listed, not yet read
+        rewrite_in_place(lake, app_env / "next")
+        return extract(*args)
+
+    monkeypatch.setattr(dashboard_figures, "extract", rewritten_meanwhile)
+    dashboard_figures.build(spark, str(lake), str(out))
     with caplog.at_level("WARNING", logger="coursedash.sync"):
         outcome = sync.store_night_figures(out)  # the DAG's sync_dashboard: the night goes on
     assert (outcome["courses"], outcome["batches"]) == (0, 0)
@@ -156,10 +161,12 @@ def test_figures_of_a_lake_rewritten_while_they_were_computed_are_not_stored(app
     with db.session() as s:
         assert s.query(Batch).count() == 0
     with pytest.raises(sync.LakeChanged, match="while the dashboard figures were computed"):
-        sync.load_figures(out)  # `coursedash sync` says it in one line (tests/test_cli.py shows how UserError prints)
+        sync.load_figures(out)  # `coursedash sync`: a UserError, one line and exit status 2
 
-    # Computed again from the lake as it now is, they are stored.
+    # Computed again from one lake, they are stored, even if the lake changes after they were computed.
+    monkeypatch.setattr(dashboard_figures, "extract", extract)
     dashboard_figures.build(spark, str(lake), str(out))
+    rewrite_in_place(lake, app_env / "after")
     stored = sync.store_night_figures(out)
     assert "not_stored" not in stored and stored["batches"] > 0
     with db.session() as s:
