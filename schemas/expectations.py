@@ -128,27 +128,6 @@ PLAIN_NUMBER_RE = r"^-?[0-9]+(\.[0-9]+)?$"  # a plain decimal: no exponent, no g
 DATE_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$"  # dd/mm/yyyy
 DATETIME_RE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}$"  # dd/mm/yyyy HH:MM:SS
 
-# Text cells taken from the lake's string columns: guarded against formula injection.
-REPORT_TEXT = {
-    "progress": PROGRESS_COLUMNS[:15],  # Collection Id .. Declared Board
-    "userinfo": USERINFO_COLUMNS[:17],  # Collection Id .. Mobile Number
-    "response": (
-        "Collection Id",
-        "Collection Name",
-        "Batch Id",
-        "Batch Name",
-        "User UUID",
-        "QuestionSet Id",
-        "QuestionSet Title",
-        "Attempt Id",
-        "Question Id",
-        "Question Type",
-        "Question Title",
-        "Question Description",
-        "Question Options",
-        "Question Response",
-    ),
-}
 REPORT_FORMATS = {
     "progress": (
         ("Enrolment Date", DATE_RE, "dd/mm/yyyy"),
@@ -161,6 +140,14 @@ REPORT_FORMATS = {
         ("Question Score", PLAIN_NUMBER_RE, "a plain decimal"),
         ("Question Max Score", PLAIN_NUMBER_RE, "a plain decimal"),
     ),
+}
+
+# Text cells taken from the lake's string columns: guarded against formula injection.
+REPORT_TEXT = {
+    "progress": PROGRESS_COLUMNS[:15],  # Collection Id .. Declared Board
+    "userinfo": USERINFO_COLUMNS[:17],  # Collection Id .. Mobile Number
+    # Every column but its time and its numbers (REPORT_FORMATS).
+    "response": tuple(c for c in COLUMNS["response"] if c not in {name for name, _, _ in REPORT_FORMATS["response"]}),
 }
 
 
