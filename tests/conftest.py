@@ -1,4 +1,5 @@
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from coursedash.spark import SMALL_LAKE_CONF
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="coursedash-tests-"))
@@ -22,18 +25,18 @@ os.environ.update(
         "COURSEDASH_VAR_DIR": str(SESSION_DIR / "var"),
     }
 )
-# The suite starts dozens of short-lived JVMs on small data: compiling with C1 only and
-# one GC thread roughly halves their CPU, and no web UI or large heap is needed. On a few
-# rows a query runs faster interpreted than its generated code compiles, and one partition
-# per stage saves a fifth of a night's JVM CPU: each task deserializes its plan. (The
-# cluster test keeps code generation and four shuffle partitions, as a night on real
-# data has; the determinism test reruns a night on three.)
+# The suite starts dozens of short-lived JVMs on rows by the dozen: the settings of a night
+# on a small lake (coursedash.spark.SMALL_LAKE_CONF: queries interpreted, one partition a
+# stage, C1 only and one GC thread) for every session, the in-process ones too, with no web
+# UI and a small heap. (The cluster test turns code generation back on and uses four
+# shuffle partitions, as a night on real data has; the determinism test reruns a night on
+# three.)
 os.environ.setdefault(
     "COURSEDASH_SPARK_CONF",
-    "spark.ui.enabled=false spark.driver.memory=1g "
-    "spark.driver.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC' "
-    "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN "
-    "spark.sql.shuffle.partitions=1 spark.default.parallelism=1 spark.sql.files.minPartitionNum=1",
+    shlex.join(
+        f"{key}={value}"
+        for key, value in {"spark.ui.enabled": "false", "spark.driver.memory": "1g", **SMALL_LAKE_CONF}.items()
+    ),
 )
 POSTGRES_ADMIN_URL = os.environ.get(
     "COURSEDASH_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
