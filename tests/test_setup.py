@@ -56,7 +56,7 @@ def test_a_local_night_on_a_small_lake_runs_with_the_small_lake_settings(monkeyp
     assert {k: small[k] for k in spark.SMALL_LAKE_CONF if k != "spark.driver.extraJavaOptions"} == {
         k: v for k, v in spark.SMALL_LAKE_CONF.items() if k != "spark.driver.extraJavaOptions"
     }
-    assert small["spark.driver.extraJavaOptions"].endswith(" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    assert " -XX:TieredStopAtLevel=1 -XX:+UseSerialGC" in small["spark.driver.extraJavaOptions"]
     assert small["spark.driver.extraJavaOptions"].startswith("-Dlog4j2.configurationFile=")  # the jobs' logging stays
     # Past the size, on a cluster, without a lake, or where the lake is not a folder: the usual settings.
     os.truncate(lake / "enrolments" / "part-0.parquet", spark.SMALL_LAKE_BYTES)
@@ -68,3 +68,35 @@ def test_a_local_night_on_a_small_lake_runs_with_the_small_lake_settings(monkeyp
     monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.sql.shuffle.partitions=3 spark.sql.codegen.wholeStage=true")
     mine = confs()
     assert mine["spark.sql.shuffle.partitions"] == "3" and mine["spark.sql.codegen.wholeStage"] == "true"
+
+
+def test_every_driver_maps_the_class_archive_when_there_is_one(monkeypatch, tmp_path):
+    archive = tmp_path / "spark.jsa"
+    monkeypatch.setenv("COURSEDASH_SPARK_CLASS_ARCHIVE", str(archive))
+    monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.driver.extraJavaOptions=-Xss4m")
+
+    def options():
+        command = spark.spark_submit_command("jobs/night.py", [], master="local[2]")
+        return _confs(command)["spark.driver.extraJavaOptions"]
+
+    assert "SharedArchiveFile" not in options()  # none built: the driver starts as before
+    archive.write_bytes(b"built")
+    assert options().split()[1:] == ["-Xss4m", f"-XX:SharedArchiveFile={archive}"]  # after the jobs' log settings
+    assert spark.driver_java_options("-Xss4m") == f"-Xss4m -XX:SharedArchiveFile={archive}"  # in-process sessions
+    # Building one, or mapping another, is the configured options' business.
+    monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.driver.extraJavaOptions=-XX:ArchiveClassesAtExit=/tmp/x.jsa")
+    assert "SharedArchiveFile" not in options()
+    monkeypatch.setenv("COURSEDASH_SPARK_CLASS_ARCHIVE", "")
+    monkeypatch.delenv("COURSEDASH_SPARK_CONF")
+    assert "SharedArchiveFile" not in options()
+
+
+def test_the_class_archive_built_at_install_is_the_one_the_jvm_maps(spark):
+    from coursedash.spark import class_archive
+
+    # make builds it (coursedash.classarchive), by default in this venv. A JVM refuses an
+    # archive of another Java or of other jars with a warning, and then has not mapped it.
+    archive = class_archive()
+    assert archive is not None and archive.is_file(), "run `make` (python -m coursedash.classarchive) first"
+    jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    assert str(archive) in Path(f"/proc/{jvm_pid}/maps").read_text()
