@@ -9,7 +9,7 @@ into memory instead. This builds one for the Java and the Spark installed here: 
 a small night of every report type and the dashboard's figures, on a generated lake,
 with `-XX:ArchiveClassesAtExit`, so that the archive holds the classes a night loads.
 `make` runs it once after installing the requirements, the Dockerfile once in the image;
-it takes about 40 seconds. Every later driver, of a night, of `coursedash sync` or of
+it takes about a minute. Every later driver, of a night, of `coursedash sync` or of
 the tests, then starts in seconds less CPU (docs/performance.md, "A class archive for
 the driver").
 
@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if archive.is_file() and not args.force:
         log.info("Spark's class archive is in place: %s", archive)
         return 0
-    log.info("building Spark's class archive (about 40 s, once): %s", archive)
+    log.info("building Spark's class archive (about a minute, once): %s", archive)
     try:
         build(archive)
-    except Exception as e:  # noqa: BLE001 - an archive only makes Spark start faster
+    except Exception as e:  # an archive only makes Spark start faster
         log.warning("warning: Spark's class archive could not be built (%s); Spark starts without it, slower", e)
         return 0
     log.info("Spark's class archive built: %d MB", archive.stat().st_size // 2**20)
