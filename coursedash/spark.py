@@ -195,7 +195,9 @@ def get_session(app_name: str, master: str | None = None, conf: dict[str, str] |
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # listen on loopback only
         builder = builder.master(master)
         conf = {**_master_conf(master), **configured_conf(), **(conf or {})}
-        conf["spark.driver.extraJavaOptions"] = driver_java_options(conf.get("spark.driver.extraJavaOptions"))
+        java_options = driver_java_options(conf.get("spark.driver.extraJavaOptions"))
+        if java_options:  # none: Spark's own defaults (spark-defaults.conf) stand
+            conf["spark.driver.extraJavaOptions"] = java_options
     for key, value in {**SPARK_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
