@@ -1,4 +1,4 @@
-"""Build the class archive that Spark's driver JVM maps at start (coursedash.spark.class_archive).
+"""Build the class archive that Spark's JVMs map at start (coursedash.spark.class_archive).
 
     python -m coursedash.classarchive [--force]
 
@@ -10,7 +10,8 @@ a small night of every report type and the dashboard's figures, on a generated l
 with `-XX:ArchiveClassesAtExit`, so that the archive holds the classes a night loads.
 `make` runs it once after installing the requirements, the Dockerfile once in the image;
 it takes about a minute. Every later driver, of a night, of `coursedash sync` or of
-the tests, then starts in seconds less CPU (docs/performance.md, "A class archive for
+the tests, then starts in seconds less CPU, and so do a cluster's executors and the
+stack's master and worker, which start with the same class path (docs/performance.md, "A class archive for
 the driver").
 
 An archive that cannot be built is not an error: Spark starts without it, only slower.

@@ -136,7 +136,7 @@ ARCHIVE_FLAGS = ("-XX:SharedArchiveFile=", "-XX:ArchiveClassesAtExit=")  # HotSp
 
 
 def class_archive() -> Path | None:
-    """The class archive the Spark driver JVM maps at start (coursedash.classarchive builds it), or None for none.
+    """The class archive Spark's JVMs map at start (coursedash.classarchive builds it), or None for none.
 
     COURSEDASH_SPARK_CLASS_ARCHIVE names it; empty, none is used. By default it lies
     beside this Python's packages, one per Spark version and Java installation, so that
@@ -153,20 +153,35 @@ def class_archive() -> Path | None:
     return Path(sys.prefix) / "share" / "coursedash" / f"spark-{pyspark.__version__}-java-{tag}.jsa"
 
 
-def driver_java_options(*options: str | None) -> str:
-    """The driver JVM's options: `options` joined, and the class archive mapped when it exists.
+def java_options(*options: str | None) -> str:
+    """A Spark JVM's options: `options` joined, and the class archive mapped when it exists.
 
-    Mapped, its classes are neither parsed nor verified again: a small night's driver
-    starts in seconds less CPU (docs/performance.md). An archive that another Java or
-    other jars made is refused by the JVM with one warning line, and it starts as
-    without. Options that name an archive themselves (coursedash.classarchive's
-    `-XX:ArchiveClassesAtExit`) win.
+    Mapped, its classes are neither parsed nor verified again: a JVM starts in seconds
+    less CPU (docs/performance.md). Every Spark JVM of this installation can map it: the
+    driver, a cluster's executors and the stack's master and worker all start with
+    Spark's class path. An archive that another Java or other jars made is refused by
+    the JVM with one warning line, and one missing (an executor on a host without it)
+    is ignored; either way the JVM starts as without. Options that name an archive
+    themselves (coursedash.classarchive's `-XX:ArchiveClassesAtExit`) win.
     """
     given = " ".join(filter(None, options))
     archive = class_archive()
     if any(flag in given for flag in ARCHIVE_FLAGS) or archive is None or not archive.is_file():
         return given
     return " ".join(filter(None, [given, f"-XX:SharedArchiveFile={archive}"]))
+
+
+def _with_class_archive(conf: dict[str, str], master: str) -> dict[str, str]:
+    """`conf` with the JVM options of the driver, and of the executors on a cluster, mapping the class archive.
+
+    A local master runs its executors in the driver's JVM. Options left empty are left
+    out: Spark's own defaults (spark-defaults.conf) then stand.
+    """
+    keys = ["spark.driver.extraJavaOptions"]
+    if not master.startswith("local"):
+        keys.append("spark.executor.extraJavaOptions")
+    options = {key: java_options(conf.get(key)) for key in keys}
+    return {**conf, **{key: value for key, value in options.items() if value}}
 
 
 def spark_env(master: str | None = None) -> dict[str, str]:
@@ -194,10 +209,7 @@ def get_session(app_name: str, master: str | None = None, conf: dict[str, str] |
         if master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # listen on loopback only
         builder = builder.master(master)
-        conf = {**_master_conf(master), **configured_conf(), **(conf or {})}
-        java_options = driver_java_options(conf.get("spark.driver.extraJavaOptions"))
-        if java_options:  # none: Spark's own defaults (spark-defaults.conf) stand
-            conf["spark.driver.extraJavaOptions"] = java_options
+        conf = _with_class_archive({**_master_conf(master), **configured_conf(), **(conf or {})}, master)
     for key, value in {**SPARK_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -235,7 +247,8 @@ def spark_submit_command(
     extra = {**SPARK_CONF, **_master_conf(master), **_lake_conf(master, lake_uri), **configured_conf(), **(conf or {})}
     # The jobs' log4j settings, beside any JVM options configured.
     log4j = f"-Dlog4j2.configurationFile=file:{PROJECT_ROOT / 'jobs' / 'log4j2.properties'}"
-    extra["spark.driver.extraJavaOptions"] = driver_java_options(log4j, extra.get("spark.driver.extraJavaOptions"))
+    extra["spark.driver.extraJavaOptions"] = " ".join(filter(None, [log4j, extra.get("spark.driver.extraJavaOptions")]))
+    extra = _with_class_archive(extra, master)
     for key, value in extra.items():
         command += ["--conf", f"{key}={value}"]
     return command + [str(PROJECT_ROOT / application), *args]

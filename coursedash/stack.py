@@ -205,6 +205,13 @@ def airflow_env(t: Topology) -> dict[str, str]:
     }
 
 
+def spark_daemon_env() -> dict[str, str]:
+    """The Spark master's and worker's environment: in the foreground, mapping the class archive."""
+    from coursedash.spark import java_options
+
+    return {"SPARK_NO_DAEMONIZE": "1", "SPARK_DAEMON_JAVA_OPTS": java_options(os.environ.get("SPARK_DAEMON_JAVA_OPTS"))}
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=3) as r:
@@ -320,7 +327,7 @@ class Stack:
                 {t.spark_master_port: "Spark master", t.spark_ui_port: "Spark master UI"},
                 f"{t.spark_master_url} (UI http://127.0.0.1:{t.spark_ui_port})",
                 lambda: _http_ok(t.spark_status_url),
-                env={"SPARK_NO_DAEMONIZE": "1"},
+                env=spark_daemon_env(),
             ),
             Service(
                 "spark-worker",
@@ -342,7 +349,7 @@ class Stack:
                 {t.spark_worker_ui_port: "Spark worker UI"},
                 f"{t.spark_worker_cores} cores, {t.spark_worker_memory} (UI http://127.0.0.1:{t.spark_worker_ui_port})",
                 self._spark_worker_alive,
-                env={"SPARK_NO_DAEMONIZE": "1"},
+                env=spark_daemon_env(),
                 needs=("spark-master",),
             ),
             Service(

@@ -38,6 +38,9 @@ os.environ.setdefault(
         for key, value in {"spark.ui.enabled": "false", "spark.driver.memory": "1g", **SMALL_LAKE_CONF}.items()
     ),
 )
+# The Spark master and worker the cluster and stack tests start (coursedash.stack) idle between
+# a few tasks: the quick compiler and one GC thread, as the suite's other JVMs.
+os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 POSTGRES_ADMIN_URL = os.environ.get(
     "COURSEDASH_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from coursedash.manifest import Manifest, read_summary
-from coursedash.spark import submit
+from coursedash.spark import class_archive, submit
 from coursedash.stack import Stack, Topology
 from tests import handlake
 from tests.conftest import _free_port
@@ -27,14 +27,13 @@ def spark_cluster(tmp_path_factory):
     stack = Stack(topology)
     try:
         stack.start_services(["spark-master", "spark-worker"])
-        yield topology.spark_master_url, topology.spark_status_url
+        yield topology
     finally:
         stack.down()
 
 
 def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch):
-    master_url, status_url = spark_cluster
-    monkeypatch.setenv("COURSEDASH_SPARK_MASTER", master_url)
+    monkeypatch.setenv("COURSEDASH_SPARK_MASTER", spark_cluster.spark_master_url)
     # A test-sized cluster: the executor gets the suite's JVM options, and few shuffle partitions.
     # Spark's code generation is back on: this night runs the queries as production does.
     monkeypatch.setenv(
@@ -66,5 +65,10 @@ def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch)
     counts = pq.read_table(figures / "batches").select(["batch_id", "enrolment_count", "completed_count"]).to_pylist()
     assert {"batch_id": "b1", "enrolment_count": 3, "completed_count": 1} in counts
     # It ran on the cluster, not in a local Spark.
-    with urllib.request.urlopen(status_url, timeout=5) as r:
+    with urllib.request.urlopen(spark_cluster.spark_status_url, timeout=5) as r:
         assert [app["name"] for app in json.load(r)["completedapps"]] == ["course_reports"]
+    # Its executor was started mapping the class archive, and the JVM took it (a refused one says so).
+    [executor_log] = (spark_cluster.root / "spark-work").glob("app-*/*/stderr")
+    started = executor_log.read_text()
+    assert f"-XX:SharedArchiveFile={class_archive()}" in started.splitlines()[0].replace('"', "")
+    assert "Unable to use shared archive" not in started

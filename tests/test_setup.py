@@ -70,25 +70,35 @@ def test_a_local_night_on_a_small_lake_runs_with_the_small_lake_settings(monkeyp
     assert mine["spark.sql.shuffle.partitions"] == "3" and mine["spark.sql.codegen.wholeStage"] == "true"
 
 
-def test_every_driver_maps_the_class_archive_when_there_is_one(monkeypatch, tmp_path):
+def test_every_spark_jvm_maps_the_class_archive_when_there_is_one(monkeypatch, tmp_path):
+    from coursedash.stack import spark_daemon_env
+
     archive = tmp_path / "spark.jsa"
+    mapped = f"-XX:SharedArchiveFile={archive}"
     monkeypatch.setenv("COURSEDASH_SPARK_CLASS_ARCHIVE", str(archive))
     monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.driver.extraJavaOptions=-Xss4m")
+    monkeypatch.setenv("SPARK_DAEMON_JAVA_OPTS", "-Xss2m")
 
-    def options():
-        command = spark.spark_submit_command("jobs/night.py", [], master="local[2]")
-        return _confs(command)["spark.driver.extraJavaOptions"]
+    def options(master="local[2]"):
+        confs = _confs(spark.spark_submit_command("jobs/night.py", [], master=master))
+        return confs["spark.driver.extraJavaOptions"], confs.get("spark.executor.extraJavaOptions")
 
-    assert "SharedArchiveFile" not in options()  # none built: the driver starts as before
+    assert "SharedArchiveFile" not in options()[0]  # none built: the driver starts as before
+    assert spark_daemon_env()["SPARK_DAEMON_JAVA_OPTS"] == "-Xss2m"
     archive.write_bytes(b"built")
-    assert options().split()[1:] == ["-Xss4m", f"-XX:SharedArchiveFile={archive}"]  # after the jobs' log settings
-    assert spark.driver_java_options("-Xss4m") == f"-Xss4m -XX:SharedArchiveFile={archive}"  # in-process sessions
+    driver, executor = options()
+    assert driver.split()[1:] == ["-Xss4m", mapped] and executor is None  # after the jobs' log settings
+    # On a cluster the executors map it too, and so do the stack's master and worker.
+    assert options("spark://h:7077") == (driver, mapped)
+    assert spark_daemon_env()["SPARK_DAEMON_JAVA_OPTS"] == f"-Xss2m {mapped}"
+    assert spark.java_options("-Xss4m") == f"-Xss4m {mapped}"  # in-process sessions
     # Building one, or mapping another, is the configured options' business.
     monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.driver.extraJavaOptions=-XX:ArchiveClassesAtExit=/tmp/x.jsa")
-    assert "SharedArchiveFile" not in options()
+    assert "SharedArchiveFile" not in options()[0]
     monkeypatch.setenv("COURSEDASH_SPARK_CLASS_ARCHIVE", "")
     monkeypatch.delenv("COURSEDASH_SPARK_CONF")
-    assert "SharedArchiveFile" not in options()
+    assert options("spark://h:7077") == (options()[0], None)
+    assert "SharedArchiveFile" not in options()[0]
 
 
 def test_the_class_archive_built_at_install_is_the_one_the_jvm_maps(spark):
