@@ -486,7 +486,9 @@ class Stack:
         deadline = time.monotonic() + grace
         for name, pid in running.items():
             if not self._wait_gone(name, pid, max(0.0, deadline - time.monotonic())):
-                self.signal(name, signal.SIGKILL)
+                # By the group: its leader may have exited already, leaving processes of its group behind.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
                 self._wait_gone(name, pid, 10)
             for process in trees[name]:
                 with contextlib.suppress(psutil.NoSuchProcess):

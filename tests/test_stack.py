@@ -355,6 +355,21 @@ def test_a_taken_port_or_a_service_that_dies_is_named_with_its_log(tmp_path):
     assert stack.down() == []  # nothing of it left running, and nothing else stopped
 
 
+def test_a_service_whose_leader_exits_first_has_the_rest_of_its_group_killed(tmp_path):
+    """The leader exits on SIGTERM, a process of its group ignores it: stopping kills that one at the grace's end."""
+    ignores_term = (
+        "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('left', os.getpid(), flush=True); time.sleep(99)"
+    )
+    leader = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {ignores_term!r}]); time.sleep(99)"
+    stack = Stack(Topology(home=str(tmp_path)))
+    stack.start(Service("stubborn", ["python3", "-c", leader], {}, "", ready_line="left "))
+    left = int((stack.t.logs / "stubborn.log").read_text().split("left ")[1].split()[0])
+    assert stack.stop_all(["stubborn"], grace=1) == ["stubborn"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(left, 0)
+
+
 def test_docker_compose_runs_the_same_topology(tmp_path, monkeypatch):
     """docker-compose.yaml: the same services, and every Airflow service with the stack's settings."""
     assert shutil.which("docker-compose"), "docker-compose (Debian package) validates the file offline"
