@@ -51,11 +51,18 @@ LONGEST_FIRST = (
     "tests/test_stack.py",
     "tests/test_nightly_dag.py",
     "tests/test_browser.py",
+    "tests/jobs/test_dirty_lake.py",
     "tests/test_benchmark.py",
+    "tests/test_sunbird.py",
     "tests/test_cluster.py",
     "tests/test_determinism.py",
     "tests/jobs/test_single_pass.py",
+    "tests/test_api_limits.py",
+    "tests/jobs/test_response_report.py",
     "tests/jobs/test_pii.py",
+    "tests/test_sync.py",
+    "tests/test_cli.py",
+    "tests/test_lake_rewritten.py",
 )
 
 
