@@ -30,14 +30,18 @@ from pathlib import Path
 log = logging.getLogger("coursedash.classarchive")
 
 
-def training_night(lake: Path, work: Path) -> list[str]:
-    """The arguments of jobs/night.py for a night of every report type, and the figures, on `lake`."""
+def training_night(lake: Path, work: Path, learners: int = 50) -> list[str]:
+    """The arguments of jobs/night.py for a night of every report type, and the figures, on a lake generated at `lake`.
+
+    One request of each type, on one batch; their manifests and output folders in `work`.
+    benchmarks/spark_night.py times the same night.
+    """
     import pyarrow.parquet as pq
 
     from coursedash.lakegen import generate_lake
     from coursedash.manifest import Manifest
 
-    generate_lake(lake, learners=50)
+    generate_lake(lake, learners=learners)
     batches = pq.read_table(lake / "batches", columns=["batch_id", "course_id"]).to_pylist()
     batch = next(b for b in batches if b["batch_id"] and b["course_id"])
     args = ["--lake", str(lake), "--figures", str(work / "figures")]

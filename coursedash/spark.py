@@ -66,11 +66,14 @@ def _master_conf(master: str) -> dict[str, str]:
 # JIT's optimising compiler and many small partitions cost more than the rows they serve.
 # Below this size a local night runs queries interpreted, one partition a stage and the JIT's
 # quick compiler only: on the 200-learner lake its build took about half the CPU and 0.6x
-# the time; on a 40 MB lake 0.65x the CPU in the same time (docs/performance.md).
+# the time; on a 40 MB lake 0.65x the CPU in the same time. With one partition a stage,
+# adaptive execution has nothing to coalesce or split and only plans each query again
+# after every stage: without it, a night of every type took 0.9x the CPU (docs/performance.md).
 SMALL_LAKE_BYTES = 64 * 2**20
 SMALL_LAKE_CONF = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.adaptive.enabled": "false",
     "spark.sql.shuffle.partitions": "1",
     "spark.default.parallelism": "1",
     "spark.sql.files.minPartitionNum": "1",

@@ -26,11 +26,11 @@ os.environ.update(
     }
 )
 # The suite starts dozens of short-lived JVMs on rows by the dozen: the settings of a night
-# on a small lake (coursedash.spark.SMALL_LAKE_CONF: queries interpreted, one partition a
-# stage, C1 only and one GC thread) for every session, the in-process ones too, with no web
-# UI and a small heap. (The cluster test turns code generation back on and uses four
-# shuffle partitions, as a night on real data has; the determinism test reruns a night on
-# three.)
+# on a small lake (coursedash.spark.SMALL_LAKE_CONF: queries interpreted and not re-planned,
+# one partition a stage, C1 only and one GC thread) for every session, the in-process ones
+# too, with no web UI and a small heap. (The cluster test turns code generation and adaptive
+# execution back on and uses four shuffle partitions, as a night on real data has; the
+# determinism test reruns a night on three.)
 os.environ.setdefault(
     "COURSEDASH_SPARK_CONF",
     shlex.join(

@@ -35,14 +35,14 @@ def spark_cluster(tmp_path_factory):
 def test_the_night_on_a_standalone_cluster(spark_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSEDASH_SPARK_MASTER", spark_cluster.spark_master_url)
     # A test-sized cluster: the executor gets the suite's JVM options, and few shuffle partitions.
-    # Spark's code generation is back on: this night runs the queries as production does.
+    # Spark's code generation and adaptive execution are back on: this night runs the queries as production does.
     monkeypatch.setenv(
         "COURSEDASH_SPARK_CONF",
         os.environ.get("COURSEDASH_SPARK_CONF", "")
         + (
             " spark.executor.memory=1g spark.sql.shuffle.partitions=4"
             " spark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"
-            " spark.sql.codegen.wholeStage=true spark.sql.codegen.factoryMode=FALLBACK"
+            " spark.sql.codegen.wholeStage=true spark.sql.codegen.factoryMode=FALLBACK spark.sql.adaptive.enabled=true"
         ),
     )
     lake = write_lake(tmp_path / "lake", handlake.TABLES)
