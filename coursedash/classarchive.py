@@ -11,8 +11,8 @@ with `-XX:ArchiveClassesAtExit`, so that the archive holds the classes a night l
 `make` runs it once after installing the requirements, the Dockerfile once in the image;
 it takes about a minute. Every later driver, of a night, of `coursedash sync` or of
 the tests, then starts in seconds less CPU, and so do a cluster's executors and the
-stack's master and worker, which start with the same class path (docs/performance.md, "A class archive for
-the driver").
+stack's master and worker, which start with the same class path (docs/performance.md,
+"A class archive for the driver").
 
 An archive that cannot be built is not an error: Spark starts without it, only slower.
 So this warns and exits 0.

@@ -481,13 +481,13 @@ class Stack:
         # A service's descendants may have left its group (an Airflow task runs in a group of
         # its own, spark-submit in a session of its own): they are stopped too, by pid.
         trees = {name: self._descendants(pid) for name, pid in running.items()}
-        for name in running:
-            self.signal(name, signal.SIGTERM)
+        for pid in running.values():  # to the group, which may outlive its leader
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for name, pid in running.items():
             if not self._wait_gone(name, pid, max(0.0, deadline - time.monotonic())):
-                # By the group: its leader may have exited already, leaving processes of its group behind.
-                with contextlib.suppress(ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError):  # its leader may be gone, the rest of its group not
                     os.killpg(pid, signal.SIGKILL)
                 self._wait_gone(name, pid, 10)
             for process in trees[name]:
@@ -497,14 +497,6 @@ class Stack:
             self._pid_file(name).unlink(missing_ok=True)
             self._children.pop(name, None)
         return list(running)
-
-    def signal(self, name: str, sig: int) -> None:
-        """Send `sig` to the process group of a running service."""
-        pid = self.pid(name)
-        if pid is None:
-            raise StackError(f"{name} is not running")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
 
     def kill(self, name: str) -> None:
         """SIGKILL to a service and every process it started, at once: what a lost machine or an OOM kill does."""
