@@ -12,7 +12,7 @@ COPY coursedash ./coursedash
 COPY schemas ./schemas
 RUN pip install --no-cache-dir -r requirements.txt -e .
 COPY . .
-# Spark's classes, parsed once for every driver the image starts (coursedash/classarchive.py).
+# Spark's classes, parsed once for the Spark drivers and executors the image starts (coursedash/classarchive.py).
 RUN python -m coursedash.classarchive
 
 ENV AIRFLOW_HOME=/opt/airflow \

@@ -55,7 +55,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -e .
-	$(BIN)/python -m coursedash.classarchive  # Spark's classes, parsed once for every driver to come (about a minute)
+	$(BIN)/python -m coursedash.classarchive  # Spark's classes, parsed once for every Spark JVM to come (about a minute)
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt

@@ -74,7 +74,7 @@ def build(archive: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build the class archive of Spark's driver JVM.")
+    parser = argparse.ArgumentParser(description="Build the class archive that Spark's JVMs map at start.")
     parser.add_argument("--force", action="store_true", help="build it again even if it exists")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
