@@ -189,6 +189,9 @@ def cmd_sync(args) -> None:
 
     counts = sync()
     print(f"synced {counts['courses']} courses and {counts['batches']} batches")
+    kept = counts["batches"] - counts["figures_computed"]
+    if kept > 0:
+        print(f"figures computed for {counts['figures_computed']}; kept for {kept}, whose lake rows are unchanged")
     for reason, n in counts["skipped"].items():
         print(f"skipped, {reason}: {n}")
 

@@ -103,6 +103,9 @@ class Batch(Base):
     # [{"week_start": "YYYY-MM-DD", "count": n}], Monday-based UTC weeks; counts only, never who.
     weekly_enrolments: Mapped[list | None] = mapped_column(JSON)
     average_total_score: Mapped[float | None] = mapped_column(Float)
+    # A digest of every lake row the figures were computed from (jobs/dashboard_figures.py): while it
+    # matches the lake's, a night keeps the figures instead of computing them again (docs/reports.md).
+    figures_fingerprint: Mapped[str | None] = mapped_column(String(64))
     figures_as_of: Mapped[dt.datetime | None] = mapped_column(UTC)
     synced_at: Mapped[dt.datetime] = mapped_column(UTC)
 

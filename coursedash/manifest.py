@@ -14,6 +14,7 @@ from pathlib import Path
 SUMMARY_FILE = "_SUMMARY.json"
 SKIPPED_FILE = "skipped.json"  # the dashboard figures job's rows it could not use, by reason
 FIGURES_LAKE_FILE = "lake.json"  # the lake tables that changed while the dashboard figures read them
+FIGURES_KNOWN_FILE = "known.json"  # the fingerprints of the figures the dashboard holds, by batch id
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 The figures are computed by the night's Spark application (jobs/night.py --figures):
 `coursedash sync` runs it for the figures alone; the nightly DAG's build_reports
-computes them beside the reports, and its sync_dashboard stores them.
+computes them beside the reports, and its sync_dashboard stores them. Either way the
+application is first told the fingerprints of the figures stored here (`write_known`),
+and computes only the batches whose lake rows changed since.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import logging
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from coursedash import db
 from coursedash.config import settings
 from coursedash.db import Batch, Course, utcnow
 from coursedash.errors import UserError
-from coursedash.manifest import FIGURES_LAKE_FILE, SKIPPED_FILE
+from coursedash.manifest import FIGURES_KNOWN_FILE, FIGURES_LAKE_FILE, SKIPPED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ def sync(work_dir: str | None = None) -> dict:
     base = Path(work_dir or settings().work_uri)
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="figures-", dir=base) as out:
+        write_known(Path(out))
         lake = settings().lake_uri
         submit("jobs/night.py", ["--lake", lake, "--figures", out], log=log, name="dashboard_figures", lake_uri=lake)
         try:
@@ -84,7 +88,20 @@ def store_night_figures(folder: Path) -> dict:
         return load_figures(folder)
     except LakeChanged as e:
         log.warning("%s; the dashboard keeps its earlier figures until the next night", e)
-        return {"courses": 0, "batches": 0, "skipped": {}, "not_stored": str(e)}
+        return {"courses": 0, "batches": 0, "figures_computed": 0, "skipped": {}, "not_stored": str(e)}
+
+
+def write_known(folder: Path) -> None:
+    """Tell the figures job which figures are stored, by the fingerprint of the lake rows they came from.
+
+    The job (jobs/dashboard_figures.py) computes a batch's figures only when its rows'
+    fingerprint is not this one: new, changed, or never recorded.
+    """
+    with db.session() as s:
+        query = select(Batch.batch_id, Batch.figures_fingerprint).where(Batch.figures_fingerprint.is_not(None))
+        known = {batch_id: fingerprint for batch_id, fingerprint in s.execute(query)}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FIGURES_KNOWN_FILE).write_text(json.dumps(known), encoding="utf-8")
 
 
 REFUSED = "rows the database refused"
@@ -97,12 +114,13 @@ def load_figures(out: Path) -> dict:
     _check_unchanged(out)
     skipped = json.loads((out / SKIPPED_FILE).read_text(encoding="utf-8"))
     now = utcnow()
-    rows = [Course(**c, synced_at=now) for c in pq.read_table(out / "courses").to_pylist()] + [
-        Batch(**{**b, "mentors": list(b["mentors"] or [])}, figures_as_of=now, synced_at=now)
-        for b in pq.read_table(out / "batches").to_pylist()
-    ]
     stored = {"courses": 0, "batches": 0}
+    batches = pq.read_table(out / "batches").to_pylist()
+    computed = sum(1 for b in batches if b["figures_computed"])
     with db.session() as s:
+        rows = [Course(**c, synced_at=now) for c in pq.read_table(out / "courses").to_pylist()] + [
+            _batch(s, b, now) for b in batches
+        ]
         for row in rows:
             try:
                 with s.begin_nested():  # a savepoint: one refused row never rolls back the rest
@@ -113,10 +131,50 @@ def load_figures(out: Path) -> dict:
             else:
                 stored[type(row).__tablename__] += 1
         s.commit()
-    log.info("synced %d courses and %d batches", stored["courses"], stored["batches"])
+    log.info(
+        "synced %d courses and %d batches; figures computed for %d batches, the others' lake rows unchanged",
+        stored["courses"],
+        stored["batches"],
+        computed,
+    )
     if skipped:
         log.warning("rows skipped by sync: %s", "; ".join(f"{reason}: {n}" for reason, n in skipped.items()))
-    return {**stored, "skipped": skipped}
+    return {**stored, "figures_computed": computed, "skipped": skipped}
+
+
+# A batch's figures (docs/reports.md, "The dashboard's figures"): the columns jobs/dashboard_figures.py computes.
+FIGURES = (
+    "enrolment_count",
+    "completed_count",
+    "progress_not_started",
+    "progress_started",
+    "progress_past_half",
+    "progress_completed",
+    "certificates_issued",
+    "weekly_enrolments",
+    "average_total_score",
+)
+
+
+def _batch(s, row: dict, now) -> Batch:
+    """The Batch to store for a row of the figures job.
+
+    A batch whose figures were not computed (its lake rows are those of the stored
+    figures) keeps them: only its other columns are given, and merging leaves the rest.
+    Should the stored fingerprint no longer be the one the job compared with (a sync
+    stored others meanwhile), its figures are kept as they are, with their time, and its
+    fingerprint is cleared, for the next night to compute them.
+    """
+    computed = row.pop("figures_computed")
+    values = {**row, "mentors": list(row["mentors"] or []), "synced_at": now}
+    if computed:
+        return Batch(**values, figures_as_of=now)
+    values = {k: v for k, v in values.items() if k not in FIGURES}
+    stored = s.get(Batch, row["batch_id"])
+    if stored is not None and stored.figures_fingerprint == row["figures_fingerprint"]:
+        return Batch(**values, figures_as_of=now)  # still the figures of the lake as it is now
+    log.warning("batch %r: its stored figures changed while the lake was read; computed next time", row["batch_id"])
+    return Batch(**{**values, "figures_fingerprint": None})
 
 
 def _check_unchanged(out: Path) -> None:

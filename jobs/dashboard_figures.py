@@ -7,6 +7,11 @@ enrolments per week and the average Total Score, from the learners and formulas 
 batch's Course Progress report (jobs.progress_report.learner_progress), so that the
 dashboard and the report always agree (docs/reports.md, "The dashboard's figures").
 Aggregates only: no learner's id leaves this module.
+
+Each batch's figures carry a fingerprint of every lake row they are computed from. A
+batch whose fingerprint is the one the dashboard already holds (FIGURES_KNOWN_FILE, written
+by coursedash.sync) keeps its figures: only the batches whose rows changed are computed,
+so that a night follows what changed in the lake, not the lake's size.
 """
 
 from __future__ import annotations
@@ -20,13 +25,19 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from coursedash import lakefiles
-from coursedash.manifest import FIGURES_LAKE_FILE, SKIPPED_FILE
+from coursedash.manifest import FIGURES_KNOWN_FILE, FIGURES_LAKE_FILE, SKIPPED_FILE
+from coursedash.spark import described
 from jobs.frames import FRAMES, learners, one_batch_each, one_course_each, read_table
 from jobs.progress_report import learner_progress
 
 log = logging.getLogger("coursedash.jobs.figures")
 
 TABLES = ("courses", "batches", "contents", "enrolments", "attempts")  # input frames, names of jobs.frames.FRAMES
+
+# Part of every fingerprint: change it when what the figures compute changes (here, in
+# jobs.progress_report.learner_progress or in the duplicate rules of jobs/frames.py), so
+# that every batch is computed again by the code that changed.
+FIGURES_VERSION = "1"
 
 COUNTS = (
     "enrolment_count",
@@ -132,9 +143,18 @@ def batch_figures(learners_: DataFrame) -> DataFrame:
 
 
 def transform(
-    courses: DataFrame, batches: DataFrame, contents: DataFrame, enrolments: DataFrame, attempts: DataFrame
+    courses: DataFrame,
+    batches: DataFrame,
+    contents: DataFrame,
+    enrolments: DataFrame,
+    attempts: DataFrame,
+    changed: list[str] | None = None,
 ) -> tuple[DataFrame, DataFrame]:
-    """One row per course, and one per batch of a known course with its figures (batch_figures)."""
+    """One row per course, and one per batch of a known course with its figures (batch_figures).
+
+    `changed`: the only batches whose figures are computed (None: every batch). The
+    others' figure columns are null, and `figures_computed` says which are which.
+    """
     courses = one_course_each(courses).select(
         "course_id",
         "name",
@@ -143,10 +163,16 @@ def transform(
         "status",
         F.coalesce("user_consent_required", F.lit(False)).alias("user_consent_required"),
     )
-    known = one_batch_each(batches).join(courses.select("course_id"), "course_id", "left_semi")
-    # Every known batch's progress report, as if each were requested tonight: the same learners and formulas.
-    of_batches = learners(known.select("batch_id", "course_id"), batches, enrolments)
+    known = known_batches(courses, batches)
+    todo = known
+    if changed is not None:  # the others' figures are the dashboard's already; the rest of the lake is not read
+        todo = known.filter(F.col("batch_id").isin(changed))
+        enrolments = enrolments.filter(F.col("batch_id").isin(changed))
+        attempts = attempts.filter(F.col("batch_id").isin(changed))
+    # Every such batch's progress report, as if each were requested tonight: the same learners and formulas.
+    of_batches = learners(todo.select("batch_id", "course_id"), batches, enrolments)
     figures = batch_figures(learner_progress(of_batches, batches, contents, attempts))
+    computed = F.lit(True) if changed is None else F.col("batch_id").isin(changed)
     no_weeks = F.array().cast("array<struct<week_start:string,count:bigint>>")
     batches = known.join(figures, "batch_id", "left").select(
         "batch_id",
@@ -156,11 +182,67 @@ def transform(
         "end_date",
         "created_by",
         "mentors",
-        *[F.coalesce(name, F.lit(0)).alias(name) for name in COUNTS],
-        F.coalesce("weekly_enrolments", no_weeks).alias("weekly_enrolments"),
+        *[F.when(computed, F.coalesce(name, F.lit(0))).alias(name) for name in COUNTS],
+        F.when(computed, F.coalesce("weekly_enrolments", no_weeks)).alias("weekly_enrolments"),
         "average_total_score",
+        computed.alias("figures_computed"),
     )
     return courses, batches
+
+
+def known_batches(courses: DataFrame, batches: DataFrame) -> DataFrame:
+    """The batches that have figures: one row per batch id (the latest), of a course in the lake."""
+    return one_batch_each(batches).join(
+        courses.filter(F.col("course_id").isNotNull()).select("course_id"), "course_id", "left_semi"
+    )
+
+
+DIGEST = ("rows", "hash_sum", "hash_xor")
+
+
+def _row_hash(df: DataFrame) -> Column:
+    """A 64-bit hash of a whole row. Each value is followed by whether it is null: a null
+    adds nothing to xxhash64, so without it a null and its neighbour's value could trade places unseen."""
+    parts = []
+    for field in df.schema.fields:
+        column = F.col(f"`{field.name}`")
+        if field.dataType.typeName() == "map":
+            column = F.map_entries(column)  # Spark hashes no map; its entries in the file's order
+        parts += [column, column.isNull()]
+    return F.xxhash64(*parts)
+
+
+def _digest(df: DataFrame, key: str) -> DataFrame:
+    """Per value of `key`: its rows' count, and two sums of their hashes that ignore the rows' order.
+
+    The 31-bit sum cannot overflow below 2^32 rows; the xor keeps the other 33 bits.
+    """
+    row_hash = _row_hash(df)
+    return df.groupBy(key).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(row_hash.bitwiseAND(F.lit(0x7FFFFFFF))).alias("hash_sum"),
+        F.bit_xor(row_hash).alias("hash_xor"),
+    )
+
+
+def fingerprints(
+    courses: DataFrame, batches: DataFrame, contents: DataFrame, enrolments: DataFrame, attempts: DataFrame
+) -> DataFrame:
+    """batch_id and figures_fingerprint of every batch that has figures (known_batches).
+
+    A digest of every lake row its figures are computed from: every row of its id in
+    `batches` (not only the one kept), its course's contents, its enrolments and its
+    attempts, with FIGURES_VERSION. Equal fingerprints, equal figures. One narrow pass
+    over each table: a hash and a grouped sum per row, no sort.
+    """
+    parts = [F.lit(FIGURES_VERSION)]
+    rows = known_batches(courses, batches).select("batch_id", "course_id")
+    sources = [("batch_id", batches), ("course_id", contents), ("batch_id", enrolments), ("batch_id", attempts)]
+    for i, (key, table) in enumerate(sources):
+        digest = _digest(table, key).select(key, *[F.col(c).alias(f"{c}_{i}") for c in DIGEST])
+        rows = rows.join(digest, key, "left")
+        parts += [F.coalesce(F.col(f"{c}_{i}").cast("string"), F.lit("-")) for c in DIGEST]
+    return rows.select("batch_id", F.sha2(F.concat_ws(":", *parts), 256).alias("figures_fingerprint"))
 
 
 def load(
@@ -187,7 +269,11 @@ def load(
 
 
 def build(spark: SparkSession, lake_uri: str, out: str) -> None:
-    """Read the tables of TABLES whole, each once, and write their figures to `out`."""
+    """Read the tables of TABLES whole and write the figures of every batch whose rows changed to `out`.
+
+    The batches whose fingerprint is in `out`'s FIGURES_KNOWN_FILE keep the dashboard's
+    figures (their figure columns are null here); without that file, every batch is computed.
+    """
     for name in (FIGURES_LAKE_FILE, SKIPPED_FILE):  # an earlier try's: the folder is whole again only at the end
         (Path(out) / name).unlink(missing_ok=True)
     # Before the first read, to be compared with the lake once the figures are written (docs/lake.md).
@@ -197,12 +283,29 @@ def build(spark: SparkSession, lake_uri: str, out: str) -> None:
     # after one read. One job fills both caches first; unfilled, each query that reads a
     # table in several places would read it again in each.
     small = {name: frames[name].persist() for name in ("courses", "batches")}
+    prints = fingerprints(**frames).persist()  # one row per batch: read twice, computed once
     try:
         both = small["courses"].select(F.lit(1).alias("row")).unionAll(small["batches"].select(F.lit(1).alias("row")))
         log.info("lake tables courses and batches: %d row(s)", both.count())
-        courses, batches = transform(**frames)
+        with described(spark, "dashboard figures: the lake rows' fingerprints"):
+            current: dict[str, str] = {row["batch_id"]: row["figures_fingerprint"] for row in prints.collect()}
+        known = _known(Path(out))
+        changed = sorted(batch for batch, fingerprint in current.items() if known.get(batch) != fingerprint)
+        log.info(
+            "figures to compute: %d of %d batches (new, or their lake rows changed); the dashboard keeps the others'",
+            len(changed),
+            len(current),
+        )
+        courses, batches = transform(**frames, changed=None if len(changed) == len(current) else changed)
+        batches = batches.join(prints, "batch_id", "left")
         load(courses, batches, skipped(frames["courses"], frames["batches"], courses), out, lake_uri, listing)
     finally:
-        for df in small.values():
+        for df in (*small.values(), prints):
             df.unpersist()
     log.info("dashboard figures written to %s", out)
+
+
+def _known(out: Path) -> dict[str, str]:
+    """The fingerprints of the figures the dashboard holds, by batch id: none when the caller gave none."""
+    path = out / FIGURES_KNOWN_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from coursedash import db, nightly, store
 from coursedash.db import Batch, Course, utcnow
+from coursedash.manifest import FIGURES_KNOWN_FILE
 from coursedash_airflow.operators import BuildReportsOperator
 from tests import handlake
 from tests.conftest import ROOT
@@ -136,7 +138,8 @@ def test_a_task_process_stopped_or_killed_takes_its_spark_application_along(app_
                 p.kill()
 
 
-def test_a_night_without_requests_still_computes_the_dashboard_figures(monkeypatch):
+@pytest.mark.parametrize("app_env", ["sqlite"], indirect=True)
+def test_a_night_without_requests_still_computes_the_dashboard_figures(app_env, monkeypatch):
     from coursedash_airflow.hooks import SparkSubmitHook
 
     submitted = []
@@ -150,3 +153,5 @@ def test_a_night_without_requests_still_computes_the_dashboard_figures(monkeypat
     assert application == "jobs/night.py" and "--manifest" not in args
     assert lake_uri == args[args.index("--lake") + 1]  # its size chooses the Spark settings
     assert args[args.index("--figures") + 1] == str(nightly.figures_dir("r1"))
+    # Told which figures the dashboard holds (none yet), to compute only the batches whose rows changed.
+    assert json.loads((nightly.figures_dir("r1") / FIGURES_KNOWN_FILE).read_text()) == {}

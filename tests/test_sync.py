@@ -108,3 +108,86 @@ def test_sync_stores_what_it_can_and_counts_the_rest(app_env, capsys):
         ["batch_id", "week", "starting", "enrolled"],
         ["b1", "2026-01-05", "3"],
     ]
+
+
+def test_a_batch_whose_lake_rows_are_unchanged_keeps_its_stored_figures(app_env):
+    """What the figures job computed is stored; a batch it did not compute keeps the figures stored for it."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from coursedash import sync
+    from coursedash.manifest import FIGURES_KNOWN_FILE, SKIPPED_FILE
+
+    earlier = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    figures = dict(enrolment_count=3, completed_count=1, weekly_enrolments=[{"week_start": "2026-01-05", "count": 3}])
+    with db.session() as s:
+        for batch_id, fingerprint in (("kept", "f-kept"), ("raced", "f-stored-meanwhile"), ("new", None)):
+            s.add(
+                Batch(
+                    batch_id=batch_id,
+                    course_id="c1",
+                    name="Old name",
+                    mentors=[],
+                    **figures,
+                    average_total_score=79.17,
+                    figures_fingerprint=fingerprint,
+                    figures_as_of=earlier,
+                    synced_at=earlier,
+                )
+            )
+        s.commit()
+    out = app_env / "figures"
+    sync.write_known(out)
+    assert json.loads((out / FIGURES_KNOWN_FILE).read_text()) == {"kept": "f-kept", "raced": "f-stored-meanwhile"}
+
+    # What the job writes (jobs/dashboard_figures.py): `raced` was compared with a fingerprint stored before.
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                dict(
+                    course_id="c1",
+                    name="Maths",
+                    channel=None,
+                    created_by="u",
+                    status="Live",
+                    user_consent_required=False,
+                )
+            ]
+        ),
+        out / "courses",
+    )
+    row = dict(course_id="c1", name="New name", start_date=None, end_date=None, created_by="u", mentors=["m"])
+    none = dict.fromkeys(sync.FIGURES)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                dict(row, batch_id="kept", **none, figures_computed=False, figures_fingerprint="f-kept"),
+                dict(row, batch_id="raced", **none, figures_computed=False, figures_fingerprint="f-compared"),
+                dict(
+                    row,
+                    batch_id="new",
+                    **{**none, **figures, "enrolment_count": 7},
+                    figures_computed=True,
+                    figures_fingerprint="f-new",
+                ),
+            ]
+        ),
+        out / "batches",
+    )
+    (out / SKIPPED_FILE).write_text("{}")
+    assert sync.load_figures(out)["figures_computed"] == 1
+
+    with db.session() as s:
+        batches = {b.batch_id: b for b in s.scalars(select(Batch))}
+    for batch in batches.values():
+        assert (batch.name, batch.mentors, batch.completed_count) == ("New name", ["m"], 1)
+    now = db.utcnow()
+    kept, raced, new = batches["kept"], batches["raced"], batches["new"]
+    assert (kept.enrolment_count, kept.average_total_score, kept.figures_fingerprint) == (3, 79.17, "f-kept")
+    assert now - kept.figures_as_of < dt.timedelta(minutes=5)  # still the figures of the lake as it is
+    # Stored by someone else meanwhile: kept with their time, and computed again by the next night.
+    assert (raced.enrolment_count, raced.figures_as_of, raced.figures_fingerprint) == (3, earlier, None)
+    assert (new.enrolment_count, new.average_total_score, new.figures_fingerprint) == (7, None, "f-new")
+    assert now - new.figures_as_of < dt.timedelta(minutes=5)

@@ -39,9 +39,11 @@ class BuildReportsOperator(BaseOperator):
         """Build the reports of what the claim returned, and the night's figures."""
         from coursedash.config import settings
         from coursedash.nightly import figures_dir, output_dir
+        from coursedash.sync import write_known
         from coursedash_airflow.hooks import SparkSubmitHook
 
         run_id = claimed["run_id"]
+        write_known(figures_dir(run_id))  # the figures already stored: only the batches whose rows changed are computed
         args = ["--lake", settings().lake_uri, "--figures", str(figures_dir(run_id))]
         for report_type, manifest in sorted((claimed.get("manifests") or {}).items()):
             args += ["--manifest", manifest, "--out", str(output_dir(run_id, report_type))]
