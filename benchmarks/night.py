@@ -59,6 +59,8 @@ DAG_ID = "course_reports_nightly"
 REPORT_TYPES = ("progress", "userinfo", "response")
 PASSWORD = "Bench-pass-2026"  # sample data: every zip is AES, as a careful requester asks
 RUN_DATE = "2026-11-28"  # fixed, so a lake generated on any day has the same rows
+NEXT_DATE = "2026-11-29"  # --next-night: the night after, on the same lake
+NEXT_NIGHT = ", the next night"  # added to the code's label of a next night's run
 # Enrolments per learner of the generator (1,007,079 for 620,000 learners).
 SIZES = {"100k": 62_000, "1M": 620_000}
 SMALLEST = {"learners": [300], "requests": [3], "courses": 4, "batches": 12}
@@ -229,17 +231,26 @@ def published_requests(run_dir: Path) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path) -> dict:
-    shutil.rmtree(run_dir, ignore_errors=True)
-    events = run_dir / "spark-events"
+def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path, date: str = RUN_DATE) -> dict:
+    """One night of `code` on the requests, in `run_dir`.
+
+    At RUN_DATE, the first night: a fresh run folder, Airflow and application databases.
+    At a later date, the next night in the same folder: the same requests submitted
+    again, and the dashboard's figures of the night before in the database.
+    """
+    first = date == RUN_DATE
+    if first:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    events = run_dir / ("spark-events" if first else f"spark-events-{date}")
     for folder in (run_dir / "airflow", run_dir / "var", events):
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
     event_log = reads_spark_conf(code["root"])
     env = night_env(code, run_dir, lake["lake"], events if event_log else None)
 
-    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True)
-    if migrate.returncode != 0:
-        return {"error": "airflow db migrate failed", "log": migrate.stdout[-2000:] + migrate.stderr[-2000:]}
+    if first:
+        migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True)
+        if migrate.returncode != 0:
+            return {"error": "airflow db migrate failed", "log": migrate.stdout[-2000:] + migrate.stderr[-2000:]}
     spec = run_dir / "requests.json"
     spec.write_text(json.dumps({"courses": lake["courses"], "batches": lake["batches"], "requests": requests}))
     submitted = subprocess.run(
@@ -254,13 +265,15 @@ def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path) -> di
             "error": "the requests could not be submitted with this code's store",
             "log": submitted.stderr.splitlines()[-15:],
         }
+    tonight = set(json.loads(submitted.stdout))
 
-    print(f"  night: airflow dags test {DAG_ID} {RUN_DATE} ({len(requests)} requests)…", flush=True)
-    log = run_dir / "airflow-dags-test.log"
+    print(f"  night: airflow dags test {DAG_ID} {date} ({len(requests)} requests)…", flush=True)
+    log = run_dir / ("airflow-dags-test.log" if first else f"airflow-dags-test-{date}.log")
     load_before = os.getloadavg()[0]  # another heavy process on the machine makes every second longer
-    process = run_sampled([AIRFLOW, "dags", "test", DAG_ID, RUN_DATE], env, log, cwd=run_dir)
+    process = run_sampled([AIRFLOW, "dags", "test", DAG_ID, date], env, log, cwd=run_dir)
     result = {
         "run_dir": str(run_dir),
+        "date": date,
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
         "wall_seconds": process["wall_seconds"],
@@ -271,7 +284,7 @@ def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path) -> di
     result["spark_apps"] = spark_applications(events)
     if not event_log:
         result["spark_note"] = "this code does not read COURSEDASH_SPARK_CONF: no Spark event log, no stage times"
-    result["requests"] = published_requests(run_dir)
+    result["requests"] = [r for r in published_requests(run_dir) if r["request_id"] in tonight]
     if process["returncode"] != 0 or result["dag_run"].get("state") != "success":
         result["error"] = f"the night ended {result['dag_run'].get('state')} (exit {process['returncode']})"
         result["log_tail"] = log_tail(log)
@@ -527,6 +540,7 @@ def benchmark(args) -> dict:
             "courses": args.courses,
             "batches": args.batches,
             "same_size": args.same_size,
+            "next_night": args.next_night,
             "codes": [c["label"] for c in codes],
             "run_date": RUN_DATE,
         },
@@ -560,6 +574,14 @@ def benchmark(args) -> dict:
             run = summarize_run(code, lake, requests, night, reference, comparison)
             result["runs"].append(run)
             print(line_for(run), flush=True)
+            if args.next_night and "error" not in night:
+                # The same requests the night after, the lake unchanged: what a steady platform pays.
+                night = run_night(code, lake, requests, run_dir, date=NEXT_DATE)
+                comparison = compare(run_dir, night, reference_dir) if "rows" in reference else {}
+                code_next = {**code, "label": code["label"] + NEXT_NIGHT}
+                run = summarize_run(code_next, lake, requests, night, reference, comparison)
+                result["runs"].append(run)
+                print(line_for(run), flush=True)
     if args.same_size:
         result["same_size"] = same_size_ratios(result["runs"])
     if args.workloads:
@@ -868,6 +890,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--five-million",
         action="store_true",
         help="with the default nights, 12 requests on a lake of 5M enrolments too (3.1M learners; slow)",
+    )
+    parser.add_argument(
+        "--next-night",
+        action="store_true",
+        help="after each night, the same requests again the night after, on the same lake: "
+        "the dashboard's figures of the night before are kept where the lake's rows did not change",
     )
     parser.add_argument(
         "--smallest",
