@@ -160,7 +160,7 @@ def expect_figures(page, batch: dict) -> None:
     }
     assert drawn == {key: (n, pytest.approx(100 * n / total, abs=0.01)) for key, n in bands.items() if n}
 
-    expect(page.locator("#figures-time")).to_contain_text(f"Computed {page_time(batch['figures_as_of'])}")
+    expect(page.locator("#figures-time")).to_contain_text(f"As of {page_time(batch['figures_as_of'])}")
     expect(page.locator("#bands-chart rect.band")).to_have_count(len(drawn))
     rows = page.locator("#bands-table tbody tr")
     for i, (key, (name, rng)) in enumerate(BANDS.items()):

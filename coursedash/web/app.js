@@ -156,7 +156,7 @@
         "nightly run.";
       return;
     }
-    $("figures-time").textContent = `Computed ${formatTime(b.figures_as_of)}, from the learners and formulas ` +
+    $("figures-time").textContent = `As of ${formatTime(b.figures_as_of)}, from the learners and formulas ` +
       "of this batch's Course Progress report.";
     const total = b.enrolment_count;
     // The table below says what the bar shows: the bar itself is hidden from screen readers.
