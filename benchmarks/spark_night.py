@@ -2,11 +2,12 @@
 
     .venv/bin/python benchmarks/spark_night.py [--learners 200] [--work DIR] [KEY=VALUE ...]
 
-For comparing Spark settings with `farm-bench --vs`, e.g. adaptive execution on a small
-lake (docs/performance.md, "What changed"):
+For comparing Spark settings: run it with each setting in turn, a few pairs, and compare
+the medians of their wall and CPU seconds, e.g. adaptive execution on a small lake
+(docs/performance.md, "What changed"):
 
-    farm-bench -n 3 --timeout 600 --vs '.venv/bin/python benchmarks/spark_night.py spark.sql.adaptive.enabled=true' \\
-        -- .venv/bin/python benchmarks/spark_night.py
+    /usr/bin/time -v .venv/bin/python benchmarks/spark_night.py
+    /usr/bin/time -v .venv/bin/python benchmarks/spark_night.py spark.sql.adaptive.enabled=true
 
 The lake (coursedash.lakegen) and the manifests are made in DIR on the first run and
 reused; every run builds the reports and the figures again. The application gets the
