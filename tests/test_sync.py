@@ -191,3 +191,15 @@ def test_a_batch_whose_lake_rows_are_unchanged_keeps_its_stored_figures(app_env)
     assert (raced.enrolment_count, raced.figures_as_of, raced.figures_fingerprint) == (3, earlier, None)
     assert (new.enrolment_count, new.average_total_score, new.figures_fingerprint) == (7, None, "f-new")
     assert now - new.figures_as_of < dt.timedelta(minutes=5)
+
+
+def test_sync_says_how_many_batches_kept_their_figures(monkeypatch, capsys):
+    from coursedash import cli, sync
+
+    counts = {"courses": 2, "batches": 5, "figures_computed": 2, "skipped": {}}
+    monkeypatch.setattr(sync, "sync", lambda: counts)
+    cli.main(["sync"])
+    assert capsys.readouterr().out.splitlines() == [
+        "synced 2 courses and 5 batches",
+        "figures computed for 2; kept for 3, whose lake rows are unchanged",
+    ]
