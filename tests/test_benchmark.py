@@ -36,6 +36,7 @@ def smallest(tmp_path_factory):
             sys.executable,
             str(ROOT / "benchmarks" / "night.py"),
             "--smallest",
+            "--next-night",
             "--work",
             str(work),
             "--results",
@@ -48,10 +49,11 @@ def smallest(tmp_path_factory):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (path,) = results.glob("*.json")
     result = json.loads(path.read_text(encoding="utf-8"))
-    (run,) = result["runs"]
+    run, next_run = result["runs"]
     return {
         "result": result,
         "run": run,
+        "next_run": next_run,
         "run_dir": Path(run["night"]["run_dir"]),
         "reference_dir": Path(run["reference"]["out"]),
         "results": results,
@@ -125,6 +127,25 @@ def test_the_duckdb_csvs_are_the_nights_csvs_cell_for_cell(smallest):
         assert reference_rows == night_rows, request["report_type"]
         assert reference == night
     assert run["comparison"]["byte_equal"] == 3 and run["comparison"]["mismatches"] == []
+
+
+def test_the_night_after_keeps_the_dashboard_figures_and_publishes_the_same_csvs(smallest):
+    run, next_run, run_dir = smallest["run"], smallest["next_run"], smallest["run_dir"]
+    assert next_run["code"] == "this tree, the next night" and next_run["night"]["date"] == "2026-11-29"
+    assert next_run["night"]["dag_run"]["state"] == "success"
+    assert next_run["night"]["dag_run"]["run_id"] != run["night"]["dag_run"]["run_id"]
+    # Its own requests, the same again, compared with the same reference.
+    assert not {r["request_id"] for r in run["night"]["requests"]} & {
+        r["request_id"] for r in next_run["night"]["requests"]
+    }
+    assert next_run["comparison"]["byte_equal"] == next_run["comparison"]["requests"] == 3
+    # The lake did not change: the first night computed every batch's figures, the next none (docs/reports.md).
+    batches = smallest["result"]["lakes"][0]["batches"]
+    first = (run_dir / "airflow-dags-test.log").read_text(encoding="utf-8")
+    after = (run_dir / "airflow-dags-test-2026-11-29.log").read_text(encoding="utf-8")
+    assert f"figures computed for {batches} batches" in first
+    assert "figures computed for 0 batches" in after
+    assert f"figures to compute: 0 of {batches} batches" in after
 
 
 def test_the_table_is_printed_and_the_plots_are_drawn(smallest):
