@@ -567,21 +567,18 @@ def benchmark(args) -> dict:
                 flush=True,
             )
             run_dir = work / "runs" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', code['label'])}-{code['commit'][:12]}" / size
-            night = run_night(code, lake, requests, run_dir)
-            if reference is None:
-                reference = run_reference(lake, requests, reference_dir)
-            comparison = compare(run_dir, night, reference_dir) if "rows" in reference else {}
-            run = summarize_run(code, lake, requests, night, reference, comparison)
-            result["runs"].append(run)
-            print(line_for(run), flush=True)
-            if args.next_night and "error" not in night:
-                # The same requests the night after, the lake unchanged: what a steady platform pays.
-                night = run_night(code, lake, requests, run_dir, date=NEXT_DATE)
+            # With --next-night, the same requests the night after, the lake unchanged: what a steady platform pays.
+            for date in (RUN_DATE, NEXT_DATE) if args.next_night else (RUN_DATE,):
+                night = run_night(code, lake, requests, run_dir, date=date)
+                if reference is None:
+                    reference = run_reference(lake, requests, reference_dir)
                 comparison = compare(run_dir, night, reference_dir) if "rows" in reference else {}
-                code_next = {**code, "label": code["label"] + NEXT_NIGHT}
-                run = summarize_run(code_next, lake, requests, night, reference, comparison)
+                label = code["label"] + ("" if date == RUN_DATE else NEXT_NIGHT)
+                run = summarize_run({**code, "label": label}, lake, requests, night, reference, comparison)
                 result["runs"].append(run)
                 print(line_for(run), flush=True)
+                if "error" in night:
+                    break
     if args.same_size:
         result["same_size"] = same_size_ratios(result["runs"])
     if args.workloads:
