@@ -90,10 +90,18 @@ async def _burst(url: str, paths: list[str], clients: int, per_client: int, give
                 started = time.monotonic()
                 try:
                     response = await client.get(paths[(i + j) % len(paths)])
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    if give_up_after is not None:
+                        return  # this client went away (its connection torn down mid-way)
+                    if j == 0:
+                        raise
+                    # A kept-alive connection the server closed as idle while this busy client
+                    # had not yet sent on it: a browser sends such a GET again, once.
+                    response = await client.get(paths[(i + j) % len(paths)])
                 except (httpx.TimeoutException, httpx.TransportError):
                     if give_up_after is None:
                         raise
-                    return  # this client went away (its connection torn down mid-way)
+                    return
                 results.append((response.status_code, time.monotonic() - started))
 
         await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(clients))), timeout=240)
