@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+from coursedash import REPORT_TYPES
 from coursedash.errors import UserError
 from coursedash.store import RequestError
 from coursedash.texttable import text_table
@@ -499,7 +500,7 @@ def parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--type",
         required=True,
-        choices=["progress", "userinfo", "response"],
+        choices=REPORT_TYPES,
         help="progress: Course Progress; userinfo: User Profile (password required); response: Question Set",
     )
     submit.add_argument(
