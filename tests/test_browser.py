@@ -133,7 +133,9 @@ def assert_accessible(page, server, state: str) -> None:
 def api_batches(server, user, course="c1") -> dict[str, dict]:
     """The batch list as the API gives it to `user`, by batch id."""
     response = httpx.get(
-        f"{server}/api/v1/courses/{course}/batches", headers={"Authorization": f"Bearer {mint_token(user)}"}
+        f"{server}/api/v1/courses/{course}/batches",
+        headers={"Authorization": f"Bearer {mint_token(user)}"},
+        timeout=60,  # the suite's Spark nights share two cores with the server
     )
     assert response.status_code == 200, response.text
     return {b["batch_id"]: b for b in response.json()}

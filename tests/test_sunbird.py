@@ -38,6 +38,7 @@ CHANNEL = "org1"  # the hand lake's courses c1 and c2
 KEY = "Portal-key-42"  # an encryptionKey under our policy
 RESPONSE_KEY = "Another-key-7"
 SHORT_KEY = "abc123"  # enough for the portal's own form, not for our policy
+SLOW = 60  # seconds an answer may take: the suite's Spark nights share two cores with the server
 SENT_KEYS = [KEY, RESPONSE_KEY, SHORT_KEY]
 DAY = dt.date(2026, 11, 28)
 PREFIXES = ["/dataset/v1/request", "/api/dataset/v1/request", "/request"]
@@ -528,7 +529,7 @@ def test_the_portals_course_dashboard_flow_through_a_night(app_env, storage, spa
     store_night_figures(app_env / "figures")
 
     with real_server(tmp_path / "server.log") as base:
-        client = httpx.Client(base_url=base, event_hooks={"response": [nothing_secret]})
+        client = httpx.Client(base_url=base, event_hooks={"response": [nothing_secret]}, timeout=SLOW)
         # The portal submits each of the three reports for batch b1, as its course creator.
         keys = {"progress-exhaust": None, "userinfo-exhaust": KEY, "response-exhaust": RESPONSE_KEY}
         submitted = {}
@@ -574,7 +575,7 @@ def test_the_portals_course_dashboard_flow_through_a_night(app_env, storage, spa
             (url,) = job["downloadUrls"]
             assert url.startswith(f"{base}/api/v1/reports/{job['requestId']}/download?ticket=")
             # A plain browser: the link alone, no header of ours.
-            downloaded = httpx.get(url, follow_redirects=True)
+            downloaded = httpx.get(url, follow_redirects=True, timeout=SLOW)
             assert downloaded.status_code == 200, downloaded.text
             zip_path = tmp_path / f"{report_type}.zip"
             zip_path.write_bytes(downloaded.content)
@@ -588,7 +589,7 @@ def test_the_portals_course_dashboard_flow_through_a_night(app_env, storage, spa
         # Once expiresAt has passed the link no longer opens; read gives a fresh one that does.
         progress = jobs["progress-exhaust"]
         time.sleep(max(0.0, (progress["expiresAt"] - time.time() * 1000) / 1000) + 1)
-        assert httpx.get(progress["downloadUrls"][0]).status_code == 401
+        assert httpx.get(progress["downloadUrls"][0], timeout=SLOW).status_code == 401
         read = envelope(
             client.get(
                 f"/dataset/v1/request/read/c1_b1?requestId={progress['requestId']}", headers=portal_headers(CREATOR)
@@ -597,4 +598,4 @@ def test_the_portals_course_dashboard_flow_through_a_night(app_env, storage, spa
             200,
         )[0]
         assert read["expiresAt"] > progress["expiresAt"] and read["downloadUrls"] != progress["downloadUrls"]
-        assert httpx.get(read["downloadUrls"][0], follow_redirects=True).status_code == 200
+        assert httpx.get(read["downloadUrls"][0], follow_redirects=True, timeout=SLOW).status_code == 200
