@@ -153,6 +153,7 @@ def test_200_concurrent_readers_get_answers_and_no_5xx(catalogue, tmp_path):
 @pytest.mark.parametrize("app_env", ["postgresql"], indirect=True)
 def test_several_workers_serve_one_port(catalogue, tmp_path):
     log_path = tmp_path / "server.log"
+
     def workers_started() -> int:
         return len(set(re.findall(r"Started server process \[(\d+)\]", log_path.read_text())))
 
