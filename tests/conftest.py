@@ -13,6 +13,8 @@ import pytest
 from coursedash.spark import SMALL_LAKE_CONF
 
 ROOT = Path(__file__).resolve().parents[1]
+# Seconds a real server's answer may take: the suite's Spark nights share two cores with it.
+SLOW = 60
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="coursedash-tests-"))
 
 # Airflow reads its configuration once, at first import: a throwaway home, set first.

@@ -18,7 +18,7 @@ import pytest
 from coursedash.auth import mint_token
 from coursedash.packaging import read_zip
 from tests import figures, handlake
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT, SLOW, _free_port
 from tests.lakefixtures import write_lake
 from tests.published import add_request
 
@@ -135,7 +135,7 @@ def api_batches(server, user, course="c1") -> dict[str, dict]:
     response = httpx.get(
         f"{server}/api/v1/courses/{course}/batches",
         headers={"Authorization": f"Bearer {mint_token(user)}"},
-        timeout=60,  # the suite's Spark nights share two cores with the server
+        timeout=SLOW,
     )
     assert response.status_code == 200, response.text
     return {b["batch_id"]: b for b in response.json()}

@@ -29,6 +29,7 @@ from coursedash.sync import store_night_figures
 from jobs import dashboard_figures
 from jobs import night as night_job
 from tests import handlake
+from tests.conftest import SLOW
 from tests.handlake import BATCH_CREATOR, CREATOR, MENTOR, STRANGER
 from tests.lakefixtures import write_lake
 from tests.test_api import SECRET, load_catalogue
@@ -38,7 +39,6 @@ CHANNEL = "org1"  # the hand lake's courses c1 and c2
 KEY = "Portal-key-42"  # an encryptionKey under our policy
 RESPONSE_KEY = "Another-key-7"
 SHORT_KEY = "abc123"  # enough for the portal's own form, not for our policy
-SLOW = 60  # seconds an answer may take: the suite's Spark nights share two cores with the server
 SENT_KEYS = [KEY, RESPONSE_KEY, SHORT_KEY]
 DAY = dt.date(2026, 11, 28)
 PREFIXES = ["/dataset/v1/request", "/api/dataset/v1/request", "/request"]
