@@ -23,7 +23,7 @@ from coursedash import db
 from coursedash.api import app
 from coursedash.auth import mint_token
 from coursedash.db import ReportRequest
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT, SLOW, _free_port
 from tests.handlake import CREATOR, MENTOR
 from tests.test_api import SECRET, as_, load_catalogue
 
@@ -45,7 +45,7 @@ def real_server(log_path, *args, **env):
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SLOW
         while True:
             assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
             try:
@@ -82,7 +82,7 @@ async def _burst(url: str, paths: list[str], clients: int, per_client: int, give
     # (uvicorn's keep-alive is 5 s).
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=1)
     async with httpx.AsyncClient(
-        base_url=url, headers=as_(CREATOR), timeout=give_up_after or 60, limits=limits
+        base_url=url, headers=as_(CREATOR), timeout=give_up_after or SLOW, limits=limits
     ) as client:
 
         async def one(i: int):
@@ -158,7 +158,7 @@ def test_several_workers_serve_one_port(catalogue, tmp_path):
         return len(set(re.findall(r"Started server process \[(\d+)\]", log_path.read_text())))
 
     with real_server(log_path, "--workers", "2") as url:
-        deadline = time.monotonic() + 60  # the first worker answers while a busy machine starts the second
+        deadline = time.monotonic() + SLOW  # the first worker answers while a busy machine starts the second
         while workers_started() < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         results = asyncio.run(_burst(url, ["/api/v1/courses"], clients=20, per_client=2, give_up_after=None))
