@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -20,6 +21,14 @@ import psutil
 
 SAMPLE_SECONDS = 0.2
 MIN_AGE_SECONDS = 1.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of /proc's CPU times
+
+# A JVM's own threads by what they do, from the start of their names: where a Spark
+# application's CPU goes besides its tasks, which the event log counts.
+JVM_THREADS = {
+    "JIT compilers": ("C1 CompilerThre", "C2 CompilerThre", "Sweeper thread"),
+    "garbage collector": ("GC Thread", "G1 ", "VM Thread"),
+}
 
 
 def process_kind(process: psutil.Process) -> str:
@@ -51,6 +60,9 @@ class TreeSampler:
     the largest sum over the whole tree at one instant, and `at_peak` what made it up
     (processes and MB by kind). RSS counts pages shared between processes (forked
     Python workers) once per process, so the sum overstates what the machine held.
+
+    `jvm_cpu` is the CPU of the tree's JVMs, with what their JIT compilers and garbage
+    collector took of it (JVM_THREADS): each thread's CPU as last sampled.
     """
 
     def __init__(self, pid: int):
@@ -59,6 +71,8 @@ class TreeSampler:
         self.peak_total = 0
         self.at_peak: dict[str, list] = {}
         self.samples = 0
+        self.jvm_seconds: dict[int, float] = {}
+        self.jvm_threads: dict[tuple[int, int], tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -93,12 +107,39 @@ class TreeSampler:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             kind = process_kind(process)
+            if kind == "spark_jvm":
+                self._sample_jvm(process)
             self.peak_by_kind[kind] = max(self.peak_by_kind[kind], high_water_rss(process, rss))
             total += rss
             now[kind].append(rss)
         if total > self.peak_total:
             self.peak_total, self.at_peak = total, dict(now)
         self.samples += 1
+
+    def _sample_jvm(self, process: psutil.Process) -> None:
+        try:
+            times = process.cpu_times()
+            self.jvm_seconds[process.pid] = times.user + times.system  # exited threads' included
+            tids = os.listdir(f"/proc/{process.pid}/task")
+        except (psutil.Error, OSError):
+            return
+        for tid in tids:
+            try:
+                with open(f"/proc/{process.pid}/task/{tid}/stat", encoding="ascii", errors="replace") as f:
+                    stat = f.read()
+            except OSError:  # the thread ended
+                continue
+            name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+            self.jvm_threads[process.pid, int(tid)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+
+    def jvm_cpu(self) -> dict:
+        """The JVMs' CPU seconds, and those of their threads of each JVM_THREADS kind."""
+        kinds = dict.fromkeys(JVM_THREADS, 0.0)
+        for name, seconds in self.jvm_threads.values():
+            kind = next((k for k, starts in JVM_THREADS.items() if name.startswith(starts)), None)
+            if kind is not None:
+                kinds[kind] += seconds
+        return {"seconds": round(sum(self.jvm_seconds.values()), 1), **{k: round(v, 1) for k, v in kinds.items()}}
 
     def result(self) -> dict:
         return {
@@ -111,6 +152,7 @@ class TreeSampler:
                 if k != "gone"
             },
             "rss_samples": self.samples,
+            **({"jvm_cpu": self.jvm_cpu()} if self.jvm_seconds else {}),
         }
 
 

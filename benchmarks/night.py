@@ -278,7 +278,7 @@ def run_night(code: dict, lake: dict, requests: list[dict], run_dir: Path, date:
         "load_average_after": round(os.getloadavg()[0], 2),
         "wall_seconds": process["wall_seconds"],
         "returncode": process["returncode"],
-        **{k: v for k, v in process.items() if "rss" in k or k == "at_peak"},
+        **{k: v for k, v in process.items() if "rss" in k or k in ("at_peak", "jvm_cpu")},
     }
     result["dag_run"] = airflow_run(run_dir / "airflow" / "airflow.db", DAG_ID)
     result["spark_apps"] = spark_applications(events)
@@ -724,6 +724,13 @@ def report(result: dict) -> str:
                     f"    executors' CPU {app['executor_cpu_seconds']:.1f} s of {app['executor_run_seconds']:.1f} s "
                     f"of task time; by part: {cpu}"
                 )
+        if night.get("jvm_cpu"):  # results of this benchmark since it read the JVM's threads
+            jvm = night["jvm_cpu"]
+            others = jvm["seconds"] - jvm["JIT compilers"] - jvm["garbage collector"]
+            out.append(
+                f"  the Spark JVM's CPU {jvm['seconds']:.1f} s: its JIT compilers {jvm['JIT compilers']:.1f} s, "
+                f"its garbage collector {jvm['garbage collector']:.1f} s, the rest (tasks, driver) {others:.1f} s"
+            )
         if night.get("spark_note"):
             out.append(f"  {night['spark_note']}")
         out.append(

@@ -102,6 +102,18 @@ def test_spark_stages_come_from_each_application_s_event_log(smallest):
     assert apps[0]["executor_run_seconds"] <= apps[0]["wall_seconds"] * (os.cpu_count() or 1)
 
 
+def test_the_spark_jvm_s_cpu_is_split_by_what_its_threads_do(smallest):
+    """Read from /proc: its JIT compilers' and collector's CPU beside the tasks' the event log counts."""
+    night = smallest["run"]["night"]
+    jvm, app = night["jvm_cpu"], night["spark_apps"][0]
+    assert jvm["JIT compilers"] > 0 and jvm["garbage collector"] > 0
+    rest = jvm["seconds"] - jvm["JIT compilers"] - jvm["garbage collector"]
+    # A local master runs the tasks in the driver's JVM: their CPU is in the rest.
+    assert 0 < app["executor_cpu_seconds"] <= rest + 1
+    assert "jvm_cpu" not in smallest["run"]["reference"]  # DuckDB's process is no JVM
+    assert f"the Spark JVM's CPU {jvm['seconds']:.1f} s: its JIT compilers" in smallest["printed"]
+
+
 def test_the_reference_ratio_and_peak_memory_are_measured(smallest):
     run = smallest["run"]
     assert run["reference"]["returncode"] == 0 and run["reference"]["wall_seconds"] > 0
