@@ -77,7 +77,8 @@ def test_a_local_night_keeps_the_optimising_compiler_for_its_hottest_code(monkey
     monkeypatch.delenv("COURSEDASH_SPARK_CONF", raising=False)
     lake = tmp_path / "lake"
     (lake / "enrolments").mkdir(parents=True)
-    (lake / "enrolments" / "part-0.parquet").write_bytes(b"x" * spark.SMALL_LAKE_BYTES)
+    (lake / "enrolments" / "part-0.parquet").write_bytes(b"x")
+    os.truncate(lake / "enrolments" / "part-0.parquet", spark.SMALL_LAKE_BYTES)  # a sparse file
 
     def driver_options(master="local[2]"):
         confs = _confs(spark.spark_submit_command("jobs/night.py", [], master=master, lake_uri=str(lake)))
