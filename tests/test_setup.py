@@ -62,8 +62,11 @@ def test_a_local_night_on_a_small_lake_runs_with_the_small_lake_settings(monkeyp
     # Past the size, on a cluster, without a lake, or where the lake is not a folder: the usual settings.
     os.truncate(lake / "enrolments" / "part-0.parquet", spark.SMALL_LAKE_BYTES)
     for big in (confs(), confs(master="spark://h:7077"), confs(uri=None), confs(uri="s3a://bucket/lake")):
-        assert "spark.sql.codegen.wholeStage" not in big and "spark.buffer.pageSize" not in big
+        assert "spark.sql.codegen.wholeStage" not in big
         assert "TieredStopAtLevel" not in big["spark.driver.extraJavaOptions"]
+    # A local night on a large lake takes 4 MB pages; a cluster's executors Spark's own.
+    assert confs()["spark.buffer.pageSize"] == confs(uri="s3a://bucket/lake")["spark.buffer.pageSize"] == "4m"
+    assert "spark.buffer.pageSize" not in confs(master="spark://h:7077")
     # A data engineer's own settings win over the small lake's.
     os.truncate(lake / "enrolments" / "part-0.parquet", 1000)
     monkeypatch.setenv("COURSEDASH_SPARK_CONF", "spark.sql.shuffle.partitions=3 spark.sql.codegen.wholeStage=true")
