@@ -75,8 +75,8 @@ def _master_conf(master: str) -> dict[str, str]:
             "spark.driver.memory": f"{max(1, _memory_gib() // 4)}g",
             # Spark sizes its memory pages from that heap (64 MB each on 24 GB), and every
             # sort, aggregation and hash table takes at least one (SMALL_LAKE_CONF). With 4 MB
-            # pages a night on a 1M-enrolment lake took about 0.94x the time and half the
-            # garbage collector's CPU or less (docs/performance.md).
+            # pages a night on a 1M-enrolment lake took about 0.95x the time (medians of six
+            # pairs), with less garbage collecting and a smaller peak (docs/performance.md).
             "spark.buffer.pageSize": "4m",
         }
     return {}
