@@ -137,8 +137,9 @@ def test_every_spark_jvm_maps_the_class_archive_when_there_is_one(monkeypatch, t
     assert "SharedArchiveFile" not in options()[0]
     monkeypatch.setenv("COURSEDASH_SPARK_CLASS_ARCHIVE", "")
     monkeypatch.delenv("COURSEDASH_SPARK_CONF")
-    cluster = options("spark://h:7077")
-    assert cluster[1] is None and "SharedArchiveFile" not in cluster[0] + options()[0]
+    cluster_driver, cluster_executor = options("spark://h:7077")
+    assert cluster_executor is None
+    assert "SharedArchiveFile" not in cluster_driver and "SharedArchiveFile" not in options()[0]
 
 
 def test_the_class_archive_built_at_install_is_the_one_the_jvm_maps(spark):
